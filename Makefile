@@ -1,0 +1,36 @@
+# The README's commands. Each target sets up what it needs on a fresh Debian/Ubuntu machine:
+# a venv with the package, and the ARM toolchain and QEMU from Debian when they are missing.
+PY    ?= python3
+VENV  := .venv
+BIN   := $(VENV)/bin
+SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT   := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+
+.PHONY: demo test lint toolchain clang venv
+
+demo: venv toolchain
+	$(BIN)/python examples/earbud_gesture/demo.py
+
+test: venv toolchain clang
+	$(BIN)/ruff check tinybnn tests examples benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check tinybnn tests examples benchmarks
+	$(BIN)/ruff format --check tinybnn tests examples benchmarks
+
+venv: $(BIN)/.installed
+
+# torch is pinned to the CPU wheel first, so that the package's range never pulls a newer build.
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(APT) python3-venv && $(PY) -m venv $(VENV); }
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+toolchain:
+	@command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(APT) gcc-arm-none-eabi qemu-system-arm; }
+
+clang:
+	@command -v clang >/dev/null || { $(SUDO) apt-get update -qq && $(APT) clang; }

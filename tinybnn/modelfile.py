@@ -1,0 +1,85 @@
+"""Model files: one torch file holding the architecture spec and the weights.
+
+Layout of the saved dict (only plain containers, strings, numbers and tensors, so it loads
+with `torch.load(..., weights_only=True)` and opening a file never runs code from it):
+
+    {"format": "tinybnn-model", "version": 1, "tinybnn": "<package version>",
+     "spec": Sequential.spec(), "state_dict": {...}}
+
+A newer `version` than this package knows is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import ModelError, TinyBNNError
+from .nn import Sequential
+
+FORMAT = "tinybnn-model"
+VERSION = 1
+
+
+def save(model: Sequential, path: str | os.PathLike) -> None:
+    """Write `model` to `path` atomically (a failed save leaves no half-written file)."""
+    if not isinstance(model, Sequential):
+        raise ModelError(f"tinybnn.save takes a tinybnn.nn.Sequential, not {type(model).__name__}")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tinybnn": __version__,
+        "spec": model.spec(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    atomic_write(Path(path), lambda f: torch.save(payload, f))
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(file object) on a temporary file next to `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | os.PathLike) -> Sequential:
+    """Read a model file written by `save`; a one-line `TinyBNNError` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise TinyBNNError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            first = "it holds Python objects that tinybnn will not unpickle"
+        raise TinyBNNError(f"{path}: not a readable tinybnn model file ({first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise TinyBNNError(f"{path}: not a tinybnn model file")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise TinyBNNError(
+            f"{path}: model format version {version} is newer than this tinybnn supports "
+            f"({VERSION}); upgrade tinybnn"
+        )
+    try:
+        model = Sequential.from_spec(payload["spec"])
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except TinyBNNError as e:
+        raise TinyBNNError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TinyBNNError(f"{path}: damaged tinybnn model file ({first})") from None
+    return model.eval()

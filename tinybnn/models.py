@@ -1,0 +1,65 @@
+"""Ready-made architectures; each is a plain `tinybnn.nn.Sequential` that users may also write by hand."""
+
+from __future__ import annotations
+
+from .nn import (
+    BatchNormSign,
+    BinaryConv1d,
+    BinaryLinear,
+    GlobalPool1d,
+    InputConv1d,
+    Int8Linear,
+    MaxPool1d,
+    Sequential,
+)
+
+
+def conv_classifier(
+    in_channels: int,
+    length: int,
+    num_classes: int,
+    class_names: list[str] | None = None,
+    widths: tuple[int, ...] = (32, 64, 64),
+    kernel_size: int = 5,
+    first_weights: str = "binary",
+    head: str = "int8",
+    pool: int = 2,
+    quantizer: str = "approx",
+    learnable_threshold: bool = False,
+    scaling: bool = False,
+) -> Sequential:
+    """A 1-D binary CNN for sensor windows.
+
+    input_conv1d(k) -> [maxpool] -> bn+sign, then per further width: binary_conv1d(k=3,
+    'same', pad +1) -> [maxpool] -> bn+sign; then global sum pooling and an int8 (or binary)
+    classifier. Pooling sits before the sign, on the pre-activations, where it keeps more
+    information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
+    """
+    layers = []
+    t = length
+    c = in_channels
+    for i, w in enumerate(widths):
+        if i == 0:
+            layers.append(
+                InputConv1d(
+                    c,
+                    w,
+                    kernel_size,
+                    padding="same" if kernel_size % 2 else 0,
+                    weights=first_weights,
+                    scaling=scaling,
+                )
+            )
+        else:
+            layers.append(BinaryConv1d(c, w, 3, padding="same", pad_value=1, scaling=scaling))
+        if pool > 1 and t // pool >= 4:
+            layers.append(MaxPool1d(pool))
+            t //= pool
+        layers.append(
+            BatchNormSign(w, quantizer=quantizer, learnable_threshold=learnable_threshold)
+        )
+        c = w
+    layers.append(GlobalPool1d("sum"))
+    classifier = Int8Linear if head == "int8" else BinaryLinear
+    layers.append(classifier(c, num_classes, bias=True))
+    return Sequential(*layers, input_shape=(in_channels, length), class_names=class_names)
