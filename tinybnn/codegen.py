@@ -1,0 +1,377 @@
+"""Render a lowered `Program` as C: `<name>.h`, `<name>.c` and `tinybnn_kernels.h`.
+
+Python prepares data (arrays, descriptor fields, arena offsets, one call per stage); the
+jinja2 templates in `templates/c/` hold the C text, and the kernels live in the tested
+header `templates/c/tinybnn_kernels.h`. Each stage kind has one `_emit_*` function here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from . import __version__
+from .errors import TinyBNNError
+from .lowering import (
+    BinConv,
+    BinDense,
+    Classifier,
+    GlobalSum,
+    InputConv,
+    MaxPoolBits,
+    Program,
+    Stage,
+    pack_bits,
+    words,
+)
+
+KERNELS_HEADER = "tinybnn_kernels.h"
+CTYPES = {
+    np.dtype(np.uint32): "uint32_t",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.int16): "int16_t",
+    np.dtype(np.int8): "int8_t",
+}
+
+
+def template_dir() -> Path:
+    """templates/c: inside the installed package, or beside it in a source checkout."""
+    installed = Path(__file__).parent / "templates" / "c"
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "templates" / "c"
+
+
+def c_array(values: np.ndarray, per_line: int = 12) -> str:
+    """A C initialiser body for a flat array: hex for uint32, decimal otherwise."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype == np.uint32:
+        items = [f"0x{int(v):08x}u" for v in flat]
+        per_line = 6
+    else:
+        items = [str(int(v)) for v in flat]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n    ".join(lines)
+
+
+@dataclass
+class CArray:
+    name: str
+    ctype: str
+    values: np.ndarray
+    comment: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(np.asarray(self.values).size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.asarray(self.values).nbytes)
+
+    @property
+    def body(self) -> str:
+        return c_array(self.values)
+
+
+@dataclass
+class CStage:
+    """What a stage template needs, plus the report figures."""
+
+    index: int
+    stage: Stage
+    prefix: str  # symbol prefix of this stage, e.g. gesture_l2
+    kernel: str  # short kernel family name, for the report
+    ctype: str  # C type of the stage's descriptor
+    comment: str = ""
+    call: str = ""
+    arrays: list[CArray] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+    in_offset: int | None = None
+    out_offset: int | None = None
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+    def array(self, key: str, values: np.ndarray, comment: str = "") -> str:
+        values = np.asarray(values)
+        a = CArray(f"{self.prefix}_{key}", CTYPES[values.dtype], values, comment)
+        self.arrays.append(a)
+        return a.name
+
+
+def _shape(shape: tuple[int, ...], kind: str) -> str:
+    suffix = "b" if kind == "bin" else ""
+    return "x".join(str(s) for s in shape[::-1]) + suffix  # [T][C] as the C holds it
+
+
+def _threshold_fields(cs: CStage, st) -> str:
+    t = st.threshold
+    th = cs.array("th", t.th.astype(np.int16 if t.ctype == "int16" else np.int32), "thresholds")
+    neg = cs.array("neg", pack_bits(np.where(t.neg, -1, 1)), "1 = output is -1 above th")
+    if t.ctype == "int16":
+        return f"{{ {th}, NULL, {neg} }}"
+    return f"{{ NULL, {th}, {neg} }}"
+
+
+def _emit_input_conv(cs: CStage, st: InputConv) -> None:
+    c, t = st.in_shape
+    o = st.weight.shape[0]
+    arrays = st.arrays()
+    w = cs.array("w", arrays["w"], "binary, tap-major" if st.binary else "int8 [O][k][C]")
+    cs.fields = dict(
+        c_in=c,
+        t_in=t,
+        c_out=o,
+        t_out=st.out_shape[1],
+        kernel_size=st.kernel_size,
+        stride=st.stride,
+        pad=st.pad,
+        pool_k=st.pool_k,
+        pool_s=st.pool_s,
+        lo=st.lo,
+        hi=st.hi,
+        offset=cs.array("offset", arrays["offset"]),
+        mult=cs.array("mult", arrays["mult"]),
+        wb=w if st.binary else "NULL",
+        wq="NULL" if st.binary else w,
+        th=_threshold_fields(cs, st),
+    )
+    cs.comment = (
+        f"L{cs.index} input_conv1d: {t}x{c} int16 -> {st.out_shape[1]}x{o}b, k={st.kernel_size} "
+        f"s={st.stride} pad={st.pad}{_pool_note(st)}, {'binary' if st.binary else 'int8'} weights, "
+        f"|acc| <= {st.acc_bound}"
+    )
+    cs.call = f"tb_iconv1d_s16(&{cs.prefix}, samples, {{out}});"
+
+
+def _pool_note(st) -> str:
+    return f", max-pool {st.pool_k}/{st.pool_s}" if st.pool_k > 1 or st.pool_s > 1 else ""
+
+
+def _emit_bin_conv(cs: CStage, st: BinConv) -> None:
+    c, t = st.in_shape
+    o = st.weight.shape[0]
+    cs.fields = dict(
+        c_in=c,
+        t_in=t,
+        c_out=o,
+        t_out=st.out_shape[1],
+        kernel_size=st.kernel_size,
+        stride=st.stride,
+        pad=st.pad,
+        pool_k=st.pool_k,
+        pool_s=st.pool_s,
+        pad_word=cs.array(
+            "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
+        ),
+        w=cs.array("w", st.arrays()["w"], f"[{o}][{st.kernel_size}][{words(c)}]"),
+        th=_threshold_fields(cs, st),
+    )
+    cs.comment = (
+        f"L{cs.index} bconv1d: {t}x{c}b -> {st.out_shape[1]}x{o}b, k={st.kernel_size} s={st.stride} "
+        f"pad={st.pad}x({st.pad_value:+d}){_pool_note(st)}"
+    )
+    cs.call = f"tb_bconv1d_b32(&{cs.prefix}, {{in}}, {{out}});"
+
+
+def _emit_bin_dense(cs: CStage, st: BinDense) -> None:
+    o, n_words = st.weight.shape
+    cs.fields = dict(
+        in_words=n_words,
+        in_features=st.in_features,
+        c_out=o,
+        w=cs.array("w", st.weight, f"[{o}][{n_words}]"),
+        th=_threshold_fields(cs, st),
+    )
+    cs.comment = f"L{cs.index} bdense: {st.in_features}b -> {o}b"
+    cs.call = f"tb_bdense_b32(&{cs.prefix}, {{in}}, {{out}});"
+
+
+def _emit_maxpool(cs: CStage, st: MaxPoolBits) -> None:
+    c, t = st.in_shape
+    t_out = st.out_shape[1] if len(st.out_shape) == 2 else 1
+    cs.fields = dict(c=c, t_in=t, t_out=t_out, kernel_size=st.kernel_size, stride=st.stride)
+    cs.comment = (
+        f"L{cs.index} maxpool1d on bits: {t}x{c}b -> {t_out}x{c}b, k={st.kernel_size} s={st.stride}"
+    )
+    cs.call = f"tb_maxpool1d_b32(&{cs.prefix}, {{in}}, {{out}});"
+
+
+def _emit_global_sum(cs: CStage, st: GlobalSum) -> None:
+    c, t = st.in_shape
+    cs.fields = dict(c=c, t=t)
+    cs.comment = f"L{cs.index} global sum pooling: {t}x{c}b -> {c} int32 counts"
+    cs.call = f"tb_globalsum_b32(&{cs.prefix}, {{in}}, (int32_t *){{out}});"
+
+
+def _emit_classifier(cs: CStage, st: Classifier) -> None:
+    k = st.bias.shape[0]
+    w = cs.array("w", st.arrays()["w"], "binary" if st.binary_weights else "int8")
+    cs.fields = dict(
+        num_classes=k,
+        in_features=st.in_features,
+        in_c=st.in_c,
+        in_t=st.in_t,
+        wb=w if st.binary_weights else "NULL",
+        wq="NULL" if st.binary_weights else w,
+        bias=cs.array("bias", st.bias.astype(np.int32)),
+    )
+    kernel = {
+        (True, True): "tb_classifier_b32",
+        (False, True): "tb_classifier_q8_b32",
+        (False, False): "tb_classifier_q8_s32",
+        (True, False): "tb_classifier_b_s32",
+    }[(st.binary_weights, st.binary_input)]
+    src = "{in}" if st.binary_input else "(const int32_t *){in}"
+    cs.comment = (
+        f"L{cs.index} classifier: {st.in_features} {'bits' if st.binary_input else 'counts'} -> {k} "
+        f"scores, {'binary' if st.binary_weights else 'int8'} weights"
+    )
+    cs.call = f"{kernel}(&{cs.prefix}, {src}, scores);"
+
+
+EMIT = {
+    InputConv: ("iconv1d", "tb_iconv1d_t", _emit_input_conv),
+    BinConv: ("bconv1d", "tb_bconv1d_t", _emit_bin_conv),
+    BinDense: ("bdense", "tb_bdense_t", _emit_bin_dense),
+    MaxPoolBits: ("maxpool1d", "tb_maxpool1d_t", _emit_maxpool),
+    GlobalSum: ("globalsum", "tb_globalsum_t", _emit_global_sum),
+    Classifier: ("classifier", "tb_classifier_t", _emit_classifier),
+}
+
+
+@dataclass
+class CModel:
+    """Everything the templates render, and the figures of the compile report."""
+
+    name: str
+    program: Program
+    stages: list[CStage]
+    arena_bytes: int
+    header: dict
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(s.flash_bytes for s in self.stages)
+
+
+def plan_arena(stages: list[CStage]) -> int:
+    """Place each stage's output at alternate ends of one arena; return its size in bytes.
+
+    Stage i reads what stage i-1 wrote at the other end, so one arena of
+    max(in + out) bytes holds every pair; the first stage reads the caller's samples and
+    the classifier writes the caller's scores.
+    """
+    sizes = [0 if s.stage.out_kind == "scores" else s.stage.out_bytes() for s in stages]
+    arena = max(a + b for a, b in zip([0] + sizes[:-1], sizes, strict=True))
+    for i, s in enumerate(stages):
+        if sizes[i]:
+            s.out_offset = 0 if i % 2 == 0 else arena - sizes[i]
+        if i > 0:
+            s.in_offset = stages[i - 1].out_offset
+    return arena
+
+
+def build(program: Program, name: str, header: dict) -> CModel:
+    stages = []
+    for i, st in enumerate(program.stages):
+        kernel, ctype, emit = EMIT[type(st)]
+        cs = CStage(index=i, stage=st, prefix=f"{name}_l{i}", kernel=kernel, ctype=ctype)
+        emit(cs, st)
+        stages.append(cs)
+    arena = plan_arena(stages)
+    for cs in stages:
+        buf = "(uint32_t *)(void *)(a + {})"
+        cs.call = cs.call.format(
+            **{
+                "in": f"(const uint32_t *)(const void *)(a + {cs.in_offset})"
+                if cs.in_offset is not None
+                else "",
+                "out": buf.format(cs.out_offset) if cs.out_offset is not None else "",
+            }
+        )
+    return CModel(name=name, program=program, stages=stages, arena_bytes=arena, header=header)
+
+
+def c_identifier(text: str) -> str:
+    """A class name as the tail of a C macro name: GESTURE_CLASS_DOUBLE_TAP."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper() or "X"
+
+
+def c_string(text: str) -> str:
+    """Escape a string for a C string literal (printable ASCII kept, the rest as octal)."""
+    out = []
+    for ch in text.encode():
+        c = chr(ch)
+        out.append(
+            "\\" + c if c in '"\\?' else c if 32 <= ch < 127 else f"\\{ch:03o}"
+        )  # ? : trigraphs
+    return "".join(out)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(cname=c_identifier, cstring=c_string)
+    return env
+
+
+def render(cm: CModel) -> dict[str, str]:
+    """File name -> text of the generated C."""
+    env = _env()
+    ctx = dict(
+        m=cm, NAME=cm.name.upper(), name=cm.name, p=cm.program, version=__version__, **cm.header
+    )
+    return {
+        f"{cm.name}.h": env.get_template("model.h.j2").render(ctx),
+        f"{cm.name}.c": env.get_template("model.c.j2").render(ctx),
+        KERNELS_HEADER: (template_dir() / KERNELS_HEADER).read_text(),
+    }
+
+
+C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_name(name: str) -> None:
+    if not C_NAME.match(name) or name.lower().startswith("tb_"):
+        raise TinyBNNError(
+            f"--name {name!r} must be a C identifier (letters, digits, _) not starting with tb_"
+        )
+
+
+def write(files: dict[str, str], out_dir: Path) -> list[Path]:
+    """Write all files or none: render into a temporary directory, then move them in."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tinybnn-", dir=out_dir))
+    try:
+        for fname, text in files.items():
+            (tmp / fname).write_text(text)
+        paths = []
+        for fname in files:
+            os.replace(tmp / fname, out_dir / fname)
+            paths.append(out_dir / fname)
+        return paths
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def header_info(source: Path | None, command: str | None) -> dict:
+    """What the generated files record about where they came from."""
+    return {
+        "command": command if command is not None else "tinybnn.compile() from Python",
+        "model_file": source.name if source is not None else "(a model object, not a file)",
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source is not None else "-",
+    }

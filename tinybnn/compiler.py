@@ -1,0 +1,80 @@
+"""`tinybnn.compile`: a model (object or file) to C files, with a per-layer report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import codegen
+from .errors import TinyBNNError
+from .lowering import Program, lower
+from .modelfile import load
+from .nn import Sequential
+
+
+@dataclass
+class CompileResult:
+    program: Program
+    cmodel: codegen.CModel
+    files: list[Path]
+
+    def report(self) -> str:
+        return format_report(self.cmodel)
+
+
+def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
+    model: Sequential | str | os.PathLike,
+    out_dir: str | os.PathLike = "out",
+    name: str = "model",
+    command: str | None = None,
+) -> CompileResult:
+    """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
+
+    Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
+    exactly; nothing is written then.
+    """
+    codegen.check_name(name)
+    source = None
+    if not isinstance(model, Sequential):
+        source = Path(model)
+        model = load(source)
+    program = lower(model)
+    cm = codegen.build(program, name, codegen.header_info(source, command))
+    files = codegen.write(codegen.render(cm), Path(out_dir))
+    return CompileResult(program=program, cmodel=cm, files=files)
+
+
+def format_report(cm: codegen.CModel) -> str:
+    """One row per stage: what it is, flash bytes of its constants, arena bytes, MACs."""
+    rows = [("stage", "layers", "output", "flash B", "arena B", "binary MACs", "int MACs")]
+    for s in cm.stages:
+        st = s.stage
+        bmacs, imacs = st.macs()
+        out = "x".join(str(v) for v in st.out_shape) + (
+            " bits" if st.out_kind == "bin" else f" {st.out_kind}"
+        )
+        arena = 0 if s.out_offset is None else st.out_bytes()
+        layers = ",".join(str(i) for i in st.layers)
+        rows.append((f"L{s.index} {s.kernel}", layers, out, s.flash_bytes, arena, bmacs, imacs))
+    total_b = sum(s.stage.macs()[0] for s in cm.stages)
+    total_i = sum(s.stage.macs()[1] for s in cm.stages)
+    rows.append(("total", "", "", cm.flash_bytes, cm.arena_bytes, total_b, total_i))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [
+            str(v).ljust(w) if i < 3 else str(v).rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if j == 0 or j == len(rows) - 2:
+            lines.append("-" * len(lines[0]))
+    lines.append(
+        "flash B: weights, thresholds and other constants (code not included); "
+        "arena B: the output buffer (the total is the arena, buffers reused)"
+    )
+    return "\n".join(lines)
+
+
+__all__ = ["compile", "CompileResult", "TinyBNNError"]
