@@ -24,8 +24,11 @@ extern uint32_t __stack_bottom[], __stack_top[];
 #define FAULT_NMI 4
 #define FAULT_OTHER 5
 
-/* Address of the Coprocessor Access Control Register (CPACR). */
-#define CPACR (*(volatile uint32_t *)0xe000ed88u)
+/* System control registers. */
+#define CPACR (*(volatile uint32_t *)0xe000ed88u) /* coprocessor (FPU) access */
+#define MPU_CTRL (*(volatile uint32_t *)0xe000ed94u)
+#define MPU_RBAR (*(volatile uint32_t *)0xe000ed9cu)
+#define MPU_RASR (*(volatile uint32_t *)0xe000eda0u)
 
 /* Global so that the linker script can name it as the ELF entry point. */
 void reset_handler(void) __attribute__((noreturn));
@@ -69,6 +72,16 @@ void reset_handler(void)
     for (dst = __bss_start; dst < __bss_end;)
         *dst++ = 0;
     tb_stack_paint();
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__)
+    /* Cortex-M3/M4/M7: QEMU's mps2 boards ignore accesses to unmapped memory,
+     * so make the 1 KiB below the stack a no-access MPU region (base aligned
+     * by common.ld) to turn an overflow into a fault. The other boards fault
+     * below RAM by themselves. */
+    MPU_RBAR = ((uint32_t)(uintptr_t)__stack_bottom - 1024u) | 1u << 4; /* region 0 */
+    MPU_RASR = 1u << 28 | 9u << 1 | 1u; /* execute-never, no access, 2^(9+1) B, on */
+    MPU_CTRL = 1u << 2 | 1u;            /* default memory map elsewhere, MPU on */
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     tb_exit(main());
 }
 
@@ -94,19 +107,26 @@ void tb_fault(const uint32_t *frame, int status)
     tb_exit(status);
 }
 
-/* Each handler passes the exception-entry SP to tb_fault after resetting SP
- * to the stack top, so that even a stack overflow gets reported. */
+/* Each handler passes the exception-entry SP (the stacked frame) to
+ * tb_fault. It stays on that stack when there are at least 128 bytes left
+ * below it; otherwise (stack overflow, corrupt SP) it moves SP to the stack
+ * top, so that even an overflow gets reported. */
 #define STR(x) #x
 #define XSTR(x) STR(x)
-#define FAULT_ENTRY(name, status)                                              \
-    __attribute__((naked)) static void name(void)                              \
-    {                                                                          \
-        __asm__ volatile("mov r0, sp\n\t"                                      \
-                         "ldr r1, =__stack_top\n\t"                            \
-                         "mov sp, r1\n\t"                                      \
-                         "movs r1, #" XSTR(status) "\n\t"                      \
-                         "ldr r2, =tb_fault\n\t"                               \
-                         "bx r2\n\t");                                         \
+#define FAULT_ENTRY(name, status)                                           \
+    __attribute__((naked)) static void name(void)                           \
+    {                                                                       \
+        __asm__ volatile("mov r0, sp\n\t"                                   \
+                         "ldr r1, =__stack_top\n\t"                         \
+                         "cmp r0, r1\n\t"                                   \
+                         "bhi 1f\n\t"                                       \
+                         "ldr r2, =__stack_bottom + 128\n\t"                \
+                         "cmp r0, r2\n\t"                                   \
+                         "bhs 2f\n"                                         \
+                         "1:\tmov sp, r1\n"                                 \
+                         "2:\tmovs r1, #" XSTR(status) "\n\t"               \
+                         "ldr r2, =tb_fault\n\t"                            \
+                         "bx r2\n\t");                                      \
     }
 
 FAULT_ENTRY(hardfault_handler, FAULT_HARD)
