@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,8 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     """Read and check a dataset `.npz` (see the module docstring for the format)."""
     path = Path(path)
     if not path.is_file():
-        raise TinyBNNError(f"{path}: no such file" + (" (a directory)" if path.is_dir() else ""))
+        why = "is a directory, not a dataset file" if path.is_dir() else "no such file"
+        raise TinyBNNError(f"{path}: {why}")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError):
@@ -94,7 +96,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             )
         try:
             arrays = {k: archive[k] for k in ("X", "y", "class_names") if k in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             if "allow_pickle" in str(e):
                 raise TinyBNNError(
                     f"{path}: holds Python object arrays; store numbers and strings only"

@@ -12,7 +12,6 @@ A newer `version` than this package knows is refused rather than misread.
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 import zipfile
 from pathlib import Path
@@ -59,13 +58,20 @@ def load(path: str | os.PathLike) -> Sequential:
     path = Path(path)
     if not path.is_file():
         raise TinyBNNError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise TinyBNNError(
+            f"{path}: not a tinybnn model file (not a torch zip archive, or truncated)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # torch raises many kinds on foreign or damaged bytes
         if "weights_only" in str(e) or "Unsupported global" in str(e):
-            first = "it holds Python objects that tinybnn will not unpickle"
-        raise TinyBNNError(f"{path}: not a readable tinybnn model file ({first})") from None
+            why = "it holds Python objects that tinybnn will not unpickle"
+        elif isinstance(e, (RuntimeError, zipfile.BadZipFile)) and "zip" in str(e).lower():
+            why = "truncated or not a torch zip archive"
+        else:
+            why = _first_sentence(e)
+        raise TinyBNNError(f"{path}: not a readable tinybnn model file ({why})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TinyBNNError(f"{path}: not a tinybnn model file")
     version = payload.get("version")
@@ -79,7 +85,12 @@ def load(path: str | os.PathLike) -> Sequential:
         model.load_state_dict(payload["state_dict"], strict=True)
     except TinyBNNError as e:
         raise TinyBNNError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TinyBNNError(f"{path}: damaged tinybnn model file ({first})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise TinyBNNError(f"{path}: damaged tinybnn model file ({_first_sentence(e)})") from None
     return model.eval()
+
+
+def _first_sentence(e: BaseException) -> str:
+    """The start of an exception's message, on one line and short."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text.split(". ")[0][:120]

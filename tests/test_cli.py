@@ -1,0 +1,142 @@
+"""The `tinybnn` command: train and summary end to end, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import BAD_DATASETS
+
+import tinybnn
+import tinybnn.cli as cli
+from tinybnn.cli import main
+
+FAST = ["--epochs", "10", "--lr", "0.02", "--widths", "16,32", "--no-progress"]
+SCRIPT = Path(sys.executable).with_name("tinybnn")
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    status = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_error_line(err: str) -> None:
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.strip().startswith("error: ")
+
+
+def test_help_lists_the_commands(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0
+    assert "train " in out and "summary " in out
+
+
+def test_train_then_summary(tmp_path, signals_npz, capsys):
+    out = tmp_path / "model.pt"
+    status, stdout, err = run(capsys, "train", signals_npz, "-o", out, *FAST)
+    assert (status, err) == (0, "")
+    assert "validation accuracy" in stdout
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "signals.npz",
+        "model.pt",
+        "model_curves.png",
+        "model_confusion.png",
+    }
+    payload = torch.load(out, map_location="cpu", weights_only=True)
+    assert payload["format"] == "tinybnn-model"
+    assert tinybnn.load(out).class_names == ["sine", "square", "sawtooth"]
+
+    status, stdout, err = run(capsys, "summary", out)
+    assert (status, err) == (0, "")
+    assert "input int[6, 64], 3 classes: sine, square, sawtooth" in stdout
+    assert "total" in stdout and "compression" in stdout
+
+
+def test_bad_data_is_one_line_and_writes_nothing(bad_dataset, tmp_path, monkeypatch, capsys):
+    path, fragment = bad_dataset
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, "train", path, *FAST)
+    assert status == 1
+    assert_one_error_line(err)
+    assert fragment in err
+    assert not list(tmp_path.glob("model*"))
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        pytest.param(
+            ["train", "d.npz", "--bogus"], "No such option '--bogus'", id="unknown_option"
+        ),
+        pytest.param(["train"], "Missing argument 'DATA'", id="missing_argument"),
+        pytest.param(["train", "d.npz", "--widths", "32,x"], "'--widths'", id="bad_widths"),
+        pytest.param(["train", "d.npz", "--head", "float"], "'--head'", id="bad_choice"),
+        pytest.param(["frobnicate"], "No such command", id="unknown_command"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, *args)
+    assert status == 2
+    assert_one_error_line(err)
+    assert fragment in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_summary_of_a_missing_model(tmp_path, capsys):
+    status, _, err = run(capsys, "summary", tmp_path / "none.pt")
+    assert status == 1
+    assert_one_error_line(err)
+
+
+def test_interrupt_exits_130(signals_npz, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train", interrupted)
+    status, _, err = run(capsys, "train", signals_npz)
+    assert status == 130
+    assert_one_error_line(err)
+
+
+def test_unexpected_errors_are_one_line_too(signals_npz, monkeypatch, capsys):
+    def bug(*args, **kwargs):
+        raise ValueError("something\nspanning lines")
+
+    monkeypatch.setattr(cli, "train", bug)
+    status, _, err = run(capsys, "train", signals_npz)
+    assert status == 1
+    assert_one_error_line(err)
+    assert "ValueError: something spanning lines" in err
+
+
+@pytest.mark.parametrize(
+    "write, args, status",
+    [
+        pytest.param(BAD_DATASETS["nan"][0], ["--epochs", "1"], 1, id="nan_values"),
+        pytest.param(lambda p: None, ["--nonsense"], 2, id="unknown_option"),
+    ],
+)
+def test_installed_script_prints_one_line(write, args, status, tmp_path):
+    """The real console script, in a subprocess: the stderr a user sees."""
+    write(tmp_path / "d.npz")
+    proc = subprocess.run(
+        [SCRIPT, "train", "d.npz", *args], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == status
+    assert_one_error_line(proc.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["d.npz"] if status == 1 else [])
+
+
+def test_refuses_to_overwrite_the_data(signals_npz, capsys):
+    before = signals_npz.read_bytes()
+    status, _, err = run(capsys, "train", signals_npz, "-o", signals_npz, *FAST)
+    assert status == 1
+    assert_one_error_line(err)
+    assert "is the training data" in err
+    assert signals_npz.read_bytes() == before

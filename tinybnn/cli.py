@@ -1,0 +1,212 @@
+"""The `tinybnn` command: one click group; each command registers on it below.
+
+`main()` is the console entry point. It reports every failure as one line on stderr,
+`error: ...`, never a traceback: exit status 2 for usage errors (unknown option, missing
+argument, bad value), 1 for anything else, 130 on Ctrl-C. Set TINYBNN_DEBUG=1 to see the
+traceback of an unexpected error.
+
+A new command is a function decorated with `@tinybnn.command("name")` in this file; it
+raises `TinyBNNError` for anything the user can fix, and `main()` does the reporting.
+
+Non-goals: configuration files; the Python API (`tinybnn.train.train`, ...) is the way to
+script beyond these options.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .compiler import compile as compile_model
+from .errors import TinyBNNError
+from .modelfile import load
+from .profile import profile_command
+from .summary import summary
+from .train import train
+
+
+@click.group(name="tinybnn", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tinybnn")
+def tinybnn() -> None:
+    """Train binarized neural networks on 1-D sensor signals and compile them to C."""
+
+
+def _widths(ctx, param, text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise click.BadParameter(f"expected positive integers like 32,64,64, not {text!r}")
+    return widths
+
+
+@tinybnn.command("train")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("model.pt"),
+    show_default=True,
+    help="Model file; the plots go next to it.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-2,
+    show_default=True,
+    help="Peak learning rate (one-cycle schedule).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of DATA held out for validation, per class.",
+)
+@click.option(
+    "--val-data",
+    type=click.Path(path_type=Path),
+    help="A separate validation .npz (e.g. other recordings) instead of a split.",
+)
+@click.option(
+    "--widths",
+    default="32,64,64",
+    show_default=True,
+    callback=_widths,
+    help="Channels of each convolution layer.",
+)
+@click.option(
+    "--kernel-size",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Kernel size of the first layer.",
+)
+@click.option(
+    "--first-weights",
+    type=click.Choice(["binary", "int8"]),
+    default="binary",
+    show_default=True,
+    help="Weights of the first layer.",
+)
+@click.option(
+    "--head",
+    type=click.Choice(["int8", "binary"]),
+    default="int8",
+    show_default=True,
+    help="Weights of the classifier.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+def train_command(
+    data, out, epochs, lr, batch_size, seed, val_fraction, val_data, no_progress, **architecture
+) -> None:
+    """Train a binary CNN on DATA, a .npz with X [N, C, T] int16 samples and y labels.
+
+    Writes the best epoch's model (by validation accuracy) to OUT, with OUT's stem +
+    _curves.png and _confusion.png beside it.
+    """
+    result = train(
+        data,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        val_data=val_data,
+        out=out,
+        progress=not no_progress,
+        **architecture,
+    )
+    click.echo(
+        f"best epoch {result.best_epoch}/{epochs}: validation accuracy "
+        f"{100 * result.val_accuracy:.1f}% ({result.seconds:.1f} s)"
+    )
+    click.echo("wrote " + ", ".join(str(p) for p in result.files))
+
+
+@tinybnn.command("summary")
+@click.argument("model", type=click.Path(path_type=Path))
+def summary_command(model: Path) -> None:
+    """Print a per-layer table of MODEL's parameters, flash bytes and MACs."""
+    click.echo(summary(load(model)))
+
+
+@tinybnn.command("compile")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Directory for <name>.h, <name>.c and tinybnn_kernels.h.",
+)
+@click.option("--name", default="model", show_default=True, help="C name prefix of every symbol.")
+def compile_command(model: Path, out_dir: Path, name: str) -> None:
+    """Compile MODEL to dependency-free C and print the per-layer report."""
+    command = " ".join(["tinybnn", *sys.argv[1:]]) if sys.argv[1:] else f"tinybnn compile {model}"
+    result = compile_model(model, out_dir, name, command=command)
+    click.echo(result.report())
+    click.echo("wrote " + ", ".join(str(p) for p in result.files))
+
+
+tinybnn.add_command(profile_command, "profile")
+
+
+def _one_line(e: BaseException | str) -> str:
+    """The message on one line (messages from torch or numpy may span several)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `tinybnn` command; returns the exit status (the console script exits with it)."""
+    try:
+        status = tinybnn.main(args=argv, prog_name="tinybnn", standalone_mode=False)
+        return status if isinstance(status, int) else 0
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.format_message())
+        return 0
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "tinybnn"
+        message = _one_line(e.format_message()).rstrip(".")
+        click.echo(f"error: {message} (see '{where} --help')", err=True)
+        return 2
+    except click.Abort:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("\nerror: interrupted", err=True)
+        return 130
+    except click.ClickException as e:
+        click.echo(f"error: {_one_line(e.format_message())}", err=True)
+        return 1
+    except TinyBNNError as e:
+        click.echo(f"error: {_one_line(e)}", err=True)
+        return 1
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {where}{e.strerror or _one_line(e)}", err=True)
+        return 1
+    except Exception as e:
+        if os.environ.get("TINYBNN_DEBUG"):
+            raise
+        click.echo(
+            f"error: unexpected {type(e).__name__}: {_one_line(e)} "
+            "(set TINYBNN_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

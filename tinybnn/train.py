@@ -1,0 +1,429 @@
+"""Training: Adam on latent weights, a one-cycle schedule, best-on-validation model keeping.
+
+`train("data.npz", out="model.pt")` trains the default `tinybnn.models.conv_classifier`;
+`train(data, model)` trains a `Sequential` of your own. `train` fits the first layer's input normalisation on the training split, initialises the
+logit temperature so that the first batch's logits have a standard deviation of 1, then
+minimises cross-entropy on `model.logits(model(x))`, clipping latent weights after every
+step. After each epoch the model is scored in eval mode (the integer path the device runs)
+on the validation split; the best epoch wins, ties going to the earlier one. With `out`, the
+model file, `<stem>_curves.png` and `<stem>_confusion.png` are written together at the end,
+or not at all.
+
+Runs are bit-for-bit reproducible on CPU for a given seed and thread count: the seed drives
+the initialisation (under a forked RNG, so the caller's RNG is untouched), the split and the
+shuffling, and deterministic algorithms are switched on while training.
+
+Non-goals: GPUs, data augmentation, distillation, early stopping, resuming.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Dataset, default_class_names, load_dataset, split
+from .errors import TinyBNNError
+from .modelfile import save
+from .models import conv_classifier
+from .nn import Sequential, clip_latent_
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch: mean training loss; training accuracy, measured on the fly in training mode,
+    and validation accuracy in eval mode, both in [0, 1]; the learning rate at its end."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float
+    lr: float
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Accuracy in [0, 1] and the confusion matrix (rows: true class, columns: predicted)."""
+
+    accuracy: float
+    confusion: np.ndarray
+
+
+@dataclass(eq=False)
+class TrainResult:
+    """What `train` returns. `model` holds the best epoch's weights, in eval mode."""
+
+    model: Sequential
+    history: list[EpochStats]
+    best_epoch: int  # 1-based
+    val_accuracy: float
+    confusion: np.ndarray  # on the validation split, at the best epoch
+    seconds: float
+    files: list[Path] = field(default_factory=list)  # written outputs, model first
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.model.class_names
+
+
+def train(
+    data: str | os.PathLike | Dataset,
+    model: Sequential | None = None,
+    *,
+    epochs: int = 30,
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    val_data: str | os.PathLike | Dataset | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+    **architecture,
+) -> TrainResult:
+    """Train `model` (in place) on `data` and return the best epoch's model and statistics.
+
+    data, val_data: a dataset `.npz` path or a `tinybnn.data.Dataset`. Without `val_data`, a
+        stratified `val_fraction` of `data` (chosen by `seed`) is held out for validation.
+        Windows cut from one recording are alike, so a held-out set of other recordings
+        (`val_data`) measures generalisation more honestly.
+    model: a `tinybnn.nn.Sequential`; None builds `tinybnn.models.conv_classifier` for the
+        data, passing it the remaining keyword arguments (`widths`, `kernel_size`,
+        `first_weights`, `head`, ...).
+    lr: the peak learning rate of the one-cycle schedule (Adam).
+    out: where to save the best model (`tinybnn.save`) and its two plots.
+    progress: a status line on stderr.
+    threads: torch CPU threads while training (default: up to 2; these small convolutions
+        gain little from more). Bit-exact reproducibility holds for a fixed thread count.
+    """
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise TinyBNNError(
+            f"epochs and batch_size must be >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr})"
+        )
+    if out is not None:
+        out = _check_out(Path(out), inputs=(data, val_data))
+    data = _as_dataset(data)
+    if data.num_classes < 2:
+        raise TinyBNNError(f"the data has {data.num_classes} class; a classifier needs two or more")
+    if val_data is None:
+        train_set, val_set = split(data, val_fraction, seed)
+    else:
+        train_set, val_set = data, _as_dataset(val_data)
+    start = time.perf_counter()
+    with _reproducible(seed, threads):
+        if model is None:
+            model = conv_classifier(
+                *data.input_shape, data.num_classes, data.class_names, **architecture
+            )
+        elif architecture:
+            raise TinyBNNError(
+                f"{', '.join(architecture)}: architecture options apply only when train "
+                "builds the model"
+            )
+        for name, part in (("training", train_set), ("validation", val_set)):
+            _check_fits(model, part, name)
+        history, best = _fit(model, train_set, val_set, epochs, lr, batch_size, seed, progress)
+    best_epoch, state, evaluation = best
+    model.load_state_dict(state)
+    model.eval()
+    result = TrainResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        val_accuracy=evaluation.accuracy,
+        confusion=evaluation.confusion,
+        seconds=time.perf_counter() - start,
+    )
+    if out is not None:
+        result.files = _write_outputs(out, result)
+    return result
+
+
+@torch.no_grad()
+def evaluate(model: Sequential, X, y, batch_size: int = 1024) -> Evaluation:
+    """Accuracy and confusion matrix of `model` in eval mode (its mode is restored after).
+
+    X: raw samples [N, C, T] (numpy or torch); y: labels [N]. Ties in the integer scores go
+    to the lowest class index, as `argmax` breaks them.
+    """
+    X = _samples(X)
+    y = np.asarray(y, dtype=np.int64)
+    was_training = model.training
+    model.eval()
+    try:
+        pred = torch.cat([model(xb).argmax(1) for xb in X.split(batch_size)]).numpy()
+    finally:
+        model.train(was_training)
+    k = model.num_classes
+    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    return Evaluation(accuracy=float((pred == y).mean()), confusion=confusion)
+
+
+def _fit(
+    model: Sequential,
+    train_set: Dataset,
+    val_set: Dataset,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+) -> tuple[list[EpochStats], tuple[int, dict, Evaluation]]:
+    """The training loop; returns the history and (best epoch, its state_dict, its evaluation)."""
+    X = _samples(train_set.X)
+    y = torch.from_numpy(train_set.y.copy())
+    model.layers[0].fit_normalization(X)  # always an InputConv1d: nothing else takes samples
+    batch_size = min(batch_size, len(y))
+    steps = math.ceil(len(y) / batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
+    shuffle = torch.Generator().manual_seed(seed)
+    bar = _Progress(epochs, steps, enabled=progress)
+    history: list[EpochStats] = []
+    best: tuple[int, dict, Evaluation] | None = None
+    try:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            loss_sum, correct = 0.0, 0
+            for step, index in enumerate(
+                torch.randperm(len(y), generator=shuffle).split(batch_size)
+            ):
+                xb, yb = X[index], y[index]
+                if epoch == 1 and step == 0:
+                    _init_temperature(model, xb)
+                scores = model(xb)
+                loss = F.cross_entropy(model.logits(scores), yb)
+                if not torch.isfinite(loss):
+                    raise TinyBNNError(
+                        f"training diverged at epoch {epoch} (loss {loss.item()}); try a lower lr"
+                    )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                clip_latent_(model)
+                schedule.step()
+                loss_sum += loss.item() * len(yb)
+                correct += int((scores.argmax(1) == yb).sum())
+                bar.step(epoch, step + 1, loss_sum / (step * batch_size + len(yb)))
+            evaluation = evaluate(model, val_set.X, val_set.y)
+            stats = EpochStats(
+                epoch=epoch,
+                loss=loss_sum / len(y),
+                train_accuracy=correct / len(y),
+                val_accuracy=evaluation.accuracy,
+                lr=schedule.get_last_lr()[0],
+            )
+            history.append(stats)
+            if best is None or evaluation.accuracy > best[2].accuracy:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best = (epoch, state, evaluation)
+            bar.epoch(stats, best[0], best[2].accuracy)
+    finally:
+        bar.close()
+    return history, best
+
+
+@torch.no_grad()
+def _init_temperature(model: Sequential, xb: torch.Tensor) -> None:
+    """Set the logit temperature so the logits of `xb` have standard deviation 1.
+
+    The forward pass runs in training mode, so it also updates the BatchNorm running
+    statistics with this batch, as the first training step would.
+    """
+    std = model(xb).float().std().item()
+    model.log_temperature.fill_(-math.log(std) if std > 0 else 0.0)
+
+
+@contextmanager
+def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
+    """Seed torch, use deterministic algorithms and a fixed thread count, then restore."""
+    saved_threads = torch.get_num_threads()
+    saved_mode = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+        _use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(saved_threads)
+            _use_deterministic_algorithms(*saved_mode)
+
+
+def _use_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """`torch.use_deterministic_algorithms` without the ~2 s import of Inductor that it does
+    to set Inductor's flag too: tinybnn never compiles, so the eager-mode switch suffices."""
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if switch is None:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        switch(mode, warn_only=warn_only)
+
+
+def _samples(X) -> torch.Tensor:
+    """Raw samples as a float32 tensor of our own (torch warns about read-only arrays)."""
+    return torch.from_numpy(np.array(X, dtype=np.float32))
+
+
+def _as_dataset(data: str | os.PathLike | Dataset) -> Dataset:
+    return data if isinstance(data, Dataset) else load_dataset(data)
+
+
+def _check_fits(model: Sequential, data: Dataset, name: str) -> None:
+    if not isinstance(model, Sequential):
+        raise TinyBNNError(f"train takes a tinybnn.nn.Sequential, not {type(model).__name__}")
+    if tuple(model.input_shape) != data.input_shape:
+        raise TinyBNNError(
+            f"the {name} data has [C, T] = {list(data.input_shape)}, "
+            f"but the model takes {list(model.input_shape)}"
+        )
+    if data.num_classes > model.num_classes:
+        raise TinyBNNError(
+            f"the {name} data has {data.num_classes} classes, the model {model.num_classes}"
+        )
+    named = data.class_names != default_class_names(data.num_classes)
+    if named and data.class_names != model.class_names:
+        raise TinyBNNError(
+            f"the {name} data's class names {data.class_names} differ from the model's "
+            f"{model.class_names}"
+        )
+
+
+def _check_out(out: Path, inputs: tuple) -> Path:
+    """Refuse an output path that could not be written, or that would overwrite the data,
+    before training rather than after."""
+    if out.is_dir():
+        raise TinyBNNError(f"{out}: is a directory; give a file name for the model")
+    for path in output_paths(out):
+        if any(isinstance(i, (str, os.PathLike)) and _same_file(path, Path(i)) for i in inputs):
+            raise TinyBNNError(f"{path}: is the training data; give another output name")
+    parent = next(p for p in (out.parent, *out.parent.parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise TinyBNNError(f"{out}: cannot write in {parent}")
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def output_paths(out: str | os.PathLike) -> list[Path]:
+    """The files `train(out=...)` writes: the model, `<stem>_curves.png`, `<stem>_confusion.png`."""
+    out = Path(out)
+    return [
+        out,
+        out.with_name(f"{out.stem}_curves.png"),
+        out.with_name(f"{out.stem}_confusion.png"),
+    ]
+
+
+def _write_outputs(out: Path, result: TrainResult) -> list[Path]:
+    """Render everything first, stage each file next to its destination, then rename all."""
+    paths = output_paths(out)
+    pngs = [_curves_png(result), _confusion_png(result)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in paths]
+    try:
+        save(result.model, staged[0])
+        for tmp, png in zip(staged[1:], pngs, strict=True):
+            tmp.write_bytes(png)
+        for tmp, path in zip(staged, paths, strict=True):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    return paths
+
+
+def _png(fig) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def _curves_png(result: TrainResult) -> bytes:
+    from matplotlib.figure import Figure  # imported here: plotting is only needed at the end
+
+    epochs = [s.epoch for s in result.history]
+    fig = Figure(figsize=(9, 3.5), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(epochs, [s.loss for s in result.history])
+    loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
+    acc_ax.plot(epochs, [100 * s.train_accuracy for s in result.history], label="train")
+    acc_ax.plot(epochs, [100 * s.val_accuracy for s in result.history], label="validation")
+    acc_ax.axvline(result.best_epoch, color="grey", linestyle="--", label="kept")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylabel="%", ylim=(0, 100.5))
+    acc_ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def _confusion_png(result: TrainResult) -> bytes:
+    from matplotlib.figure import Figure
+
+    cm, names = result.confusion, result.class_names
+    size = 2.5 + 0.45 * len(names)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(image, ax=ax, label="samples")
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right")
+    ax.set_yticks(ticks, names)
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.set_title(f"validation, epoch {result.best_epoch}: {100 * result.val_accuracy:.1f}% correct")
+    for (i, j), n in np.ndenumerate(cm):
+        color = "white" if n > cm.max() / 2 else "black"
+        ax.text(j, i, str(n), ha="center", va="center", color=color, fontsize=8)
+    return _png(fig)
+
+
+class _Progress:
+    """Status on stderr: one line per epoch; on a terminal also a bar redrawn during the epoch."""
+
+    def __init__(self, epochs: int, steps: int, enabled: bool):
+        self.epochs, self.steps, self.enabled = epochs, steps, enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.width = len(str(epochs))
+        self.open = False  # a bar is drawn and its line not yet ended
+
+    def _show(self, text: str, end: str) -> None:
+        sys.stderr.write(("\r\x1b[K" if self.tty else "") + text + end)
+        sys.stderr.flush()
+        self.open = not end
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        if self.tty:
+            filled = 20 * step // self.steps
+            bar = "#" * filled + "." * (20 - filled)
+            self._show(f"epoch {epoch:{self.width}}/{self.epochs} [{bar}] loss {loss:.3f}", "")
+
+    def epoch(self, s: EpochStats, best_epoch: int, best_accuracy: float) -> None:
+        if self.enabled:
+            self._show(
+                f"epoch {s.epoch:{self.width}}/{self.epochs}  loss {s.loss:.3f}  "
+                f"train {100 * s.train_accuracy:5.1f}%  val {100 * s.val_accuracy:5.1f}%  "
+                f"best {100 * best_accuracy:5.1f}% (epoch {best_epoch})",
+                "\n",
+            )
+
+    def close(self) -> None:
+        """Clear a bar left drawn by an interruption, so an error message starts the line."""
+        if self.open:
+            self._show("", "")
