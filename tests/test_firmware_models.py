@@ -306,7 +306,7 @@ def test_profile_command(gesture: Sequential, tmp_path: Path) -> None:
     bad.write_text("not a model")
     result = CliRunner().invoke(profile_command, [str(bad)])
     assert isinstance(result.exception, TinyBNNError)
-    assert "not a readable tinybnn model file" in str(result.exception)
+    assert "not a tinybnn model file" in str(result.exception)
     assert "\n" not in str(result.exception)
 
 
