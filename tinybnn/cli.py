@@ -59,7 +59,7 @@ def _widths(ctx, param, text: str) -> tuple[int, ...]:
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-2,
+    default=5e-2,
     show_default=True,
     help="Peak learning rate (one-cycle schedule).",
 )

@@ -44,6 +44,9 @@ def atomic_write(path: Path, write) -> None:
     """Call write(file object) on a temporary file next to `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -81,7 +81,7 @@ def train(
     model: Sequential | None = None,
     *,
     epochs: int = 30,
-    lr: float = 1e-2,
+    lr: float = 5e-2,
     batch_size: int = 32,
     seed: int = 0,
     val_fraction: float = 0.2,
@@ -100,7 +100,9 @@ def train(
     model: a `tinybnn.nn.Sequential`; None builds `tinybnn.models.conv_classifier` for the
         data, passing it the remaining keyword arguments (`widths`, `kernel_size`,
         `first_weights`, `head`, ...).
-    lr: the peak learning rate of the one-cycle schedule (Adam).
+    lr: the peak learning rate of the one-cycle schedule (Adam). It is high for a float
+        network because a latent weight in [-1, 1] matters only once it changes sign, and
+        small datasets give few steps to get there.
     out: where to save the best model (`tinybnn.save`) and its two plots.
     progress: a status line on stderr.
     threads: torch CPU threads while training (default: up to 2; these small convolutions
