@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .errors import ModelError
 from .nn import (
     BatchNormSign,
     BinaryConv1d,
@@ -35,6 +36,8 @@ def conv_classifier(
     classifier. Pooling sits before the sign, on the pre-activations, where it keeps more
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
     """
+    if not widths:
+        raise ModelError("conv_classifier needs at least one width")
     layers = []
     t = length
     c = in_channels
