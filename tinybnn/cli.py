@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .codegen import DEFAULT_TARGET, TARGETS
 from .compiler import compile as compile_model
 from .errors import TinyBNNError
 from .modelfile import load
@@ -152,10 +153,17 @@ def summary_command(model: Path) -> None:
     help="Directory for <name>.h, <name>.c and tinybnn_kernels.h.",
 )
 @click.option("--name", default="model", show_default=True, help="C name prefix of every symbol.")
-def compile_command(model: Path, out_dir: Path, name: str) -> None:
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGETS)),
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
+)
+def compile_command(model: Path, out_dir: Path, name: str, target: str) -> None:
     """Compile MODEL to dependency-free C and print the per-layer report."""
     command = " ".join(["tinybnn", *sys.argv[1:]]) if sys.argv[1:] else f"tinybnn compile {model}"
-    result = compile_model(model, out_dir, name, command=command)
+    result = compile_model(model, out_dir, name, command=command, target=target)
     click.echo(result.report())
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 

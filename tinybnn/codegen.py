@@ -39,6 +39,7 @@ CTYPES = {
     np.dtype(np.int32): "int32_t",
     np.dtype(np.int16): "int16_t",
     np.dtype(np.int8): "int8_t",
+    np.dtype(np.uint8): "uint8_t",
 }
 
 
@@ -95,6 +96,9 @@ class CStage:
     fields: dict = field(default_factory=dict)
     in_offset: int | None = None
     out_offset: int | None = None
+    variant: str = "ref"  # the kernel variant chosen for the target (KERNELS)
+    scratch_bytes: int = 0  # arena bytes the variant needs besides its input and output
+    scratch_offset: int | None = None
 
     @property
     def flash_bytes(self) -> int:
@@ -144,12 +148,43 @@ def _emit_input_conv(cs: CStage, st: InputConv) -> None:
         wq="NULL" if st.binary else w,
         th=_threshold_fields(cs, st),
     )
+    if cs.variant != "ref":
+        _input_conv_fast_fields(cs, st)
     cs.comment = (
         f"L{cs.index} input_conv1d: {t}x{c} int16 -> {st.out_shape[1]}x{o}b, k={st.kernel_size} "
         f"s={st.stride} pad={st.pad}{_pool_note(st)}, {'binary' if st.binary else 'int8'} weights, "
         f"|acc| <= {st.acc_bound}"
     )
-    cs.call = f"tb_iconv1d_s16(&{cs.prefix}, samples, {{out}});"
+    cs.call = (
+        f"tb_iconv1d_s16(&{cs.prefix}, samples, {{out}});"
+        if cs.variant == "ref"
+        else f"tb_iconv1d_{cs.variant}_s16(&{cs.prefix}, samples, {{out}}, {{scratch}});"
+    )
+
+
+def _input_conv_fast_fields(cs: CStage, st: InputConv) -> None:
+    """The step cache of the fast first-layer kernels, and the tap indices of `sst`.
+
+    The cache holds every step one output reads, (pool_k - 1) * stride + k of them, in a
+    power-of-two ring (a mask, not a division: Cortex-M0 has no divide instruction).
+    """
+    c = st.in_shape[0]
+    o, k, _ = st.weight.shape
+    span = (st.pool_k - 1) * st.stride + st.kernel_size
+    ring = 1 << (span - 1).bit_length()
+    cs.fields["ring"] = ring
+    if cs.variant == "sst":
+        bits = (st.weight < 0).astype(np.int64) << np.arange(c)  # [O][k][C]
+        index = bits.sum(axis=2).astype(np.uint8)  # [O][k]: the table entry of each tap
+        cs.fields["tap_index"] = cs.array("tap", index, f"[{o}][{k}] weight bits per tap")
+        cs.scratch_bytes = 4 * (ring + ring * (1 << c) + (1 << c))
+    else:
+        cs.scratch_bytes = 4 * (ring + ring * c)
+
+
+def _kernel_name(op: str, variant: str, suffix: str) -> str:
+    """tb_<op>_<suffix> for the reference loop, tb_<op>_<variant>_<suffix> for a fast one."""
+    return f"{op}_{suffix}" if variant == "ref" else f"{op}_{variant}_{suffix}"
 
 
 def _pool_note(st) -> str:
@@ -172,14 +207,59 @@ def _emit_bin_conv(cs: CStage, st: BinConv) -> None:
         pad_word=cs.array(
             "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
         ),
-        w=cs.array("w", st.arrays()["w"], f"[{o}][{st.kernel_size}][{words(c)}]"),
-        th=_threshold_fields(cs, st),
     )
+    if cs.variant == "vsl":
+        _bin_conv_sliced_fields(cs, st)
+    else:
+        cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{st.kernel_size}][{words(c)}]")
+        cs.fields["th"] = _threshold_fields(cs, st)
     cs.comment = (
         f"L{cs.index} bconv1d: {t}x{c}b -> {st.out_shape[1]}x{o}b, k={st.kernel_size} s={st.stride} "
         f"pad={st.pad}x({st.pad_value:+d}){_pool_note(st)}"
     )
-    cs.call = f"tb_bconv1d_b32(&{cs.prefix}, {{in}}, {{out}});"
+    cs.call = f"{_kernel_name('tb_bconv1d', cs.variant, 'b32')}(&{cs.prefix}, {{in}}, {{out}});"
+
+
+VSL_MAX_SLICES = 16  # TB_VSL_MAX_SLICES in tinybnn_kernels.h
+
+
+def _sliced_ok(st: BinConv) -> bool:
+    """The bit-sliced kernel's limits: whole bytes of input channels, counts in 16 bits."""
+    k_bits = st.kernel_size * st.in_shape[0]
+    return st.in_shape[0] % 8 == 0 and (k_bits + 1).bit_length() <= VSL_MAX_SLICES
+
+
+def _bin_conv_sliced_fields(cs: CStage, st: BinConv) -> None:
+    """Weights with output channels along the words, and the bound U of each channel.
+
+    With ones = popcount(x ^ w) and acc = K - 2 * ones (K = k * c_in):
+    direction 0: bit = acc < th  <=> ones >= floor((K - th) / 2) + 1 = U;
+    direction 1: bit = acc > th  <=> not (ones >= ceil((K - th) / 2) = U).
+    U is clamped to [0, K + 1]; channels past c_out get U = K + 1, direction 0: bit 0.
+    """
+    o, k, c = st.weight.shape
+    ow = words(o)
+    k_bits = k * c
+    lanes = np.ones((ow * 32, k, c), np.int8)
+    lanes[:o] = st.weight
+    # [ow][k][c] words, bit b = output channel 32 g + b.
+    wt = pack_bits(lanes.reshape(ow, 32, k, c).transpose(0, 2, 3, 1))
+    t = st.threshold
+    th = t.th.astype(np.int64)
+    u = np.where(t.neg, -((th - k_bits) // 2), (k_bits - th) // 2 + 1)
+    bound = np.full(ow * 32, k_bits + 1, np.int64)
+    bound[:o] = np.clip(u, 0, k_bits + 1)
+    slices = max((k_bits + 1).bit_length(), 5)  # the kernel keeps 4 carry-save slices
+    bits = ((bound[:, None] >> np.arange(slices)) & 1).astype(np.int8)  # [ow*32][slices]
+    ge = pack_bits(1 - 2 * bits.reshape(ow, 32, slices).transpose(0, 2, 1))  # [ow][slices]
+    neg = cs.array("neg", pack_bits(np.where(t.neg, -1, 1)), "1 = output is -1 above th")
+    cs.fields.update(
+        w="NULL",
+        th=f"{{ NULL, NULL, {neg} }}",
+        wt=cs.array("wt", wt, f"[{ow}][{k}][{c}], bit b = output channel 32g+b"),
+        ge=cs.array("ge", ge, f"[{ow}][{slices}]: count bound U per channel, bit-sliced"),
+        slices=slices,
+    )
 
 
 def _emit_bin_dense(cs: CStage, st: BinDense) -> None:
@@ -192,7 +272,7 @@ def _emit_bin_dense(cs: CStage, st: BinDense) -> None:
         th=_threshold_fields(cs, st),
     )
     cs.comment = f"L{cs.index} bdense: {st.in_features}b -> {o}b"
-    cs.call = f"tb_bdense_b32(&{cs.prefix}, {{in}}, {{out}});"
+    cs.call = f"{_kernel_name('tb_bdense', cs.variant, 'b32')}(&{cs.prefix}, {{in}}, {{out}});"
 
 
 def _emit_maxpool(cs: CStage, st: MaxPoolBits) -> None:
@@ -230,6 +310,8 @@ def _emit_classifier(cs: CStage, st: Classifier) -> None:
         (False, False): "tb_classifier_q8_s32",
         (True, False): "tb_classifier_b_s32",
     }[(st.binary_weights, st.binary_input)]
+    if cs.variant != "ref":
+        kernel = _kernel_name("tb_classifier", cs.variant, "b32")
     src = "{in}" if st.binary_input else "(const int32_t *){in}"
     cs.comment = (
         f"L{cs.index} classifier: {st.in_features} {'bits' if st.binary_input else 'counts'} -> {k} "
@@ -248,6 +330,80 @@ EMIT = {
 }
 
 
+# ---------------------------------------------------------------------------------------
+# Kernel selection. "portable" (the default) emits the reference loops only, the
+# specification; every other target gets the fastest variant measured for it
+# (benchmarks/kernels.py). A variant computes exactly what the reference does.
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the kernel choice depends on."""
+
+    name: str
+    fast: bool  # use the fast variants at all
+    sst_max_in: int = 0  # largest c_in for the subset-sum first layer (RAM: 4 * 2^c per step)
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("portable", fast=False),
+        Target("host", fast=True, sst_max_in=8),
+        # Small RAM on M0-class parts: tables up to 64 entries (6 channels: an IMU).
+        Target("cortex-m0", fast=True, sst_max_in=6),
+        Target("cortex-m0plus", fast=True, sst_max_in=6),
+        Target("cortex-m3", fast=True, sst_max_in=8),
+        Target("cortex-m4", fast=True, sst_max_in=8),
+        Target("cortex-m7", fast=True, sst_max_in=8),
+        Target("cortex-m33", fast=True, sst_max_in=8),
+    )
+}
+DEFAULT_TARGET = "portable"
+
+
+SST_MAX_SPAN = 16  # TB_SST_MAX_SPAN in tinybnn_kernels.h
+
+
+def _variant_input_conv(st: InputConv, t: Target) -> str:
+    span = (st.pool_k - 1) * st.stride + st.kernel_size
+    if st.binary and st.in_shape[0] <= t.sst_max_in and span <= SST_MAX_SPAN:
+        return "sst"  # subset-sum tables: one lookup per tap for all channels
+    return "xn"  # x' once per step
+
+
+def _variant_bin_conv(st: BinConv, t: Target) -> str:
+    return "vsl" if _sliced_ok(st) else "lanes"  # bit-sliced: best measured on every core
+
+
+def _variant_binary(st: Stage, t: Target) -> str:
+    if isinstance(st, Classifier) and not (st.binary_weights and st.binary_input):
+        return "ref"
+    return "lanes"  # byte-lane popcount, output words built in a register
+
+
+# Stage type -> the variant for a fast target; the rest keep the reference loop.
+KERNELS = {
+    InputConv: _variant_input_conv,
+    BinConv: _variant_bin_conv,
+    BinDense: _variant_binary,
+    Classifier: _variant_binary,
+}
+
+
+def select_variant(st: Stage, target: str) -> str:
+    """The kernel variant of stage `st` on `target` ("ref" is the reference loop)."""
+    t = check_target(target)
+    choose = KERNELS.get(type(st))
+    return choose(st, t) if t.fast and choose is not None else "ref"
+
+
+def check_target(target: str) -> Target:
+    if target not in TARGETS:
+        raise TinyBNNError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    return TARGETS[target]
+
+
 @dataclass
 class CModel:
     """Everything the templates render, and the figures of the compile report."""
@@ -257,6 +413,7 @@ class CModel:
     stages: list[CStage]
     arena_bytes: int
     header: dict
+    target: str = DEFAULT_TARGET
 
     @property
     def flash_bytes(self) -> int:
@@ -267,24 +424,32 @@ def plan_arena(stages: list[CStage]) -> int:
     """Place each stage's output at alternate ends of one arena; return its size in bytes.
 
     Stage i reads what stage i-1 wrote at the other end, so one arena of
-    max(in + out) bytes holds every pair; the first stage reads the caller's samples and
-    the classifier writes the caller's scores.
+    max(in + out + scratch) bytes holds every stage; a stage's scratch (fast kernels only)
+    sits right after whichever of its input and output starts at 0. The first stage reads
+    the caller's samples and the classifier writes the caller's scores. All sizes are
+    multiples of 4, so every buffer is word-aligned.
     """
     sizes = [0 if s.stage.out_kind == "scores" else s.stage.out_bytes() for s in stages]
-    arena = max(a + b for a, b in zip([0] + sizes[:-1], sizes, strict=True))
+    ins = [0] + sizes[:-1]
+    arena = max(a + b + s.scratch_bytes for a, b, s in zip(ins, sizes, stages, strict=True))
     for i, s in enumerate(stages):
         if sizes[i]:
             s.out_offset = 0 if i % 2 == 0 else arena - sizes[i]
         if i > 0:
             s.in_offset = stages[i - 1].out_offset
+        if s.scratch_bytes:
+            s.scratch_offset = sizes[i] if i % 2 == 0 else ins[i]
     return arena
 
 
-def build(program: Program, name: str, header: dict) -> CModel:
+def build(program: Program, name: str, header: dict, target: str = DEFAULT_TARGET) -> CModel:
+    """Prepare the C of `program`: one kernel variant per stage for `target` (TARGETS)."""
+    check_target(target)
     stages = []
     for i, st in enumerate(program.stages):
         kernel, ctype, emit = EMIT[type(st)]
         cs = CStage(index=i, stage=st, prefix=f"{name}_l{i}", kernel=kernel, ctype=ctype)
+        cs.variant = select_variant(st, target)
         emit(cs, st)
         stages.append(cs)
     arena = plan_arena(stages)
@@ -296,9 +461,12 @@ def build(program: Program, name: str, header: dict) -> CModel:
                 if cs.in_offset is not None
                 else "",
                 "out": buf.format(cs.out_offset) if cs.out_offset is not None else "",
+                "scratch": f"(int32_t *)(void *)(a + {cs.scratch_offset})",
             }
         )
-    return CModel(name=name, program=program, stages=stages, arena_bytes=arena, header=header)
+    return CModel(
+        name=name, program=program, stages=stages, arena_bytes=arena, header=header, target=target
+    )
 
 
 def c_identifier(text: str) -> str:

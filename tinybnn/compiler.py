@@ -28,19 +28,25 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     out_dir: str | os.PathLike = "out",
     name: str = "model",
     command: str | None = None,
+    target: str | None = None,
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
+
+    `target` picks the kernel variant of each stage (`codegen.TARGETS`: "portable", "host",
+    "cortex-m0", ..., "cortex-m33"); None or "portable" emits the reference loops only.
 
     Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
     exactly; nothing is written then.
     """
     codegen.check_name(name)
+    target = codegen.DEFAULT_TARGET if target is None else target
+    codegen.check_target(target)
     source = None
     if not isinstance(model, Sequential):
         source = Path(model)
         model = load(source)
     program = lower(model)
-    cm = codegen.build(program, name, codegen.header_info(source, command))
+    cm = codegen.build(program, name, codegen.header_info(source, command), target)
     files = codegen.write(codegen.render(cm), Path(out_dir))
     return CompileResult(program=program, cmodel=cm, files=files)
 
@@ -54,9 +60,10 @@ def format_report(cm: codegen.CModel) -> str:
         out = "x".join(str(v) for v in st.out_shape) + (
             " bits" if st.out_kind == "bin" else f" {st.out_kind}"
         )
-        arena = 0 if s.out_offset is None else st.out_bytes()
+        arena = (0 if s.out_offset is None else st.out_bytes()) + s.scratch_bytes
         layers = ",".join(str(i) for i in st.layers)
-        rows.append((f"L{s.index} {s.kernel}", layers, out, s.flash_bytes, arena, bmacs, imacs))
+        kernel = s.kernel if s.variant == "ref" else f"{s.kernel}/{s.variant}"
+        rows.append((f"L{s.index} {kernel}", layers, out, s.flash_bytes, arena, bmacs, imacs))
     total_b = sum(s.stage.macs()[0] for s in cm.stages)
     total_i = sum(s.stage.macs()[1] for s in cm.stages)
     rows.append(("total", "", "", cm.flash_bytes, cm.arena_bytes, total_b, total_i))
@@ -72,7 +79,8 @@ def format_report(cm: codegen.CModel) -> str:
             lines.append("-" * len(lines[0]))
     lines.append(
         "flash B: weights, thresholds and other constants (code not included); "
-        "arena B: the output buffer (the total is the arena, buffers reused)"
+        "arena B: the output buffer and a fast kernel's scratch (the total is the arena, buffers "
+        "reused)"
     )
     return "\n".join(lines)
 

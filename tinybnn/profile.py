@@ -286,6 +286,7 @@ class ProfileReport:
     name: str
     core: str
     opt: str
+    kernels: str  # the compile target whose kernels run: the core's own, or "portable"
     stages: tuple[StageProfile, ...]
     call_instructions: int  # from the marker before the call to the first stage
     code_bytes: int  # .text: <name>_classify, kernels not inlined, libgcc helpers they call
@@ -319,7 +320,7 @@ class ProfileReport:
     def format(self) -> str:
         """A readable report: flash and RAM breakdowns, then one row per stage."""
         lines = [
-            f"model {self.name} on {self.core} ({self.opt}, arm-none-eabi-gcc)",
+            f"model {self.name} on {self.core} ({self.opt}, arm-none-eabi-gcc, {self.kernels} kernels)",
             f"flash {self.flash_bytes:>8} B = code {self.code_bytes} + constants "
             f"{self.constants_bytes} + descriptors {self.descriptors_bytes} + data "
             f"{self.data_bytes}",
@@ -505,6 +506,7 @@ def _measure(
         name=name,
         core=core,
         opt=opt,
+        kernels=cm.target,
         stages=tuple(stages),
         call_instructions=segments[0],
         code_bytes=total("text"),
@@ -528,12 +530,14 @@ def profile(
     work_dir: str | os.PathLike | None = None,
     x: np.ndarray | None = None,
     timeout_s: float = 120,
+    portable: bool = False,
 ) -> ProfileReport:
     """Compile a model, run one inference on `core` under QEMU, and measure it.
 
     Flash, RAM and stack come from the firmware as it ships (no markers); instruction counts
     from a second build whose stage hooks are checkpoints. `x` is the window profiled (int16 [C, T] or [1, C, T]; default `default_window`); its
-    scores are checked against the reference too. The generated C and the firmware go to
+    scores are checked against the reference too. The model is compiled for `core` (its fast
+    kernels), or with the portable reference loops when `portable`. The generated C and the firmware go to
     `work_dir` (default: a temporary directory). Raises TinyBNNError: one line for a bad
     model file or a missing toolchain, `FirmwareCheckFailed` when the firmware computes
     something else, hangs or faults, `ProfileMismatch` when the ELF contradicts the compiler.
@@ -544,7 +548,7 @@ def profile(
     except firmware.ToolchainMissing as e:
         raise TinyBNNError(str(e)) from None
     with _directory(work_dir, "tinybnn-profile-") as wd:
-        result = compile(model_or_path, wd / "c", name)
+        result = compile(model_or_path, wd / "c", name, target="portable" if portable else core)
         program = result.program
         x = default_window(program) if x is None else reference.check_input(program, x)[:1]
         scores = reference.run(program, x)
@@ -580,7 +584,14 @@ def profile(
     help="Optimisation level of arm-none-eabi-gcc.",
 )
 @click.option("--name", default="model", show_default=True, help="C name of the model.")
-def profile_command(model: Path, targets: tuple[str, ...], opt: str, name: str) -> None:
+@click.option(
+    "--portable",
+    is_flag=True,
+    help="Measure the portable reference kernels, not the core's fast ones.",
+)
+def profile_command(
+    model: Path, targets: tuple[str, ...], opt: str, name: str, portable: bool
+) -> None:
     """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
 
     Checks the firmware's scores against the integer reference on the profiled window.
@@ -590,4 +601,4 @@ def profile_command(model: Path, targets: tuple[str, ...], opt: str, name: str) 
     for i, core in enumerate(dict.fromkeys(targets)):
         if i:
             click.echo()
-        click.echo(profile(loaded, core=core, opt=opt, name=name).format())
+        click.echo(profile(loaded, core=core, opt=opt, name=name, portable=portable).format())

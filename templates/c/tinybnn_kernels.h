@@ -61,6 +61,9 @@ typedef struct {
     const uint32_t *wb;            /* [c_out][TB_WORDS(k * c_in)] bits, tap-major, or NULL */
     const int8_t *wq;              /* [c_out][k][c_in] or NULL */
     tb_threshold_t th;
+    /* Fast variants only (0 / NULL for the reference loop): */
+    int ring;                      /* steps cached in the scratch, a power of two */
+    const uint8_t *tap_index;      /* sst: [c_out][k], the c_in weight bits of each tap */
 } tb_iconv1d_t;
 
 /* Normalised sample x' = (clamp(x) - offset) * mult, |x'| < 2^31 by construction. */
@@ -116,6 +119,10 @@ typedef struct {
     const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
     const uint32_t *w;             /* [c_out][kernel_size][TB_WORDS(c_in)] */
     tb_threshold_t th;
+    /* The bit-sliced variant only (NULL, 0 for the others): */
+    const uint32_t *wt;            /* [TB_WORDS(c_out)][kernel_size][c_in], bit b = channel 32g+b */
+    const uint32_t *ge;            /* [TB_WORDS(c_out)][slices]: bound U per channel, bit-sliced */
+    int slices;                    /* bits of a count in [0, k*c_in + 1] */
 } tb_bconv1d_t;
 
 /* dot of output channel o at conv position t, in [-k*c_in, k*c_in]. */
@@ -263,6 +270,347 @@ static inline void tb_classifier_b_s32(const tb_classifier_t *L, const int32_t *
         for (int i = 0; i < L->in_features; i++)
             acc += tb_bit(L->wb + k * n, i) ? -x[i] : x[i];
         scores[k] = acc;
+    }
+}
+
+/* ======================================================================================
+ * Fast variants. Each computes exactly what the reference kernel of the same op computes
+ * (tests/test_kernels.py runs both on the same vectors); the compiler picks one per stage
+ * and target (tinybnn/codegen.py, KERNELS). Names: tb_<op>_<variant>_<type>.
+ * ====================================================================================== */
+
+/* Fast kernels are inlined into each call site, where the layer's descriptor is a constant:
+ * the compiler then knows every shape and unrolls the short loops (code per layer). */
+#if defined(__GNUC__)
+#define TB_SPECIALISE static inline __attribute__((always_inline))
+#else
+#define TB_SPECIALISE static inline
+#endif
+/* Unroll the next loop (its trip count is a layer constant once specialised); GCC only. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TB_UNROLL _Pragma("GCC unroll 16")
+#else
+#define TB_UNROLL
+#endif
+
+/* Sum over n words of popcount(a[i] ^ b[i]). Byte lanes: each word adds its 4 byte counts
+ * (<= 8) to 4 lane sums, deferred over up to 31 words (<= 248 < 256), then one fold. */
+TB_SPECIALISE int32_t tb_xorpop_lanes_b32(const uint32_t *a, const uint32_t *b, int n)
+{
+    int32_t ones = 0;
+    while (n > 0) {
+        int m = n < 31 ? n : 31;
+        uint32_t lanes = 0;
+        for (int i = 0; i < m; i++) {
+            uint32_t v = a[i] ^ b[i];
+            v = v - ((v >> 1) & 0x55555555u);
+            v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+            lanes += (v + (v >> 4)) & 0x0f0f0f0fu;
+        }
+        lanes = (lanes & 0x00ff00ffu) + ((lanes >> 8) & 0x00ff00ffu); /* 2 lanes <= 496 */
+        ones += (int32_t)((lanes + (lanes >> 16)) & 0xffffu);
+        a += m;
+        b += m;
+        n -= m;
+    }
+    return ones;
+}
+
+/* Threshold of channel o (th16 or th32). */
+static inline int32_t tb_threshold_at(const tb_threshold_t *t, int o)
+{
+    return t->th16 ? (int32_t)t->th16[o] : t->th32[o];
+}
+
+/* Output bit (1 = -1) for accumulator acc, threshold th and direction bit neg (0 or 1). */
+static inline uint32_t tb_sign_bit(int32_t acc, int32_t th, uint32_t neg)
+{
+    return neg ? (uint32_t)(acc > th) : (uint32_t)(acc < th);
+}
+
+/* Binary convolution, byte-lane popcount; the window of an interior position is contiguous
+ * ([k][TB_WORDS(c_in)] words of x), so it is one dot product of k*TB_WORDS(c_in) words;
+ * positions touching the padding go tap by tap. Output words are built in a register.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
+TB_SPECIALISE void tb_bconv1d_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
+{
+    int cw = TB_WORDS(L->c_in), ow = TB_WORDS(L->c_out), n = L->kernel_size * cw;
+    int32_t k_bits = L->kernel_size * L->c_in;
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            uint32_t bits = 0, negw = L->th.neg[g];
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int b = 0; b < count; b++) {
+                int o = 32 * g + b;
+                const uint32_t *w = L->w + o * n;
+                int32_t best = INT32_MIN;
+                for (int j = 0; j < L->pool_k; j++) {
+                    int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                    int32_t ones = 0;
+                    if (t0 >= 0 && t0 + L->kernel_size <= L->t_in) {
+                        ones = tb_xorpop_lanes_b32(x + t0 * cw, w, n);
+                    } else {
+                        for (int k = 0; k < L->kernel_size; k++) {
+                            int ti = t0 + k;
+                            const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                            ones += tb_xorpop_lanes_b32(row, w + k * cw, cw);
+                        }
+                    }
+                    int32_t acc = k_bits - 2 * ones;
+                    best = acc > best ? acc : best;
+                }
+                bits |= tb_sign_bit(best, tb_threshold_at(&L->th, o), (negw >> b) & 1u) << b;
+            }
+            y[p * ow + g] = bits;
+        }
+    }
+}
+
+/* Carry-save adder on 32 lanes: (h, l) = the 2-bit sums a + b + c. */
+#define TB_CSA(h, l, a, b, c)                                                                  \
+    do {                                                                                       \
+        uint32_t tb_a_ = (a), tb_b_ = (b), tb_c_ = (c), tb_u_ = tb_a_ ^ tb_b_;                 \
+        (h) = (tb_a_ & tb_b_) | (tb_u_ & tb_c_);                                               \
+        (l) = tb_u_ ^ tb_c_;                                                                   \
+    } while (0)
+
+#define TB_VSL_MAX_SLICES 16
+
+/* Harley-Seal step: the 8 mismatch words of input bits v & 0xff against weight words
+ * w[0..7] go into the carry-save counters (ones, twos, fours); returns the carry of weight 8. */
+static inline uint32_t tb_hs8(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *w, uint32_t v)
+{
+    uint32_t twos_a, twos_b, fours_a, fours_b, eights;
+#define TB_MISMATCH(b) (w[b] ^ (0u - ((v >> (b)) & 1u))) /* lanes where input bit b differs */
+    TB_CSA(twos_a, *ones, *ones, TB_MISMATCH(0), TB_MISMATCH(1));
+    TB_CSA(twos_b, *ones, *ones, TB_MISMATCH(2), TB_MISMATCH(3));
+    TB_CSA(fours_a, *twos, *twos, twos_a, twos_b);
+    TB_CSA(twos_a, *ones, *ones, TB_MISMATCH(4), TB_MISMATCH(5));
+    TB_CSA(twos_b, *ones, *ones, TB_MISMATCH(6), TB_MISMATCH(7));
+    TB_CSA(fours_b, *twos, *twos, twos_a, twos_b);
+    TB_CSA(eights, *fours, *fours, fours_a, fours_b);
+#undef TB_MISMATCH
+    return eights;
+}
+
+/* Binary convolution, bit-sliced across output channels: one word holds one input bit's
+ * mismatches with 32 output channels (wt ^ the input bit spread to all lanes), and
+ * Harley-Seal carry-save adders count them per lane, 16 inputs at a time, into a
+ * bit-sliced count of mismatches `ones` (acc = k*c_in - 2*ones). The sign is a bit-sliced
+ * comparison ones >= U with U per channel (from th, see codegen), XOR the direction;
+ * pooling before the sign is an AND (direction 0) or OR (direction 1) of the window's bits.
+ * Needs c_in % 8 == 0 and 5 <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
+TB_SPECIALISE void tb_bconv1d_vsl_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
+{
+    int cw = TB_WORDS(L->c_in), ow = TB_WORDS(L->c_out), high = L->slices - 4;
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
+            const uint32_t *ge = L->ge + g * L->slices;
+            for (int j = 0; j < L->pool_k; j++) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                uint32_t ones = 0, twos = 0, fours = 0, eights = 0, carry;
+                uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
+                for (int s = 0; s < high; s++)
+                    sixteens[s] = 0;
+                for (int k = 0; k < L->kernel_size; k++) {
+                    int ti = t0 + k;
+                    const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                    const uint32_t *w = L->wt + (g * L->kernel_size + k) * L->c_in;
+                    for (int c = 0; c < L->c_in; c += 16, w += 16) {
+                        uint32_t v = row[c >> 5] >> (c & 31);
+                        uint32_t e = tb_hs8(&ones, &twos, &fours, w, v);
+                        if (c + 8 < L->c_in) { /* 16 inputs: carry of weight 16 */
+                            uint32_t f = tb_hs8(&ones, &twos, &fours, w + 8, v >> 8);
+                            TB_CSA(carry, eights, eights, e, f);
+                        } else { /* the last 8 of c_in % 16 == 8 */
+                            carry = eights & e;
+                            eights ^= e;
+                        }
+                        for (int s = 0; carry && s < high; s++) { /* + 16 * carry */
+                            uint32_t c2 = sixteens[s] & carry;
+                            sixteens[s] ^= carry;
+                            carry = c2;
+                        }
+                    }
+                }
+                /* ones + 2 twos + 4 fours + 8 eights + 16 sixteens is the count in binary:
+                 * compare with U by the borrow of count - U, from the lowest slice up. */
+                uint32_t borrow = ge[0] & ~ones;
+                borrow = (ge[1] & ~twos) | (~(twos ^ ge[1]) & borrow);
+                borrow = (ge[2] & ~fours) | (~(fours ^ ge[2]) & borrow);
+                borrow = (ge[3] & ~eights) | (~(eights ^ ge[3]) & borrow);
+                for (int s = 0; s < high; s++)
+                    borrow = (ge[4 + s] & ~sixteens[s]) | (~(sixteens[s] ^ ge[4 + s]) & borrow);
+                uint32_t bits = ~borrow ^ neg; /* (ones >= U) xor direction */
+                pooled = (pooled & (bits | neg)) | (bits & neg);
+            }
+            y[p * ow + g] = pooled;
+        }
+    }
+}
+
+/* Binary dense layer, byte-lane popcount. in: [in_words] packed; out: [TB_WORDS(c_out)]. */
+TB_SPECIALISE void tb_bdense_lanes_b32(const tb_bdense_t *L, const uint32_t *x, uint32_t *y)
+{
+    for (int g = 0; g < TB_WORDS(L->c_out); g++) {
+        uint32_t bits = 0, negw = L->th.neg[g];
+        int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+        for (int b = 0; b < count; b++) {
+            int o = 32 * g + b;
+            int32_t acc = L->in_features - 2 * tb_xorpop_lanes_b32(x, L->w + o * L->in_words, L->in_words);
+            bits |= tb_sign_bit(acc, tb_threshold_at(&L->th, o), (negw >> b) & 1u) << b;
+        }
+        y[g] = bits;
+    }
+}
+
+/* Classifier on packed input with binary weights, byte-lane popcount. */
+TB_SPECIALISE void tb_classifier_lanes_b32(const tb_classifier_t *L, const uint32_t *x, int32_t *scores)
+{
+    int n = L->in_t * TB_WORDS(L->in_c);
+    for (int k = 0; k < L->num_classes; k++)
+        scores[k] = L->in_features - 2 * tb_xorpop_lanes_b32(x, L->wb + k * n, n) + L->bias[k];
+}
+
+/* The first layer's step cache: `ring` (a power of two) slots of `width` int32 values in
+ * the scratch after `ring` tags (the step a slot holds, -1 for none). Returns the slot of
+ * step ti; *fresh is 1 when it held another step, and the caller must fill it. */
+static inline int32_t *tb_iconv1d_slot(const tb_iconv1d_t *L, int32_t *scratch, int width, int ti, int *fresh)
+{
+    int s = ti & (L->ring - 1);
+    *fresh = scratch[s] != ti;
+    scratch[s] = ti;
+    return scratch + L->ring + s * width;
+}
+
+/* Subset-sum table of step ti: tab[m] = sum over c of (bit c of m ? -x'_c : x'_c), for all
+ * 2^c_in masks m. Each entry is bounded by sum_c max|x'_c| <= the proved accumulator bound. */
+static inline void tb_iconv1d_sst_fill(const tb_iconv1d_t *L, const int16_t *x, int ti, int32_t *tab)
+{
+    int32_t v[8], sum = 0; /* c_in <= 8 */
+    for (int c = 0; c < L->c_in; c++) {
+        v[c] = tb_input_value(L, x[ti * L->c_in + c], c);
+        sum += v[c];
+    }
+    tab[0] = sum;
+    for (int c = 0; c < L->c_in; c++) {
+        const int32_t *lo = tab, *end = tab + (1 << c);
+        int32_t *hi = tab + (1 << c), d = v[c];
+        while (lo < end) /* entries with bit c set: x'_c counted -1 instead of +1 */
+            *hi++ = (*lo++ - d) - d; /* never 2 * d: that alone may overflow */
+    }
+}
+
+#define TB_SST_MAX_SPAN 16
+
+/* First layer, binary weights, c_in <= 8: subset-sum tables. Per input step, the 2^c_in
+ * signed sums of its normalised channels are computed once (cached for `ring` steps); each
+ * filter tap of each output channel is then one lookup at its weight bits (tap_index), and
+ * padding steps look up a table of zeros. span = (pool_k - 1) * stride + k steps feed one
+ * output; the compiler keeps span <= TB_SST_MAX_SPAN and ring >= span.
+ * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: int32 [ring + ring * 2^c_in + 2^c_in] (tags, tables, the zero table). */
+TB_SPECIALISE void tb_iconv1d_sst_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
+{
+    int width = 1 << L->c_in, ow = TB_WORDS(L->c_out);
+    int span = (L->pool_k - 1) * L->stride + L->kernel_size;
+    int32_t *zero = scratch + L->ring * (1 + width);
+    const int32_t *tabs[TB_SST_MAX_SPAN];
+    for (int s = 0; s < L->ring; s++)
+        scratch[s] = -1;
+    for (int m = 0; m < width; m++)
+        zero[m] = 0;
+    for (int p = 0; p < L->t_out; p++) {
+        int t0 = p * L->pool_s * L->stride - L->pad;
+        for (int s = 0; s < span; s++) {
+            int ti = t0 + s, fresh;
+            if (ti < 0 || ti >= L->t_in) {
+                tabs[s] = zero; /* padding: x' = 0 */
+                continue;
+            }
+            int32_t *tab = tb_iconv1d_slot(L, scratch, width, ti, &fresh);
+            if (fresh)
+                tb_iconv1d_sst_fill(L, x, ti, tab);
+            tabs[s] = tab;
+        }
+        for (int g = 0; g < ow; g++) {
+            uint32_t bits = 0, negw = L->th.neg[g];
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int b = 0; b < count; b++) {
+                int o = 32 * g + b;
+                const uint8_t *idx = L->tap_index + o * L->kernel_size;
+                int32_t best = INT32_MIN;
+                for (int j = 0; j < L->pool_k; j++) {
+                    const int32_t *const *tj = tabs + j * L->stride;
+                    int32_t a = 0;
+                    TB_UNROLL
+                    for (int k = 0; k < L->kernel_size; k++)
+                        a += tj[k][idx[k]];
+                    best = a > best ? a : best;
+                }
+                bits |= tb_sign_bit(best, tb_threshold_at(&L->th, o), (negw >> b) & 1u) << b;
+            }
+            y[p * ow + g] = bits;
+        }
+    }
+}
+
+/* First layer, any c_in, binary or int8 weights: x' computed once per input step (cached
+ * for `ring` steps), not once per output channel.
+ * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: int32 [ring + ring * c_in]. */
+TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), kc = L->kernel_size * L->c_in;
+    for (int s = 0; s < L->ring; s++)
+        scratch[s] = -1;
+    for (int p = 0; p < L->t_out; p++) {
+        for (int j = 0; j < L->pool_k; j++) { /* fill the steps this output reads */
+            int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+            for (int k = 0; k < L->kernel_size; k++) {
+                int ti = t0 + k, fresh;
+                if (ti < 0 || ti >= L->t_in)
+                    continue;
+                int32_t *row = tb_iconv1d_slot(L, scratch, L->c_in, ti, &fresh);
+                if (fresh)
+                    for (int c = 0; c < L->c_in; c++)
+                        row[c] = tb_input_value(L, x[ti * L->c_in + c], c);
+            }
+        }
+        for (int g = 0; g < ow; g++) {
+            uint32_t bits = 0, negw = L->th.neg[g];
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int b = 0; b < count; b++) {
+                int o = 32 * g + b;
+                int32_t best = INT32_MIN;
+                for (int j = 0; j < L->pool_k; j++) {
+                    int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                    int32_t a = 0;
+                    for (int k = 0; k < L->kernel_size; k++) {
+                        int ti = t0 + k;
+                        if (ti < 0 || ti >= L->t_in)
+                            continue;
+                        const int32_t *row = scratch + L->ring + (ti & (L->ring - 1)) * L->c_in;
+                        if (L->wq) {
+                            const int8_t *w = L->wq + o * kc + k * L->c_in;
+                            for (int c = 0; c < L->c_in; c++)
+                                a += (int32_t)w[c] * row[c];
+                        } else {
+                            const uint32_t *w = L->wb + o * TB_WORDS(kc);
+                            for (int c = 0; c < L->c_in; c++) {
+                                int32_t m = -(int32_t)tb_bit(w, k * L->c_in + c); /* 0 or -1 */
+                                a += (row[c] ^ m) - m;                            /* +-x' */
+                            }
+                        }
+                    }
+                    best = a > best ? a : best;
+                }
+                bits |= tb_sign_bit(best, tb_threshold_at(&L->th, o), (negw >> b) & 1u) << b;
+            }
+            y[p * ow + g] = bits;
+        }
     }
 }
 

@@ -1,0 +1,194 @@
+"""The fast kernel variants: each stage's chosen variant on the same case tables as
+tests/test_compile.py, compiled for the host with strict flags and sanitizers and run
+against the integer reference with exact equality; then whole models under QEMU on
+Cortex-M0 and Cortex-M4 with the variants those targets get.
+
+tests/test_compile.py already checks the reference against PyTorch on these models, and the
+reference loops against the reference; here only the variants are new.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from modelcheck import assert_exact, calibrate, random_inputs, signals
+from test_compile import (
+    BCONV_CASES,
+    HEAD_CASES,
+    ICONV_CASES,
+    bconv_case,
+    iconv_case,
+    random_model,
+)
+
+from tinybnn import codegen, firmware, host, reference
+from tinybnn.compiler import compile
+from tinybnn.errors import TinyBNNError
+from tinybnn.lowering import InputConv, lower
+from tinybnn.nn import Sequential
+
+
+def check_variants(
+    model: Sequential, target: str, tmp_path, name: str = "k", cc: str = "gcc"
+) -> dict[int, str]:
+    """C for `target` == reference on realistic and extreme windows; returns the variants.
+    gcc builds with the sanitizers, clang with the strict flags alone."""
+    c, t = model.input_shape
+    result = compile(model, tmp_path, name, target=target)
+    exe = host.build(tmp_path, name, cc=cc, extra_flags=host.SANITIZE_FLAGS if cc == "gcc" else [])
+    for j, x in enumerate([signals(8, c, t, 1), random_inputs(4, c, t, 2)]):
+        want = reference.run(result.program, x)
+        scores, classes = host.run(exe, x, result.program.num_classes)
+        where = f"{target}, variants {[s.variant for s in result.cmodel.stages]}, input set {j}"
+        assert_exact(f"scores ({where})", scores, want)
+        assert_exact(f"classes ({where})", classes, reference.argmax(want))
+    return {s.index: s.variant for s in result.cmodel.stages}
+
+
+def seeded(layers, in_channels: int, length: int, seed: int = 0) -> Sequential:
+    torch.manual_seed(seed)
+    model = Sequential(*layers(), input_shape=(in_channels, length))
+    return calibrate(model, signals(12, in_channels, length, seed), seed)
+
+
+def _with_channels(cases, in_channels: int):
+    return [pytest.param(p.values[0], in_channels, p.values[1], id=p.id) for p in cases]
+
+
+# Beyond test_compile's first layers: 7 and 8 channels take the subset-sum table on the
+# host (up to 8) but not on Cortex-M0 (up to 6); 9 never does.
+EXTRA_ICONV = [
+    pytest.param(*iconv_case(8, 33, 3, 1, 1, "binary", 19), id="in8_out33_k3_binary"),
+    pytest.param(*iconv_case(7, 32, 5, 2, 2, "binary", 23, pool=(3, 2)), id="in7_pool3s2_binary"),
+    pytest.param(*iconv_case(9, 31, 3, 1, 0, "binary", 12), id="in9_binary_no_table"),
+]
+
+# The bit-sliced convolution takes 8 input channels at a time, 16 where it can: widths
+# of 8 and 40 end on a half block, and 8 x k=1 has the fewest count slices.
+EXTRA_BCONV = [
+    pytest.param(*bconv_case(c, k, s, pad, pv, t, pool=pool), id=f"c{c}_k{k}_s{s}_t{t}")
+    for (c, k, s, pad, pv, t, pool) in [
+        (8, 1, 1, 0, 1, 9, None),
+        (8, 3, 1, 1, -1, 12, (2, 2)),
+        (40, 3, 2, 1, -1, 21, None),
+        (48, 5, 1, 2, 1, 17, (3, 1)),
+    ]
+]
+
+FAST_CASES = (
+    _with_channels(BCONV_CASES + EXTRA_BCONV, 3)
+    + ICONV_CASES
+    + EXTRA_ICONV
+    + _with_channels([p for p in HEAD_CASES if "binary" in p.id], 4)
+)
+
+
+@pytest.mark.parametrize("layers,in_channels,length", FAST_CASES)
+def test_fast_variants_on_host(layers, in_channels, length, tmp_path):
+    model = seeded(layers, in_channels, length)
+    variants = check_variants(model, "host", tmp_path)
+    assert set(variants.values()) - {"ref"}, "the host target chose no fast variant"
+
+
+@pytest.mark.parametrize("layers,in_channels,length", EXTRA_ICONV + ICONV_CASES[:2])
+def test_first_layer_variants_for_cortex_m0(layers, in_channels, length, tmp_path):
+    """Cortex-M0 keeps tables to 6 channels: 7 and 8 take the x' variant there."""
+    model = seeded(layers, in_channels, length)
+    variants = check_variants(model, "cortex-m0", tmp_path)
+    stage = lower(model).stages[0]
+    assert isinstance(stage, InputConv)
+    want = "sst" if stage.binary and in_channels <= 6 else "xn"
+    assert variants[0] == want
+
+
+def test_portable_target_emits_the_reference_loops(tmp_path):
+    model = seeded(*ICONV_CASES[0].values)
+    default = compile(model, tmp_path / "a", "k")
+    compile(model, tmp_path / "b", "k", target="portable")
+    assert all(s.variant == "ref" for s in default.cmodel.stages)
+    assert (tmp_path / "a" / "k.c").read_text() == (tmp_path / "b" / "k.c").read_text()
+
+
+def test_scratch_is_planned_apart_from_input_and_output(tmp_path):
+    """Every stage's input, output and scratch are disjoint and inside the arena."""
+    model = random_model(3)
+    c, t = model.input_shape
+    calibrate(model, signals(16, c, t, 3), 3)
+    cm = compile(model, tmp_path, "k", target="cortex-m4").cmodel
+    assert cm.stages[0].scratch_bytes > 0
+    for s in cm.stages:
+        spans = []
+        if s.in_offset is not None:
+            spans.append((s.in_offset, cm.stages[s.index - 1].stage.out_bytes()))
+        if s.out_offset is not None:
+            spans.append((s.out_offset, s.stage.out_bytes()))
+        if s.scratch_bytes:
+            spans.append((s.scratch_offset, s.scratch_bytes))
+        spans.sort()
+        for (a, n), (b, _) in zip(spans, spans[1:], strict=False):
+            assert a + n <= b, f"stage {s.index}: buffers overlap: {spans}"
+        assert all(a % 4 == 0 and a + n <= cm.arena_bytes for a, n in spans)
+
+
+def test_unknown_target_is_refused(tmp_path):
+    model = seeded(*ICONV_CASES[0].values)
+    with pytest.raises(TinyBNNError, match="unknown target 'cortex-m9'"):
+        compile(model, tmp_path, "k", target="cortex-m9")
+    assert not list(tmp_path.iterdir())
+    assert set(codegen.TARGETS) >= {"host", *firmware.CORES}
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+@pytest.mark.parametrize(
+    "layers,in_channels,length",
+    _with_channels([EXTRA_BCONV[2]], 3)
+    + [EXTRA_ICONV[2]]
+    + _with_channels([HEAD_CASES[-4], HEAD_CASES[-2]], 4),
+)
+def test_every_variant_with_clang(layers, in_channels, length, tmp_path):
+    """sst + vsl; xn; classifier lanes; bdense lanes: built by clang, strict flags."""
+    check_variants(seeded(layers, in_channels, length), "host", tmp_path, cc="clang")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_random_models_on_host(seed, tmp_path):
+    model = random_model(seed)
+    c, t = model.input_shape
+    calibrate(model, signals(16, c, t, seed), seed)
+    check_variants(model, "host", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------
+# Under QEMU: the variants as the cross compiler builds them (inlined, specialised).
+
+QEMU_CORES = ["cortex-m0", "cortex-m4"]
+
+
+@pytest.fixture(scope="module")
+def toolchain():
+    try:
+        firmware.find_toolchain()
+    except firmware.ToolchainMissing as exc:
+        pytest.skip(f"no firmware toolchain: {exc}")
+
+
+@pytest.mark.parametrize("core", QEMU_CORES)
+def test_fast_variants_under_qemu(core, toolchain, tmp_path):
+    """test_firmware_models' models (every layer kind) and two more first layers, compiled
+    for `core`, bit-exact on its 8 vectors each."""
+    from test_firmware_models import build_model
+
+    from tinybnn.profile import run_on_core
+
+    models = {n: build_model(n) for n in ("random1", "kinds_a", "kinds_b", "kinds_c")}
+    for key, case in (("in8", EXTRA_ICONV[0]), ("in6_pool", ICONV_CASES[-3])):
+        model = seeded(*case.values)
+        c, t = model.input_shape
+        models[key] = (model, np.concatenate([signals(6, c, t, 5), random_inputs(2, c, t, 6)]))
+    for name, (model, x) in models.items():
+        result = compile(model, tmp_path / name, name, target=core)
+        assert any(s.variant != "ref" for s in result.cmodel.stages)
+        run_on_core(result, name, core, x, reference.run(result.program, x))
