@@ -53,7 +53,7 @@ class Config:
     seed: int = 0
 
 
-FULL = Config(users=(36, 6, 10), per_class=16, epochs=30, widths=(32, 32, 64), stream_s=60.0)
+FULL = Config(users=(60, 8, 12), per_class=8, epochs=20, widths=(16, 32, 48, 64), stream_s=60.0)
 QUICK = Config(users=(6, 2, 2), per_class=6, epochs=3, widths=(16, 32), stream_s=12.0)
 
 
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== 2. training")
     tinybnn.train(
         paths["train"], val_data=paths["val"], out=out / "model.pt", epochs=cfg.epochs,
-        widths=cfg.widths, first_weights="int8", seed=cfg.seed, progress=not args.quick,
+        widths=cfg.widths, first_weights="int8", batch_size=64, seed=cfg.seed, progress=not args.quick,
     )  # fmt: skip
     model = tinybnn.load(out / "model.pt")
     print(tinybnn.summary(model))
@@ -289,12 +289,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n== 3. compiling for {args.core}")
     c_dir = out / "c"
-    compiled = tinybnn.compile(
-        out / "model.pt",
-        c_dir,
-        NAME,
-        command=f"tinybnn compile {out / 'model.pt'} -o {c_dir} --name {NAME}",
-    )
+    command = f"tinybnn compile {out / 'model.pt'} -o {c_dir} --name {NAME} --target {args.core}"
+    compiled = tinybnn.compile(out / "model.pt", c_dir, NAME, command=command, target=args.core)
     print(compiled.report())
 
     print(

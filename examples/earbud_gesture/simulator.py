@@ -19,7 +19,7 @@ Gestures (user strength scales accelerations, user speed scales durations)
 - double tap: two taps `gap` apart; each user has a habitual gap of 0.15-0.40 s (+-10 %).
 - swipe forward / backward: contact moving from p = 0.15 to 0.85 (or back) over 0.2-0.45 s,
   with 0.05-0.15 g of friction drag along x.
-- long press: contact held still for 0.8-1.1 s; pressing pushes the earbud 0.05-0.2 g along z.
+- long press: contact held still for 0.9-1.2 s; pressing pushes the earbud 0.05-0.2 g along z.
 - none: the wearer sitting still, walking (steps at 1.6-2.2 Hz, 0.15-0.35 g bounce, heel
   strikes), running (2.4-3.0 Hz, 0.8-1.5 g bounce, 1.5-4 g heel strikes), chewing (jaw at
   1-2 Hz, 0.01-0.04 g), talking (bone-conducted voice, 0.005-0.03 g bursts), turning the
@@ -110,7 +110,7 @@ def gesture_duration(kind: str, user: User, rng: np.random.Generator) -> float:
     if kind.startswith("swipe"):
         return float(np.clip(rng.uniform(0.2, 0.45) * user.speed, 0.15, 0.5))
     if kind == "long press":
-        return float(np.clip(rng.uniform(0.8, 1.1) * user.speed, 0.75, 1.15))
+        return float(np.clip(rng.uniform(0.9, 1.2) * user.speed, 0.9, 1.2))
     raise ValueError(kind)
 
 
@@ -210,7 +210,9 @@ def _activity(sig: _Signals, kind: str, start: float, end: float, rng: np.random
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         shock = (t >= hit) * np.exp(-since / 0.03)
-        sig.acc += shock[:, None] * direction * rng.uniform(20.0, 30.0)  # >= 8.3 g on some axis: saturates
+        sig.acc += (
+            shock[:, None] * direction * rng.uniform(20.0, 30.0)
+        )  # >= 8.3 g on some axis: saturates
     elif kind != "still":
         raise ValueError(kind)
 

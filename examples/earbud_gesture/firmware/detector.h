@@ -18,13 +18,13 @@
 #include "gesture.h"
 
 #ifndef DET_HOP
-#define DET_HOP 8 /* samples between classifications: 80 ms at 100 Hz */
+#define DET_HOP 5 /* samples between classifications: 50 ms at 100 Hz */
 #endif
 #ifndef DET_MIN_RUN
-#define DET_MIN_RUN 6 /* windows in a row: 480 ms */
+#define DET_MIN_RUN 10 /* windows in a row: 500 ms, longer than any double-tap gap */
 #endif
 #ifndef DET_REARM
-#define DET_REARM 3 /* "none" windows before the next report */
+#define DET_REARM 4 /* "none" windows before the next report */
 #endif
 #define DET_NONE 0 /* class index of "none" */
 
