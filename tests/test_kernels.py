@@ -164,7 +164,7 @@ def test_random_models_on_host(seed, tmp_path):
 # ---------------------------------------------------------------------------------------
 # Under QEMU: the variants as the cross compiler builds them (inlined, specialised).
 
-QEMU_CORES = ["cortex-m0", "cortex-m4"]
+QEMU_CORES = list(firmware.CORES)  # every core, M0+ included
 
 
 @pytest.fixture(scope="module")
