@@ -211,3 +211,17 @@ def test_kernel_longer_than_input_is_refused_at_construction():
 def test_bad_name_is_refused(tmp_path):
     with pytest.raises(TinyBNNError, match="C identifier"):
         compile(golden_model(), tmp_path, "9lives")
+
+
+def test_class_names_that_clash_as_macros_stay_distinct(tmp_path):
+    model = golden_model()
+    model.class_names = ["tap!", "tap?", "double tap"]
+    compile(model, tmp_path, "m")
+    header = (tmp_path / "m.h").read_text()
+    for line in (
+        "#define M_CLASS_TAP_0 0",
+        "#define M_CLASS_TAP_1 1",
+        "#define M_CLASS_DOUBLE_TAP 2",
+    ):
+        assert line in header
+    host.build(tmp_path, "m")  # and it still builds under -Werror

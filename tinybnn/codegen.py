@@ -493,15 +493,27 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(cname=c_identifier, cstring=c_string)
+    env.filters.update(cstring=c_string)
     return env
+
+
+def class_macros(names: list[str]) -> list[str]:
+    """Macro suffixes for the class names, made unique: a clash gets the class index."""
+    tails = [c_identifier(n) for n in names]
+    return [t if tails.count(t) == 1 else f"{t}_{i}" for i, t in enumerate(tails)]
 
 
 def render(cm: CModel) -> dict[str, str]:
     """File name -> text of the generated C."""
     env = _env()
     ctx = dict(
-        m=cm, NAME=cm.name.upper(), name=cm.name, p=cm.program, version=__version__, **cm.header
+        m=cm,
+        NAME=cm.name.upper(),
+        name=cm.name,
+        p=cm.program,
+        class_macros=class_macros(cm.program.class_names),
+        version=__version__,
+        **cm.header,
     )
     return {
         f"{cm.name}.h": env.get_template("model.h.j2").render(ctx),
