@@ -263,7 +263,7 @@ def gesture() -> Sequential:
 
 @pytest.mark.parametrize("core", ["cortex-m0", "cortex-m4", "cortex-m7"])
 def test_profile_gesture(gesture: Sequential, core: str, tmp_path: Path) -> None:
-    cm = compile(gesture, tmp_path / "c", "gesture").cmodel
+    cm = compile(gesture, tmp_path / "c", "gesture", target=core).cmodel  # what profile builds
     report = profile(gesture, core, name="gesture", work_dir=tmp_path / "run1")
 
     # Flash: every array is in .rodata at its declared size, or folded into code by GCC.

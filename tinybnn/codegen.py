@@ -129,7 +129,12 @@ def _emit_input_conv(cs: CStage, st: InputConv) -> None:
     c, t = st.in_shape
     o = st.weight.shape[0]
     arrays = st.arrays()
-    w = cs.array("w", arrays["w"], "binary, tap-major" if st.binary else "int8 [O][k][C]")
+    # The subset-sum kernel reads the taps' table indices instead of the weight bits.
+    w = (
+        "NULL"
+        if cs.variant == "sst"
+        else cs.array("w", arrays["w"], "binary, tap-major" if st.binary else "int8 [O][k][C]")
+    )
     cs.fields = dict(
         c_in=c,
         t_in=t,
