@@ -39,8 +39,8 @@ import torch
 import tinybnn
 from tinybnn import host, reference
 from tinybnn.augment import Augment
-from tinybnn.distill import fit
 from tinybnn.tsfile import aeon_data_dir, load_ts
+from tinybnn.twin import TWIN_LR
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = [
@@ -49,8 +49,7 @@ DATASETS = [
     ("JapaneseVowels", "98-99%", 94.9),
 ]
 TARGETS = {"BasicMotions": 99.0, "JapaneseVowels": 95.0}
-RECIPE = dict(epochs=60, batch_size=16, keep="last")
-TWIN_LR = 1e-2
+RECIPE = dict(epochs=60, batch_size=16, keep="last", progress=False)
 FLASH_LIMIT = 8 * 1024
 # The options of issue 7, each added alone to the recipe (without distillation).
 ABLATIONS = [
@@ -80,13 +79,13 @@ def run_dataset(name: str, seeds: int, threads: int) -> dict:
     for seed in range(seeds):
         common = dict(val_data=train, seed=seed, threads=threads, **RECIPE)
         t0 = time.perf_counter()
-        twin = fit(train, twin=True, lr=TWIN_LR, augment=Augment(seed=seed), **common)
+        twin = tinybnn.train(train, twin=True, lr=TWIN_LR, augment=Augment(seed=seed), **common)
         t_twin = time.perf_counter() - t0
         t0 = time.perf_counter()
-        plain = fit(train, augment=Augment(seed=seed), **common)
+        plain = tinybnn.train(train, augment=Augment(seed=seed), **common)
         t_plain = time.perf_counter() - t0
         t0 = time.perf_counter()
-        kd = fit(train, teacher=twin, augment=Augment(seed=seed), **common)
+        kd = tinybnn.train(train, teacher=twin, augment=Augment(seed=seed), **common)
         t_kd = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             compiled = tinybnn.compile(kd.model, tmp, "m")
@@ -125,7 +124,7 @@ def run_ablations(name: str, seeds: int, threads: int) -> list[tuple[str, list[f
         accs, exact, flash = [], True, 0
         for seed in range(seeds):
             kw = {"augment": Augment(seed=seed), **options}
-            r = fit(
+            r = tinybnn.train(
                 train, val_data=train, seed=seed, threads=threads, **RECIPE, **architecture, **kw
             )
             pred = predictions(r.model, test.X)

@@ -1,4 +1,5 @@
-"""The `tinybnn` command: train and summary end to end, and one-line errors for bad input."""
+"""The `tinybnn` command: train, summary and convert end to end, and one-line errors for bad
+input."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from conftest import BAD_DATASETS
 import tinybnn
 import tinybnn.cli as cli
 from tinybnn.cli import main
+from tinybnn.data import load_dataset
 
 FAST = ["--epochs", "10", "--lr", "0.02", "--widths", "16,32", "--no-progress"]
 SCRIPT = Path(sys.executable).with_name("tinybnn")
@@ -33,7 +35,7 @@ def assert_one_error_line(err: str) -> None:
 def test_help_lists_the_commands(capsys):
     status, out, _ = run(capsys, "--help")
     assert status == 0
-    assert "train " in out and "summary " in out
+    assert "train " in out and "summary " in out and "convert " in out
 
 
 def test_train_then_summary(tmp_path, signals_npz, capsys):
@@ -140,3 +142,69 @@ def test_refuses_to_overwrite_the_data(signals_npz, capsys):
     assert_one_error_line(err)
     assert "is the training data" in err
     assert signals_npz.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        pytest.param(
+            ["--teacher", "twin", "--augment", "--keep", "last"],
+            ["teacher (float twin): validation accuracy", "last epoch 2/2"],
+            id="twin_teacher_augment_last",
+        ),
+        pytest.param(["--optimizer", "bop"], ["best epoch"], id="bop"),
+    ],
+)
+def test_train_options_write_a_model_that_reloads(tmp_path, signals_npz, capsys, options, says):
+    out = tmp_path / "m.pt"
+    tiny = ["--epochs", "2", "--widths", "8,16", "--batch-size", "16", "--no-progress"]
+    status, stdout, err = run(capsys, "train", signals_npz, "-o", out, *tiny, *options)
+    assert (status, err) == (0, "")
+    assert all(s in stdout for s in says), stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.pt",
+        "m_confusion.png",
+        "m_curves.png",
+        "signals.npz",
+    ]
+    assert tinybnn.load(out).class_names == ["sine", "square", "sawtooth"]
+
+
+TS = """\
+@problemName Tiny
+@univariate false
+@dimensions 2
+@equalLength false
+@classLabel true walk run
+@data
+1,2,3:4,5,6:run
+-1.5,0,2,1:0.25,0.5,1,?:walk
+"""
+
+
+def test_convert_prints_shape_classes_and_scale(tmp_path, capsys):
+    ts, npz = tmp_path / "tiny.ts", tmp_path / "tiny.npz"
+    ts.write_text(TS)
+    status, stdout, err = run(capsys, "convert", ts, npz, "--target", "12000")
+    assert (status, err) == (0, "")
+    assert f"wrote {npz}: X [2, 2, 4] int16, 2 classes: walk, run" in stdout
+    assert "scale (counts per unit, per channel): 2000, 2000" in stdout  # 6 -> 12000
+    assert "filled 1 missing values; resampled 1 series to length 4" in stdout
+    data = load_dataset(npz)
+    assert data.X.shape == (2, 2, 4) and data.class_names == ["walk", "run"]
+
+    status, stdout, err = run(
+        capsys, "convert", ts, tmp_path / "c.npz", "--length", "3", "--scaling", "channel"
+    )
+    assert (status, err) == (0, "")
+    assert "X [2, 2, 3] int16" in stdout
+
+
+def test_convert_names_the_line_of_a_malformed_file(tmp_path, capsys):
+    ts = tmp_path / "bad.ts"
+    ts.write_text(TS.replace("-1.5,0,2,1:", "-1.5,zero,2,1:"))
+    status, _, err = run(capsys, "convert", ts, tmp_path / "bad.npz")
+    assert status == 1
+    assert_one_error_line(err)
+    assert "bad.ts, line 8: dimension 0: 'zero' is not a number" in err
+    assert not (tmp_path / "bad.npz").exists()

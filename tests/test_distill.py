@@ -12,15 +12,15 @@ from modelcheck import check_model, signals
 from tinybnn.augment import Augment
 from tinybnn.bop import Bop, binary_weights
 from tinybnn.data import Dataset
-from tinybnn.distill import distill_loss, fit
+from tinybnn.distill import distill_loss
 from tinybnn.errors import TinyBNNError
 from tinybnn.models import conv_classifier
 from tinybnn.nn import BatchNormSign, Int8Linear
-from tinybnn.train import evaluate
+from tinybnn.train import evaluate, train
 from tinybnn.twin import FloatTwin, train_twin
 
 SMALL = dict(widths=(8, 16), kernel_size=5)
-FAST = dict(epochs=15, batch_size=16, lr=2e-2)
+FAST = dict(epochs=15, batch_size=16, lr=2e-2, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -70,22 +70,22 @@ def test_distillation_loss():
 
 def test_distilled_training_is_reproducible_and_learns(twin, data):
     kw = dict(teacher=twin, seed=1, **FAST, **SMALL)
-    a = fit(data, **kw)
-    b = fit(data, **kw)
+    a = train(data, **kw)
+    b = train(data, **kw)
     assert a.history == b.history
     assert a.val_accuracy >= 0.8
     assert a.teacher is twin
 
 
 def test_teacher_twin_trains_the_twin_first(data):
-    r = fit(data, teacher="twin", seed=0, epochs=3, batch_size=16, lr=2e-2, **SMALL)
+    r = train(data, teacher="twin", seed=0, **{**FAST, "epochs": 3}, **SMALL)
     assert isinstance(r.teacher.model, FloatTwin)
     assert len(r.teacher.history) == 3
 
 
 def test_augmented_training_is_deterministic_per_seed(data):
     def run(seed):
-        return fit(data, augment=Augment(seed=seed), seed=0, keep="last", **FAST, **SMALL).history
+        return train(data, augment=Augment(seed=seed), seed=0, keep="last", **FAST, **SMALL).history
 
     assert run(0) == run(0)
     assert run(0) != run(1)
@@ -102,19 +102,22 @@ def test_bop_flips_only_against_a_consistent_gradient():
 
 
 def test_bop_trains_a_model_whose_binary_weights_stay_pm1(data):
-    r = fit(data, optimizer="bop", seed=0, **FAST, **SMALL)
+    r = train(data, optimizer="bop", seed=0, **FAST, **SMALL)
     for p in binary_weights(r.model):
         assert set(p.unique().tolist()) <= {-1.0, 1.0}
     assert r.val_accuracy >= 0.6
 
 
-def test_refusals(data):
+def test_refusals(data, tmp_path):
     with pytest.raises(TinyBNNError, match="teacher must be"):
-        fit(data, teacher="big", **FAST)
+        train(data, teacher="big", **FAST)
     with pytest.raises(TinyBNNError, match="float twin has none"):
-        fit(data, twin=True, optimizer="bop", **FAST)
+        train(data, twin=True, optimizer="bop", **FAST)
     with pytest.raises(TinyBNNError, match="keep must be"):
-        fit(data, keep="first", **FAST)
+        train(data, keep="first", **FAST)
+    with pytest.raises(TinyBNNError, match="cannot be saved"):
+        train(data, twin=True, out=tmp_path / "twin.pt", **FAST)
+    assert list(tmp_path.iterdir()) == []
 
 
 OPTIONS = [
@@ -133,9 +136,7 @@ OPTIONS = [
 
 @pytest.mark.parametrize("architecture, options", OPTIONS)
 def test_trained_with_option_compiles_exactly(data, tmp_path, architecture, options):
-    r = fit(
-        data, seed=0, epochs=3, batch_size=16, lr=2e-2, widths=(8, 33), **architecture, **options
-    )
+    r = train(data, seed=0, **{**FAST, "epochs": 3}, widths=(8, 33), **architecture, **options)
     model = r.model
     layers = {type(m) for m in model.layers}
     assert BatchNormSign in layers

@@ -146,7 +146,7 @@ def test_trains_a_given_model_on_given_validation_data(signals):
         pytest.param(conv_classifier(6, 32, 3), {}, "has [C, T] = [6, 64]", id="length"),
         pytest.param(conv_classifier(6, 64, 2), {}, "has 3 classes, the model 2", id="classes"),
         pytest.param(conv_classifier(6, 64, 3), {}, "class names", id="names"),
-        pytest.param(None, {"widths": ()}, "layer 0 (global_pool1d)", id="no_widths"),
+        pytest.param(None, {"widths": ()}, "at least one width", id="no_widths"),
         pytest.param(None, {"epochs": 0}, "epochs", id="epochs"),
     ],
 )

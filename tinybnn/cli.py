@@ -20,7 +20,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, tsfile
+from .augment import Augment
 from .codegen import DEFAULT_TARGET, TARGETS
 from .compiler import compile as compile_model
 from .errors import TinyBNNError
@@ -106,14 +107,54 @@ def _widths(ctx, param, text: str) -> tuple[int, ...]:
     show_default=True,
     help="Weights of the classifier.",
 )
+@click.option(
+    "--teacher",
+    type=click.Choice(["none", "twin"]),
+    default="none",
+    show_default=True,
+    help="Distil from the full-precision twin, trained first.",
+)
+@click.option(
+    "--augment/--no-augment",
+    default=False,
+    show_default=True,
+    help="Augment training batches (jitter, scaling, shift; seeded by --seed).",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adam", "bop"]),
+    default="adam",
+    show_default=True,
+    help="Adam on latent weights, or Bop flipping the binary weights.",
+)
+@click.option(
+    "--keep",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Keep the epoch with the best validation accuracy, or the last.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 def train_command(
-    data, out, epochs, lr, batch_size, seed, val_fraction, val_data, no_progress, **architecture
+    data,
+    out,
+    epochs,
+    lr,
+    batch_size,
+    seed,
+    val_fraction,
+    val_data,
+    teacher,
+    augment,
+    optimizer,
+    keep,
+    no_progress,
+    **architecture,
 ) -> None:
     """Train a binary CNN on DATA, a .npz with X [N, C, T] int16 samples and y labels.
 
-    Writes the best epoch's model (by validation accuracy) to OUT, with OUT's stem +
-    _curves.png and _confusion.png beside it.
+    Writes the kept epoch's model (the best by validation accuracy, or with --keep last the
+    last) to OUT, with OUT's stem + _curves.png and _confusion.png beside it.
     """
     result = train(
         data,
@@ -123,15 +164,83 @@ def train_command(
         seed=seed,
         val_fraction=val_fraction,
         val_data=val_data,
+        teacher=None if teacher == "none" else teacher,
+        augment=Augment(seed=seed) if augment else None,
+        optimizer=optimizer,
+        keep=keep,
         out=out,
         progress=not no_progress,
         **architecture,
     )
+    if result.teacher is not None:
+        click.echo(
+            f"teacher (float twin): validation accuracy {100 * result.teacher.val_accuracy:.1f}%"
+        )
     click.echo(
-        f"best epoch {result.best_epoch}/{epochs}: validation accuracy "
+        f"{keep} epoch {result.best_epoch}/{epochs}: validation accuracy "
         f"{100 * result.val_accuracy:.1f}% ({result.seconds:.1f} s)"
     )
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
+
+
+@tinybnn.command("convert")
+@click.argument("ts", type=click.Path(path_type=Path))
+@click.argument("npz", type=click.Path(path_type=Path))
+@click.option(
+    "--length",
+    type=click.IntRange(min=1),
+    help="Samples per window [default: the longest series of TS, or of --like].",
+)
+@click.option(
+    "--like",
+    type=click.Path(path_type=Path),
+    help="The training .ts of the same problem: reuse its length and scales (for a test file).",
+)
+@click.option(
+    "--variable",
+    type=click.Choice(["resample", "pad"]),
+    default="resample",
+    show_default=True,
+    help="How series of another length are brought to --length.",
+)
+@click.option(
+    "--scaling",
+    type=click.Choice(["global", "channel"]),
+    default="global",
+    show_default=True,
+    help="One int16 scale for all channels, or one per channel.",
+)
+@click.option(
+    "--target",
+    type=click.IntRange(1, 32767),
+    default=tsfile.DEFAULT_TARGET,
+    show_default=True,
+    help="The int16 value the largest |x| of the training file maps to.",
+)
+def convert_command(
+    ts: Path, npz: Path, length: int | None, like: Path | None, variable, scaling, target
+) -> None:
+    """Convert TS, a UEA/UCR .ts file, to NPZ, a dataset for `tinybnn train`.
+
+    Prints the shape, the classes, and the scale (int16 counts per unit of the .ts values,
+    per channel) that a device must apply to feed the model the same units.
+    """
+    conv = tsfile.convert(
+        ts, npz, length, like=like, variable=variable, scaling=scaling, target=target
+    )
+    data = conv.data
+    click.echo(
+        f"wrote {npz}: X {list(data.X.shape)} int16, {data.num_classes} classes: "
+        + ", ".join(data.class_names)
+    )
+    scales = ", ".join(f"{s:.6g}" for s in conv.scale)
+    click.echo(f"scale (counts per unit, per channel): {scales}")
+    if conv.missing or conv.resampled:
+        how = "resampled" if conv.variable == "resample" else "padded or cut"
+        click.echo(
+            f"filled {conv.missing} missing values; {how} {conv.resampled} series "
+            f"to length {conv.length}"
+        )
 
 
 @tinybnn.command("summary")

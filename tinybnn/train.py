@@ -1,19 +1,41 @@
-"""Training: Adam on latent weights, a one-cycle schedule, best-on-validation model keeping.
+"""Training: Adam (or Bop) on latent weights, a one-cycle schedule, best-on-validation keeping.
 
 `train("data.npz", out="model.pt")` trains the default `tinybnn.models.conv_classifier`;
-`train(data, model)` trains a `Sequential` of your own. `train` fits the first layer's input normalisation on the training split, initialises the
-logit temperature so that the first batch's logits have a standard deviation of 1, then
-minimises cross-entropy on `model.logits(model(x))`, clipping latent weights after every
-step. After each epoch the model is scored in eval mode (the integer path the device runs)
-on the validation split; the best epoch wins, ties going to the earlier one. With `out`, the
-model file, `<stem>_curves.png` and `<stem>_confusion.png` are written together at the end,
-or not at all.
+`train(data, model)` trains a `Sequential` of your own. `train` fits the first layer's input
+normalisation on the training split, initialises the logit temperature so that the first
+batch's logits have a standard deviation of 1, then minimises cross-entropy on
+`model.logits(model(x))`, clipping latent weights after every step. After each epoch the
+model is scored in eval mode (the integer path the device runs) on the validation split;
+the best epoch wins, ties going to the earlier one (`keep="last"` keeps the final epoch).
+With `out`, the model file, `<stem>_curves.png` and `<stem>_confusion.png` are written
+together at the end, or not at all.
+
+Options, each off by default (the defaults train exactly as without them):
+
+- `teacher`: knowledge distillation (Hinton et al. 2015). The loss becomes
+  (1 - w) * CE(logits, y) + w * tau^2 * KL(softmax(teacher / tau) || softmax(logits / tau))
+  (`tinybnn.distill.distill_loss`), the teacher's logits computed in eval mode on the same
+  (augmented) batch. `teacher="twin"` first trains the full-precision twin of the same
+  architecture (`tinybnn.twin`) with the same data, seed and augmentation. Helps when the
+  BNN underfits relative to its twin or the training set is small: the soft targets carry
+  the teacher's similarities between classes, which one-hot labels do not. It costs one
+  extra (float) training run.
+- `augment`: a `tinybnn.augment.Augment` applied to every training batch (validation data
+  is never augmented).
+- `optimizer="bop"`: `tinybnn.bop` (binary weights flipped by a momentum threshold; Adam
+  for everything else).
+- `twin=True`: train the float twin of the model instead (`tinybnn.twin`).
+
+None of these changes the model's layers: a model trained with any of them lowers to the
+same integer program and compiles bit-exactly.
 
 Runs are bit-for-bit reproducible on CPU for a given seed and thread count: the seed drives
 the initialisation (under a forked RNG, so the caller's RNG is untouched), the split and the
 shuffling, and deterministic algorithms are switched on while training.
 
-Non-goals: GPUs, data augmentation, distillation, early stopping, resuming.
+Non-goals: GPUs, early stopping, resuming, online or mutual distillation, teachers of
+another architecture than the twin (any module returning logits works, but only the twin
+is tested).
 """
 
 from __future__ import annotations
@@ -25,18 +47,21 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from . import bop
+from .augment import Augment
 from .data import Dataset, default_class_names, load_dataset, split
+from .distill import distill_loss
 from .errors import TinyBNNError
 from .modelfile import save
 from .models import conv_classifier
 from .nn import Sequential, clip_latent_
+from .twin import TWIN_LR, FloatTwin
 
 
 @dataclass(frozen=True)
@@ -61,15 +86,17 @@ class Evaluation:
 
 @dataclass(eq=False)
 class TrainResult:
-    """What `train` returns. `model` holds the best epoch's weights, in eval mode."""
+    """What `train` returns. `model` holds the kept epoch's weights, in eval mode; `teacher`
+    the teacher's result when `train` trained one (`teacher="twin"`) or was given one."""
 
-    model: Sequential
+    model: Sequential | FloatTwin
     history: list[EpochStats]
     best_epoch: int  # 1-based
     val_accuracy: float
     confusion: np.ndarray  # on the validation split, at the best epoch
     seconds: float
     files: list[Path] = field(default_factory=list)  # written outputs, model first
+    teacher: TrainResult | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -78,7 +105,7 @@ class TrainResult:
 
 def train(
     data: str | os.PathLike | Dataset,
-    model: Sequential | None = None,
+    model: Sequential | FloatTwin | None = None,
     *,
     epochs: int = 30,
     lr: float = 5e-2,
@@ -86,24 +113,41 @@ def train(
     seed: int = 0,
     val_fraction: float = 0.2,
     val_data: str | os.PathLike | Dataset | None = None,
+    teacher: torch.nn.Module | TrainResult | str | None = None,
+    distill_weight: float = 0.5,
+    distill_temperature: float = 4.0,
+    augment: Augment | None = None,
+    optimizer: str = "adam",
+    keep: str = "best",
+    twin: bool = False,
     out: str | os.PathLike | None = None,
     progress: bool = True,
     threads: int | None = None,
     **architecture,
 ) -> TrainResult:
-    """Train `model` (in place) on `data` and return the best epoch's model and statistics.
+    """Train `model` (in place) on `data` and return the kept epoch's model and statistics.
 
     data, val_data: a dataset `.npz` path or a `tinybnn.data.Dataset`. Without `val_data`, a
         stratified `val_fraction` of `data` (chosen by `seed`) is held out for validation.
         Windows cut from one recording are alike, so a held-out set of other recordings
         (`val_data`) measures generalisation more honestly.
-    model: a `tinybnn.nn.Sequential`; None builds `tinybnn.models.conv_classifier` for the
-        data, passing it the remaining keyword arguments (`widths`, `kernel_size`,
-        `first_weights`, `head`, ...).
+    model: a `tinybnn.nn.Sequential` (or a `tinybnn.twin.FloatTwin`); None builds
+        `tinybnn.models.conv_classifier` for the data, passing it the remaining keyword
+        arguments (`widths`, `kernel_size`, `first_weights`, `head`, ...).
     lr: the peak learning rate of the one-cycle schedule (Adam). It is high for a float
         network because a latent weight in [-1, 1] matters only once it changes sign, and
         small datasets give few steps to get there.
-    out: where to save the best model (`tinybnn.save`) and its two plots.
+    teacher: a trained module returning logits (e.g. a `FloatTwin`), a `TrainResult`, or
+        "twin" to train the full-precision twin first (`result.teacher` then holds its
+        result). distill_weight w in [0, 1] and distill_temperature tau as in the module
+        docstring.
+    augment: an `Augment` applied to each training batch.
+    optimizer: "adam" (latent weights) or "bop" (`tinybnn.bop`).
+    keep: "best" (the epoch with the best validation accuracy, ties to the earlier) or
+        "last" (the final epoch; the validation split is still scored).
+    twin: train the float twin of `model` (or of the default architecture) instead. A twin
+        is not a tinybnn model file, so it cannot be combined with `out`.
+    out: where to save the kept model (`tinybnn.save`) and its two plots.
     progress: a status line on stderr.
     threads: torch CPU threads while training (default: up to 2; these small convolutions
         gain little from more). Bit-exact reproducibility holds for a fixed thread count.
@@ -112,7 +156,19 @@ def train(
         raise TinyBNNError(
             f"epochs and batch_size must be >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr})"
         )
+    if not 0 <= distill_weight <= 1 or not distill_temperature > 0:
+        raise TinyBNNError("distill_weight must be in [0, 1] and distill_temperature > 0")
+    if keep not in ("best", "last"):
+        raise TinyBNNError(f"keep must be 'best' or 'last', not {keep!r}")
+    if optimizer not in ("adam", "bop"):
+        raise TinyBNNError(f"optimizer must be 'adam' or 'bop', not {optimizer!r}")
+    if isinstance(teacher, str) and teacher != "twin":
+        raise TinyBNNError(f"teacher must be a model, a TrainResult or 'twin', not {teacher!r}")
+    if optimizer == "bop" and (twin or isinstance(model, FloatTwin)):
+        raise TinyBNNError("optimizer='bop' trains binary weights; the float twin has none")
     if out is not None:
+        if twin or isinstance(model, FloatTwin):
+            raise TinyBNNError("the float twin is not a tinybnn model and cannot be saved")
         out = _check_out(Path(out), inputs=(data, val_data))
     data = _as_dataset(data)
     if data.num_classes < 2:
@@ -121,6 +177,27 @@ def train(
         train_set, val_set = split(data, val_fraction, seed)
     else:
         train_set, val_set = data, _as_dataset(val_data)
+    teacher_result = None
+    if isinstance(teacher, str):  # "twin", checked above
+        teacher_result = train(
+            train_set,
+            model if isinstance(model, Sequential) else None,  # its twin, built seeded
+            twin=True,
+            augment=None if augment is None else replace(augment),  # a fresh generator
+            epochs=epochs,
+            lr=TWIN_LR,
+            batch_size=batch_size,
+            seed=seed,
+            val_data=val_set,
+            keep=keep,
+            progress=progress,
+            threads=threads,
+            **architecture,
+        )
+    elif isinstance(teacher, TrainResult):
+        teacher_result = teacher
+    if teacher_result is not None:
+        teacher = teacher_result.model
     start = time.perf_counter()
     with _reproducible(seed, threads):
         if model is None:
@@ -134,7 +211,24 @@ def train(
             )
         for name, part in (("training", train_set), ("validation", val_set)):
             _check_fits(model, part, name)
-        history, best = _fit(model, train_set, val_set, epochs, lr, batch_size, seed, progress)
+        if twin and isinstance(model, Sequential):
+            model = FloatTwin(model)
+        history, best = _fit(
+            model,
+            train_set,
+            val_set,
+            epochs,
+            lr,
+            batch_size,
+            seed,
+            progress,
+            teacher=teacher,
+            distill_weight=distill_weight,
+            distill_temperature=distill_temperature,
+            augment=augment,
+            optimizer=optimizer,
+            keep=keep,
+        )
     best_epoch, state, evaluation = best
     model.load_state_dict(state)
     model.eval()
@@ -145,6 +239,7 @@ def train(
         val_accuracy=evaluation.accuracy,
         confusion=evaluation.confusion,
         seconds=time.perf_counter() - start,
+        teacher=teacher_result,
     )
     if out is not None:
         result.files = _write_outputs(out, result)
@@ -172,7 +267,7 @@ def evaluate(model: Sequential, X, y, batch_size: int = 1024) -> Evaluation:
 
 
 def _fit(
-    model: Sequential,
+    model: Sequential | FloatTwin,
     train_set: Dataset,
     val_set: Dataset,
     epochs: int,
@@ -180,15 +275,32 @@ def _fit(
     batch_size: int,
     seed: int,
     progress: bool,
+    *,
+    teacher: torch.nn.Module | None,
+    distill_weight: float,
+    distill_temperature: float,
+    augment: Augment | None,
+    optimizer: str,
+    keep: str,
 ) -> tuple[list[EpochStats], tuple[int, dict, Evaluation]]:
-    """The training loop; returns the history and (best epoch, its state_dict, its evaluation)."""
+    """The training loop; returns the history and (kept epoch, its state_dict, its evaluation)."""
     X = _samples(train_set.X)
     y = torch.from_numpy(train_set.y.copy())
-    model.layers[0].fit_normalization(X)  # always an InputConv1d: nothing else takes samples
+    if isinstance(model, Sequential):
+        model.layers[0].fit_normalization(X)  # always an InputConv1d: nothing else takes samples
+    else:
+        model.fit_normalization(X)
+    if teacher is not None:
+        teacher.eval()
     batch_size = min(batch_size, len(y))
     steps = math.ceil(len(y) / batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
+    if optimizer == "bop":
+        optimizers = bop.optimizers(model, lr=lr)  # [Bop, Adam]: only Adam follows the schedule
+    else:
+        optimizers = [torch.optim.Adam(model.parameters(), lr=lr)]
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizers[-1], max_lr=lr, total_steps=epochs * steps
+    )
     shuffle = torch.Generator().manual_seed(seed)
     bar = _Progress(epochs, steps, enabled=progress)
     history: list[EpochStats] = []
@@ -201,17 +313,25 @@ def _fit(
                 torch.randperm(len(y), generator=shuffle).split(batch_size)
             ):
                 xb, yb = X[index], y[index]
-                if epoch == 1 and step == 0:
+                if augment is not None:
+                    xb = augment(xb)
+                if epoch == 1 and step == 0 and isinstance(model, Sequential):
                     _init_temperature(model, xb)
                 scores = model(xb)
-                loss = F.cross_entropy(model.logits(scores), yb)
+                with torch.no_grad():
+                    teacher_logits = None if teacher is None else teacher(xb)
+                loss = distill_loss(
+                    model.logits(scores), yb, teacher_logits, distill_weight, distill_temperature
+                )
                 if not torch.isfinite(loss):
                     raise TinyBNNError(
                         f"training diverged at epoch {epoch} (loss {loss.item()}); try a lower lr"
                     )
-                optimizer.zero_grad()
+                for o in optimizers:
+                    o.zero_grad()
                 loss.backward()
-                optimizer.step()
+                for o in optimizers:
+                    o.step()
                 clip_latent_(model)
                 schedule.step()
                 loss_sum += loss.item() * len(yb)
@@ -226,7 +346,7 @@ def _fit(
                 lr=schedule.get_last_lr()[0],
             )
             history.append(stats)
-            if best is None or evaluation.accuracy > best[2].accuracy:
+            if best is None or keep == "last" or evaluation.accuracy > best[2].accuracy:
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best = (epoch, state, evaluation)
             bar.epoch(stats, best[0], best[2].accuracy)
@@ -284,9 +404,11 @@ def _as_dataset(data: str | os.PathLike | Dataset) -> Dataset:
     return data if isinstance(data, Dataset) else load_dataset(data)
 
 
-def _check_fits(model: Sequential, data: Dataset, name: str) -> None:
-    if not isinstance(model, Sequential):
-        raise TinyBNNError(f"train takes a tinybnn.nn.Sequential, not {type(model).__name__}")
+def _check_fits(model: Sequential | FloatTwin, data: Dataset, name: str) -> None:
+    if not isinstance(model, (Sequential, FloatTwin)):
+        raise TinyBNNError(
+            f"train takes a tinybnn.nn.Sequential or a FloatTwin, not {type(model).__name__}"
+        )
     if tuple(model.input_shape) != data.input_shape:
         raise TinyBNNError(
             f"the {name} data has [C, T] = {list(data.input_shape)}, "

@@ -2,7 +2,7 @@
 activations.
 
 It answers "how much does binarisation cost?" on a data set, and it is the teacher for
-knowledge distillation (`tinybnn.distill`). Each tinybnn layer kind maps to its float
+knowledge distillation (`tinybnn.train.train(teacher="twin")`). Each tinybnn layer kind maps to its float
 counterpart through `TWINS`:
 
     input_conv1d    -> per-channel standardisation, then Conv1d (float weights)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,7 +27,11 @@ from torch import nn
 from . import nn as tnn
 from .data import Dataset
 from .models import conv_classifier
-from .train import TrainResult
+
+if TYPE_CHECKING:
+    from .train import TrainResult  # tinybnn.train imports this module
+
+TWIN_LR = 1e-2  # peak lr of a twin: float weights need no sign flips
 
 
 class Standardize(nn.Module):
@@ -127,16 +132,18 @@ def train_twin(
     twin: FloatTwin | tnn.Sequential | None = None,
     *,
     epochs: int = 30,
-    lr: float = 1e-2,  # = tinybnn.distill.TWIN_LR
+    lr: float = TWIN_LR,
     **options,
 ) -> TrainResult:
-    """Train a float twin with tinybnn's loop (`tinybnn.distill.fit`: Adam, one-cycle, best
-    epoch on validation) and return its result; `result.val_accuracy` is its accuracy.
+    """Train a float twin with tinybnn's loop (`tinybnn.train.train(twin=True)`: Adam,
+    one-cycle, best epoch on validation) and return its result; `result.val_accuracy` is its
+    accuracy.
 
     twin: a `FloatTwin`, a tinybnn `Sequential` to mirror, or None for the twin of the default
     `conv_classifier` (architecture keywords such as `widths` pass through `options`).
     The peak lr is lower than the binary network's: float weights need no sign flips.
     """
-    from .distill import fit
+    from .train import train
 
-    return fit(data, twin, epochs=epochs, lr=lr, twin=True, **options)
+    options.setdefault("progress", False)
+    return train(data, twin, epochs=epochs, lr=lr, twin=True, **options)
