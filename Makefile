@@ -26,6 +26,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(APT) python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps aeon  # only for its UEA data files (benchmarks/real_data.py)
 	touch $@
 
 toolchain:

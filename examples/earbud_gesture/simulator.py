@@ -332,15 +332,17 @@ def make_dataset(
 
 def make_stream(duration: float, seed: int) -> tuple[np.ndarray, np.ndarray, list[Gesture], list]:
     """A continuous recording: samples int16 [N, 5], times [N], the gestures and the
-    background activities, for one unseen user. Gestures come every 3-6 s over changing
-    backgrounds; stretches of running, in/out and knocks are left gesture-free."""
+    background activities, for one unseen user. The backgrounds come in a random order,
+    each once before any repeats, for 6-9 s each; gestures come every 3-5 s over the calm
+    ones, while stretches of running, in/out and knocks are left gesture-free."""
     rng = np.random.default_rng(seed)
     user = User.draw(rng)
     scene = Scene(duration)
+    order = list(rng.permutation(BACKGROUNDS))  # every background once before any repeats
     t = 0.0
     while t < duration - 1:
-        span = min(rng.uniform(6, 12), duration - t)
-        kind = str(rng.choice(BACKGROUNDS, p=np.array([3, 3, 1, 2, 2, 2, 1, 1]) / 15))
+        span = min(rng.uniform(6, 9), duration - t)
+        kind = str(order[len(scene.activities) % len(order)])
         scene.activities.append((kind, t, t + span))
         if kind not in ("running", "in/out", "knock"):
             g_t = t + rng.uniform(1.0, 2.0)
