@@ -273,15 +273,22 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print("\n== 2. training")
-    tinybnn.train(
-        paths["train"], val_data=paths["val"], out=out / "model.pt", epochs=cfg.epochs,
-        widths=cfg.widths, first_weights="int8", batch_size=64, seed=cfg.seed, progress=not args.quick,
+    recipe = dict(
+        val_data=paths["val"], epochs=cfg.epochs, widths=cfg.widths, first_weights="int8",
+        batch_size=64, seed=cfg.seed, progress=not args.quick,
     )  # fmt: skip
+    tinybnn.train(paths["train"], out=out / "model.pt", **recipe)
+    print("full-precision twin (same layers, float weights and activations):")
+    twin = tinybnn.train(paths["train"], twin=True, **recipe).model
     model = tinybnn.load(out / "model.pt")
     print(tinybnn.summary(model))
     test = np.load(paths["test"])
     ev = evaluate(model, test["X"], test["y"])
-    print(f"\nwindow accuracy on {cfg.users[2]} unseen users: BNN {ev.accuracy:.1%}")
+    ev_twin = evaluate(twin, test["X"], test["y"])
+    print(
+        f"\nwindow accuracy on {cfg.users[2]} unseen users: BNN {ev.accuracy:.1%}, "
+        f"full-precision twin {ev_twin.accuracy:.1%}"
+    )
     print(per_class_table(ev.confusion))
     confusion_png(
         ev.confusion, out / "confusion_test_users.png", f"BNN on unseen users: {ev.accuracy:.1%}"
