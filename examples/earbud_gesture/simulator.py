@@ -333,22 +333,24 @@ def make_dataset(
 def make_stream(duration: float, seed: int) -> tuple[np.ndarray, np.ndarray, list[Gesture], list]:
     """A continuous recording: samples int16 [N, 5], times [N], the gestures and the
     background activities, for one unseen user. The backgrounds come in a random order,
-    each once before any repeats, for 6-9 s each; gestures come every 3-5 s over the calm
-    ones, while stretches of running, in/out and knocks are left gesture-free."""
+    each once before any repeats, for 6-9 s each; gestures, every kind in turn, come every
+    2.5-4 s over the calm ones, while stretches of running, in/out and knocks are left gesture-free."""
     rng = np.random.default_rng(seed)
     user = User.draw(rng)
     scene = Scene(duration)
     order = list(rng.permutation(BACKGROUNDS))  # every background once before any repeats
+    kinds = [str(k) for k in rng.permutation(CLASSES[1:])]
     t = 0.0
     while t < duration - 1:
         span = min(rng.uniform(6, 9), duration - t)
         kind = str(order[len(scene.activities) % len(order)])
         scene.activities.append((kind, t, t + span))
         if kind not in ("running", "in/out", "knock"):
-            g_t = t + rng.uniform(1.0, 2.0)
+            g_t = t + rng.uniform(0.8, 1.5)
             while g_t < t + span - 1.6:
-                scene.gestures.append(Gesture(str(rng.choice(CLASSES[1:])), g_t))
-                g_t += rng.uniform(3.0, 5.0)
+                # Every gesture kind in turn, so that a short stream holds each of them.
+                scene.gestures.append(Gesture(kinds[len(scene.gestures) % len(kinds)], g_t))
+                g_t += rng.uniform(2.5, 4.0)
         t += span
     x, times = render(scene, user, rng)
     return x, times, scene.gestures, scene.activities
