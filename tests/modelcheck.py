@@ -82,6 +82,10 @@ def calibrate(model: Sequential, x: np.ndarray, seed: int) -> Sequential:
         bn.bn.bias.copy_(torch.randn(c, generator=g) * 0.5)
         if bn.rsign is not None:
             bn.rsign.threshold.copy_(torch.randn(c, generator=g) * 0.3)
+        if bn.rprelu is not None:
+            bn.rprelu.shift_in.copy_(torch.randn(c, generator=g) * 0.3)
+            bn.rprelu.shift_out.copy_(torch.randn(c, generator=g) * 0.3)
+            bn.rprelu.slope.copy_(torch.rand(c, generator=g))
     for m in model.layers:
         if isinstance(m, (BinaryLinear, Int8Linear)) and m.bias is not None:
             m.bias.copy_(torch.randn(m.out_features, generator=g) * 20)

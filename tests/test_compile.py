@@ -63,13 +63,15 @@ def test_binary_conv1d(layers, length, tmp_path):
     run_case(layers, 3, length, tmp_path)
 
 
-def iconv_case(c_in, c_out, k, s, pad, weights, t, pool=None, scaling=False, rsign=False):
+def iconv_case(
+    c_in, c_out, k, s, pad, weights, t, pool=None, scaling=False, rsign=False, rprelu=False
+):
     def layers():
         out = [InputConv1d(c_in, c_out, k, stride=s, padding=pad, weights=weights, scaling=scaling)]
         if pool:
             out.append(MaxPool1d(*pool))
         return out + [
-            BatchNormSign(c_out, learnable_threshold=rsign),
+            BatchNormSign(c_out, learnable_threshold=rsign, rprelu=rprelu),
             GlobalPool1d("sum"),
             Int8Linear(c_out, 4),
         ]
@@ -88,6 +90,10 @@ ICONV_CASES = [
     pytest.param(*iconv_case(6, 33, 3, 1, 1, "int8", 41, pool=(4, 3)), id="in6_pool4s3_int8"),
     pytest.param(
         *iconv_case(3, 16, 1, 1, 0, "binary", 7, scaling=True, rsign=True), id="in3_k1_alpha_rsign"
+    ),
+    pytest.param(
+        *iconv_case(6, 33, 5, 1, 2, "int8", 40, pool=(2, 2), rsign=True, rprelu=True),
+        id="in6_int8_rprelu_rsign",
     ),
 ]
 

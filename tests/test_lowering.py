@@ -32,9 +32,11 @@ def test_dot_is_k_minus_twice_popcount():
         assert int(x @ w) == n - 2 * int(pc)
 
 
-def make_bn(c: int, seed: int, k_bits: int, rsign: bool, exact_ties: bool) -> BatchNormSign:
+def make_bn(
+    c: int, seed: int, k_bits: int, rsign: bool, exact_ties: bool, rprelu: bool = False
+) -> BatchNormSign:
     g = torch.Generator().manual_seed(seed)
-    bn = BatchNormSign(c, learnable_threshold=rsign).eval()
+    bn = BatchNormSign(c, learnable_threshold=rsign, rprelu=rprelu).eval()
     with torch.no_grad():
         bn.bn.running_mean.copy_((torch.rand(c, generator=g) * 2 - 1) * k_bits)
         bn.bn.running_var.copy_(torch.rand(c, generator=g) * k_bits + 0.1)
@@ -47,20 +49,26 @@ def make_bn(c: int, seed: int, k_bits: int, rsign: bool, exact_ties: bool) -> Ba
             bn.bn.bias.zero_()
         if rsign:
             bn.rsign.threshold.copy_(torch.randn(c, generator=g) * 0.5)
+        if rprelu:  # slopes on both sides of the clamp at 0.01
+            bn.rprelu.shift_in.copy_(torch.randn(c, generator=g) * 0.5)
+            bn.rprelu.shift_out.copy_(torch.randn(c, generator=g) * 0.5)
+            bn.rprelu.slope.copy_(torch.rand(c, generator=g) * 1.2 - 0.2)
     return bn
 
 
-@pytest.mark.parametrize("rsign", [False, True])
+@pytest.mark.parametrize(
+    "rsign,rprelu", [(False, False), (True, False), (False, True), (True, True)]
+)
 @pytest.mark.parametrize("scaling", [False, True])
 @pytest.mark.parametrize("exact_ties", [False, True])
 @pytest.mark.parametrize("c_in,k", [(1, 1), (33, 3), (65, 5)])
-def test_binary_thresholds_exhaustive(c_in, k, rsign, scaling, exact_ties):
+def test_binary_thresholds_exhaustive(c_in, k, rsign, rprelu, scaling, exact_ties):
     """Every accumulator value in [-K, K] for every channel: threshold == PyTorch."""
     c_out = 40
     torch.manual_seed(c_in * k)
     conv = BinaryConv1d(c_in, c_out, k, scaling=scaling).eval()
     k_bits = c_in * k
-    bn = make_bn(c_out, c_in + k, k_bits, rsign, exact_ties)
+    bn = make_bn(c_out, c_in + k, k_bits, rsign, exact_ties, rprelu)
     th = lowering.fold_threshold(
         lambda a: bn.eval_preact(conv.to_preact(a)), c_out, -k_bits, k_bits
     )

@@ -27,6 +27,7 @@ def conv_classifier(
     pool: int = 2,
     quantizer: str = "approx",
     learnable_threshold: bool = False,
+    rprelu: bool = False,
     scaling: bool = False,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
@@ -59,7 +60,9 @@ def conv_classifier(
             layers.append(MaxPool1d(pool))
             t //= pool
         layers.append(
-            BatchNormSign(w, quantizer=quantizer, learnable_threshold=learnable_threshold)
+            BatchNormSign(
+                w, quantizer=quantizer, learnable_threshold=learnable_threshold, rprelu=rprelu
+            )
         )
         c = w
     layers.append(GlobalPool1d("sum"))

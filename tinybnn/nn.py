@@ -415,16 +415,43 @@ class Int8Linear(Layer):
         return x.to(dtype) @ self.integer_weight().to(dtype).T + self.integer_bias().to(dtype)
 
 
+class RPReLU(nn.Module):
+    r"""ReActNet's RPReLU: a PReLU between two learned per-channel shifts,
+
+        f(x)_c = x_c - g_c + z_c              where x_c >= g_c
+        f(x)_c = b_c * (x_c - g_c) + z_c      elsewhere,
+
+    with the slope b_c kept >= 0.01, so f is strictly increasing: before a sign it reshapes
+    the gradient and moves the threshold, and still folds into one integer threshold.
+    """
+
+    MIN_SLOPE = 0.01
+
+    def __init__(self, num_channels: int):
+        super().__init__()
+        self.shift_in = nn.Parameter(torch.zeros(num_channels))
+        self.shift_out = nn.Parameter(torch.zeros(num_channels))
+        self.slope = nn.Parameter(torch.full((num_channels,), 0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        g, z = self.shift_in.to(x.dtype).view(shape), self.shift_out.to(x.dtype).view(shape)
+        b = self.slope.clamp(min=self.MIN_SLOPE).to(x.dtype).view(shape)
+        u = x - g
+        return torch.where(u >= 0, u, b * u) + z
+
+
 @register
 class BatchNormSign(Layer):
     """BatchNorm1d followed by sign: the binary activation of a pre-activation.
 
     quantizer: 'ste' or 'approx' (gradient estimators, see `tinybnn.quantizers`);
-    learnable_threshold=True subtracts a learned per-channel threshold first (RSign).
+    learnable_threshold=True subtracts a learned per-channel threshold first (RSign);
+    rprelu=True applies ReActNet's RPReLU between the BatchNorm and the sign.
 
     Training uses batch statistics (float32). Eval computes, in float64 and in this order,
-    y = (x - running_mean) * (gamma / sqrt(running_var + eps)) + beta - threshold, and
-    returns +1 where y >= 0, else -1. The compiler folds this into one integer threshold
+    y = (x - running_mean) * (gamma / sqrt(running_var + eps)) + beta, then RPReLU, then
+    y - threshold, and returns +1 where y >= 0, else -1. The compiler folds this into one integer threshold
     per channel, checked against this very function.
     """
 
@@ -437,6 +464,7 @@ class BatchNormSign(Layer):
         learnable_threshold: bool = False,
         momentum: float = 0.1,
         eps: float = 1e-5,
+        rprelu: bool = False,
     ):
         super().__init__()
         if quantizer not in QUANTIZERS:
@@ -447,6 +475,7 @@ class BatchNormSign(Layer):
         self.momentum, self.eps = momentum, eps
         self.bn = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
         self.rsign = RSign(num_features, quantizer) if learnable_threshold else None
+        self.rprelu = RPReLU(num_features) if rprelu else None
 
     def config(self) -> dict:
         return dict(
@@ -455,6 +484,7 @@ class BatchNormSign(Layer):
             learnable_threshold=self.rsign is not None,
             momentum=self.momentum,
             eps=self.eps,
+            rprelu=self.rprelu is not None,
         )
 
     def infer(self, v: Value, where: str) -> Value:
@@ -474,6 +504,8 @@ class BatchNormSign(Layer):
         y = (x.to(d) - self.bn.running_mean.to(d).view(shape)) * s.view(shape) + self.bn.bias.to(
             d
         ).view(shape)
+        if self.rprelu is not None:
+            y = self.rprelu(y)
         if self.rsign is not None:
             y = y - self.rsign.threshold.to(d).view(shape)
         return y
@@ -482,6 +514,8 @@ class BatchNormSign(Layer):
         if not self.training:
             return sign(self.eval_preact(x))
         y = self.bn(x)
+        if self.rprelu is not None:
+            y = self.rprelu(y)
         if self.rsign is not None:
             return self.rsign(y)
         return QUANTIZERS[self.quantizer].apply(y)
