@@ -208,3 +208,18 @@ def test_convert_names_the_line_of_a_malformed_file(tmp_path, capsys):
     assert_one_error_line(err)
     assert "bad.ts, line 8: dimension 0: 'zero' is not a number" in err
     assert not (tmp_path / "bad.npz").exists()
+
+
+def test_train_with_reactnet_options_then_compile_for_a_core(tmp_path, signals_npz, capsys):
+    out = tmp_path / "model.pt"
+    status, _, err = run(
+        capsys, "train", signals_npz, "-o", out, *FAST, "--rsign", "--rprelu", "--scaling"
+    )
+    assert (status, err) == (0, "")
+    bn = tinybnn.load(out).layers[2]
+    assert bn.rsign is not None and bn.rprelu is not None
+    status, stdout, err = run(
+        capsys, "compile", out, "-o", tmp_path / "c", "--name", "g", "--target", "cortex-m4"
+    )
+    assert (status, err) == (0, "")
+    assert "total" in stdout and (tmp_path / "c" / "g.c").is_file()

@@ -108,6 +108,14 @@ def _widths(ctx, param, text: str) -> tuple[int, ...]:
     help="Weights of the classifier.",
 )
 @click.option(
+    "--rsign",
+    "learnable_threshold",
+    is_flag=True,
+    help="Learned thresholds before each sign (RSign).",
+)
+@click.option("--rprelu", is_flag=True, help="RPReLU between each BatchNorm and its sign.")
+@click.option("--scaling", is_flag=True, help="Per-channel scaling factors (XNOR-Net alpha).")
+@click.option(
     "--teacher",
     type=click.Choice(["none", "twin"]),
     default="none",
