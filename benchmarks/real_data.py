@@ -56,6 +56,8 @@ ABLATIONS = [
     ("recipe (augmentation, Adam)", {}, {}),
     ("no augmentation", {}, dict(augment=None)),
     ("RSign (learnable_threshold)", dict(learnable_threshold=True), {}),
+    ("RPReLU (rprelu)", dict(rprelu=True), {}),
+    ("RSign + RPReLU", dict(learnable_threshold=True, rprelu=True), {}),
     ("XNOR scaling (scaling)", dict(scaling=True), {}),
     ("binary head", dict(head="binary"), {}),
     ("int8 first layer", dict(first_weights="int8"), {}),
