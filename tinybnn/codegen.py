@@ -125,6 +125,21 @@ def _threshold_fields(cs: CStage, st) -> str:
     return f"{{ NULL, {th}, {neg} }}"
 
 
+def _conv_fields(st: InputConv | BinConv) -> dict:
+    """The descriptor fields both convolution kinds share: shapes, window walk, pooling."""
+    return dict(
+        c_in=st.in_shape[0],
+        t_in=st.in_shape[1],
+        c_out=st.weight.shape[0],
+        t_out=st.out_shape[1],
+        kernel_size=st.kernel_size,
+        stride=st.stride,
+        pad=st.pad,
+        pool_k=st.pool_k,
+        pool_s=st.pool_s,
+    )
+
+
 def _emit_input_conv(cs: CStage, st: InputConv) -> None:
     c, t = st.in_shape
     o = st.weight.shape[0]
@@ -136,15 +151,7 @@ def _emit_input_conv(cs: CStage, st: InputConv) -> None:
         else cs.array("w", arrays["w"], "binary, tap-major" if st.binary else "int8 [O][k][C]")
     )
     cs.fields = dict(
-        c_in=c,
-        t_in=t,
-        c_out=o,
-        t_out=st.out_shape[1],
-        kernel_size=st.kernel_size,
-        stride=st.stride,
-        pad=st.pad,
-        pool_k=st.pool_k,
-        pool_s=st.pool_s,
+        **_conv_fields(st),
         lo=st.lo,
         hi=st.hi,
         offset=cs.array("offset", arrays["offset"]),
@@ -200,15 +207,7 @@ def _emit_bin_conv(cs: CStage, st: BinConv) -> None:
     c, t = st.in_shape
     o = st.weight.shape[0]
     cs.fields = dict(
-        c_in=c,
-        t_in=t,
-        c_out=o,
-        t_out=st.out_shape[1],
-        kernel_size=st.kernel_size,
-        stride=st.stride,
-        pad=st.pad,
-        pool_k=st.pool_k,
-        pool_s=st.pool_s,
+        **_conv_fields(st),
         pad_word=cs.array(
             "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
         ),

@@ -94,21 +94,39 @@ static inline int32_t tb_iconv1d_acc(const tb_iconv1d_t *L, const int16_t *x, in
     return acc;
 }
 
+/* The walk every reference convolution shares: for each pooled output step p and output
+ * channel o, the largest accumulator over the pool window, thresholded into bit o of row p.
+ * acc(layer, x, o, t) is the accumulator of channel o at conv position t.
+ * out: [t_out][TB_WORDS(c_out)] packed. */
+typedef int32_t (*tb_acc_fn)(const void *layer, const void *x, int o, int t);
+
+static inline void tb_conv1d_walk(const void *layer, const void *x, tb_acc_fn acc, int c_out,
+                                  int t_out, int pool_k, int pool_s, const tb_threshold_t *th,
+                                  uint32_t *y)
+{
+    int ow = TB_WORDS(c_out);
+    memset(y, 0, (size_t)(t_out * ow) * sizeof(uint32_t));
+    for (int p = 0; p < t_out; p++) {
+        for (int o = 0; o < c_out; o++) {
+            int32_t best = INT32_MIN;
+            for (int j = 0; j < pool_k; j++) {
+                int32_t a = acc(layer, x, o, p * pool_s + j);
+                best = a > best ? a : best;
+            }
+            y[p * ow + (o >> 5)] |= tb_threshold_bit(th, o, best) << (o & 31);
+        }
+    }
+}
+
+static inline int32_t tb_iconv1d_acc_any(const void *L, const void *x, int o, int t)
+{
+    return tb_iconv1d_acc((const tb_iconv1d_t *)L, (const int16_t *)x, o, t);
+}
+
 /* in: int16 [t_in][c_in] (interleaved, as an IMU FIFO delivers); out: [t_out][TB_WORDS(c_out)]. */
 static inline void tb_iconv1d_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y)
 {
-    int ow = TB_WORDS(L->c_out);
-    memset(y, 0, (size_t)(L->t_out * ow) * sizeof(uint32_t));
-    for (int p = 0; p < L->t_out; p++) {
-        for (int o = 0; o < L->c_out; o++) {
-            int32_t best = INT32_MIN;
-            for (int j = 0; j < L->pool_k; j++) {
-                int32_t acc = tb_iconv1d_acc(L, x, o, p * L->pool_s + j);
-                best = acc > best ? acc : best;
-            }
-            y[p * ow + (o >> 5)] |= tb_threshold_bit(&L->th, o, best) << (o & 31);
-        }
-    }
+    tb_conv1d_walk(L, x, tb_iconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
 }
 
 /* Binary convolution with a declared pad value, [max-pool], sign. */
@@ -140,21 +158,15 @@ static inline int32_t tb_bconv1d_acc(const tb_bconv1d_t *L, const uint32_t *x, i
     return L->kernel_size * L->c_in - 2 * ones;
 }
 
+static inline int32_t tb_bconv1d_acc_any(const void *L, const void *x, int o, int t)
+{
+    return tb_bconv1d_acc((const tb_bconv1d_t *)L, (const uint32_t *)x, o, t);
+}
+
 /* in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. */
 static inline void tb_bconv1d_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
 {
-    int ow = TB_WORDS(L->c_out);
-    memset(y, 0, (size_t)(L->t_out * ow) * sizeof(uint32_t));
-    for (int p = 0; p < L->t_out; p++) {
-        for (int o = 0; o < L->c_out; o++) {
-            int32_t best = INT32_MIN;
-            for (int j = 0; j < L->pool_k; j++) {
-                int32_t acc = tb_bconv1d_acc(L, x, o, p * L->pool_s + j);
-                best = acc > best ? acc : best;
-            }
-            y[p * ow + (o >> 5)] |= tb_threshold_bit(&L->th, o, best) << (o & 31);
-        }
-    }
+    tb_conv1d_walk(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
 }
 
 /* Binary dense layer and sign over a packed vector. */
