@@ -15,6 +15,7 @@ from modelcheck import calibrate, signals
 
 from tinybnn import ModelError, TinyBNNError, host, reference
 from tinybnn.compiler import compile
+from tinybnn.lowering import lower
 from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
@@ -148,8 +149,6 @@ def test_two_models_link_into_one_program(tmp_path):
     window = (np.arange(48) * 1000 - 20000).reshape(16, 3).T[None]
     want = []
     for m in models.values():
-        from tinybnn.lowering import lower
-
         scores = reference.run(lower(m), window)[0]
         want += [int(np.argmax(scores)), *map(int, scores)]
     assert got == want

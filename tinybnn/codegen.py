@@ -118,8 +118,9 @@ def _shape(shape: tuple[int, ...], kind: str) -> str:
 
 def _threshold_fields(cs: CStage, st) -> str:
     t = st.threshold
-    th = cs.array("th", t.th.astype(np.int16 if t.ctype == "int16" else np.int32), "thresholds")
-    neg = cs.array("neg", pack_bits(np.where(t.neg, -1, 1)), "1 = output is -1 above th")
+    arrays = t.arrays()
+    th = cs.array("th", arrays["th"], "thresholds")
+    neg = cs.array("neg", arrays["neg"], "1 = output is -1 above th")
     if t.ctype == "int16":
         return f"{{ {th}, NULL, {neg} }}"
     return f"{{ NULL, {th}, {neg} }}"
@@ -256,7 +257,7 @@ def _bin_conv_sliced_fields(cs: CStage, st: BinConv) -> None:
     slices = max((k_bits + 1).bit_length(), 5)  # the kernel keeps 4 carry-save slices
     bits = ((bound[:, None] >> np.arange(slices)) & 1).astype(np.int8)  # [ow*32][slices]
     ge = pack_bits(1 - 2 * bits.reshape(ow, 32, slices).transpose(0, 2, 1))  # [ow][slices]
-    neg = cs.array("neg", pack_bits(np.where(t.neg, -1, 1)), "1 = output is -1 above th")
+    neg = cs.array("neg", t.arrays()["neg"], "1 = output is -1 above th")
     cs.fields.update(
         w="NULL",
         th=f"{{ NULL, NULL, {neg} }}",

@@ -86,6 +86,13 @@ class Threshold:
         """Output bits (1 = -1) for accumulators `acc` [..., C]."""
         return np.where(self.neg, acc > self.th, acc < self.th).astype(np.uint8)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """As the C stores them: th in its C type, the directions packed like activations."""
+        return {
+            "th": self.th.astype(np.int16 if self.ctype == "int16" else np.int32),
+            "neg": pack_bits(np.where(self.neg, -1, 1)),
+        }
+
 
 def fold_threshold(f, c: int, lo: int, hi: int) -> Threshold:
     """The integer thresholds for sign(f(acc)) over integer acc in [lo, hi].
@@ -158,10 +165,6 @@ class Stage:
             return 4 * packed_words(self.out_shape)
         return 4 * self.out_shape[0]
 
-    def flash(self) -> dict[str, int]:
-        """Bytes of constant data per array name (what the C declares)."""
-        return {name: arr.nbytes for name, arr in self.arrays().items()}
-
     def arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -175,15 +178,6 @@ def packed_words(shape: tuple[int, ...]) -> int:
     if len(shape) == 2:
         return shape[1] * words(shape[0])
     return words(shape[0])
-
-
-def _threshold_arrays(t: Threshold | None) -> dict[str, np.ndarray]:
-    if t is None:
-        return {}
-    return {
-        "th": t.th.astype(np.int16 if t.ctype == "int16" else np.int32),
-        "neg": pack_bits(np.where(t.neg, -1, 1)),
-    }
 
 
 @dataclass
@@ -215,7 +209,7 @@ class InputConv(Stage):
             "w": w,
             "offset": self.offset.astype(np.int16),
             "mult": self.multiplier.astype(np.int16),
-            **_threshold_arrays(self.threshold),
+            **self.threshold.arrays(),
         }
 
     def conv_length(self) -> int:
@@ -240,7 +234,7 @@ class BinConv(Stage):
     threshold: Threshold = field(default=None)
 
     def arrays(self):
-        return {"w": pack_bits(self.weight), **_threshold_arrays(self.threshold)}
+        return {"w": pack_bits(self.weight), **self.threshold.arrays()}
 
     def conv_length(self) -> int:
         return (self.in_shape[1] + 2 * self.pad - self.kernel_size) // self.stride + 1
@@ -263,7 +257,7 @@ class BinDense(Stage):
     threshold: Threshold = field(default=None)
 
     def arrays(self):
-        return {"w": self.weight, **_threshold_arrays(self.threshold)}
+        return {"w": self.weight, **self.threshold.arrays()}
 
     def macs(self):
         return self.weight.shape[0] * self.in_features, 0
@@ -386,7 +380,8 @@ class _Lowerer:
 
     def take_pool_and_sign(self, conv_index: int, preact):
         """After a conv/dense at `conv_index`: optional maxpool on acc, then the required
-        batchnorm_sign. Returns (pool_k, pool_s, bn, last layer index, f)."""
+        batchnorm_sign. Returns (pool_k, pool_s, last layer index, f), f the function of
+        acc whose sign is the output."""
         j = conv_index + 1
         pool_k = pool_s = 1
         if j < len(self.layers) and isinstance(self.layers[j], tnn.MaxPool1d):
