@@ -32,12 +32,17 @@ from tinybnn.nn import Sequential
 
 
 def check_variants(
-    model: Sequential, target: str, tmp_path, name: str = "k", cc: str = "gcc"
+    model: Sequential,
+    target: str,
+    tmp_path,
+    name: str = "k",
+    cc: str = "gcc",
+    optimize: str = "speed",
 ) -> dict[int, str]:
     """C for `target` == reference on realistic and extreme windows; returns the variants.
     gcc builds with the sanitizers, clang with the strict flags alone."""
     c, t = model.input_shape
-    result = compile(model, tmp_path, name, target=target)
+    result = compile(model, tmp_path, name, target=target, optimize=optimize)
     exe = host.build(tmp_path, name, cc=cc, extra_flags=host.SANITIZE_FLAGS if cc == "gcc" else [])
     for j, x in enumerate([signals(8, c, t, 1), random_inputs(4, c, t, 2)]):
         want = reference.run(result.program, x)
@@ -91,6 +96,35 @@ def test_fast_variants_on_host(layers, in_channels, length, tmp_path):
     model = seeded(layers, in_channels, length)
     variants = check_variants(model, "host", tmp_path)
     assert set(variants.values()) - {"ref"}, "the host target chose no fast variant"
+    assert "vsl" not in variants.values()  # speed: the subset tables where bit-sliced works
+
+
+@pytest.mark.parametrize("layers,in_channels,length", _with_channels(BCONV_CASES + EXTRA_BCONV, 3))
+def test_size_variants_on_host(layers, in_channels, length, tmp_path):
+    """optimize="size": the bit-sliced convolution without tables where it applies."""
+    model = seeded(layers, in_channels, length)
+    speed = compile(model, tmp_path / "speed", "k", target="host").cmodel
+    variants = check_variants(model, "host", tmp_path / "size", optimize="size")
+    for s in speed.stages:
+        want = {"vst": "vsl"}.get(s.variant, s.variant)
+        assert variants[s.index] == want, (s.index, variants)
+
+
+def test_subset_tables_cost_their_flash(tmp_path):
+    """vst's tables: 16 words per 3-bit group, against vsl's packed weights."""
+    layers, length = EXTRA_BCONV[3].values  # 48 channels in, 50 out, k=5
+    model = seeded(layers, 3, length)
+    st = lower(model).stages[1]
+    sizes = {}
+    for optimize in codegen.OPTIMIZE:
+        cm = compile(model, tmp_path / optimize, "k", target="host", optimize=optimize).cmodel
+        sizes[optimize] = cm.stages[1]
+    assert (sizes["speed"].variant, sizes["size"].variant) == ("vst", "vsl")
+    o, k, c = st.weight.shape
+    groups = len(codegen.vst_groups(c))  # 48 channels: 11 + 6 groups
+    assert groups == 17
+    extra = sizes["speed"].flash_bytes - sizes["size"].flash_bytes
+    assert extra == 4 * codegen.words(o) * k * (groups * 16 - c)
 
 
 @pytest.mark.parametrize("layers,in_channels,length", EXTRA_ICONV + ICONV_CASES[:2])
@@ -149,8 +183,11 @@ def test_unknown_target_is_refused(tmp_path):
     + _with_channels([HEAD_CASES[-4], HEAD_CASES[-2]], 4),
 )
 def test_every_variant_with_clang(layers, in_channels, length, tmp_path):
-    """sst + vsl; xn; classifier lanes; bdense lanes: built by clang, strict flags."""
-    check_variants(seeded(layers, in_channels, length), "host", tmp_path, cc="clang")
+    """sst + vst (vsl with optimize="size"); xn; classifier lanes; bdense lanes: built by
+    clang, strict flags."""
+    model = seeded(layers, in_channels, length)
+    check_variants(model, "host", tmp_path / "speed", cc="clang")
+    check_variants(model, "host", tmp_path / "size", cc="clang", optimize="size")
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -178,7 +215,7 @@ def toolchain():
 @pytest.mark.parametrize("core", QEMU_CORES)
 def test_fast_variants_under_qemu(core, toolchain, tmp_path):
     """test_firmware_models' models (every layer kind) and two more first layers, compiled
-    for `core`, bit-exact on its 8 vectors each."""
+    for `core`, bit-exact on its 8 vectors each; one of them again with optimize="size"."""
     from test_firmware_models import build_model
 
     from tinybnn.profile import run_on_core
@@ -193,3 +230,8 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
         result = compile(model, tmp_path / name, name, target=core)
         assert any(s.variant != "ref" for s in result.cmodel.stages)
         run_on_core(result, name, core, x, reference.run(result.program, x))
+    # optimize="size": the bit-sliced convolution without its tables.
+    model, x = models["random1"]
+    result = compile(model, tmp_path / "size", "size", target=core, optimize="size")
+    assert "vsl" in [s.variant for s in result.cmodel.stages]
+    run_on_core(result, "size", core, x, reference.run(result.program, x))

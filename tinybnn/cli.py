@@ -22,7 +22,7 @@ import click
 
 from . import __version__, tsfile
 from .augment import Augment
-from .codegen import DEFAULT_TARGET, TARGETS
+from .codegen import DEFAULT_TARGET, OPTIMIZE, TARGETS
 from .compiler import compile as compile_model
 from .errors import TinyBNNError
 from .modelfile import load
@@ -277,10 +277,17 @@ def summary_command(model: Path) -> None:
     show_default=True,
     help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
 )
-def compile_command(model: Path, out_dir: Path, name: str, target: str) -> None:
+@click.option(
+    "--optimize",
+    type=click.Choice(list(OPTIMIZE)),
+    default="speed",
+    show_default=True,
+    help="What the core's kernels favour; 'size' leaves out flash tables larger than the weights.",
+)
+def compile_command(model: Path, out_dir: Path, name: str, target: str, optimize: str) -> None:
     """Compile MODEL to dependency-free C and print the per-layer report."""
     command = " ".join(["tinybnn", *sys.argv[1:]]) if sys.argv[1:] else f"tinybnn compile {model}"
-    result = compile_model(model, out_dir, name, command=command, target=target)
+    result = compile_model(model, out_dir, name, command=command, target=target, optimize=optimize)
     click.echo(result.report())
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 

@@ -21,6 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import TinyBNNError
 from .lowering import (
+    WORD_BITS,
     BinConv,
     BinDense,
     Classifier,
@@ -213,8 +214,8 @@ def _emit_bin_conv(cs: CStage, st: BinConv) -> None:
             "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
         ),
     )
-    if cs.variant == "vsl":
-        _bin_conv_sliced_fields(cs, st)
+    if cs.variant in ("vsl", "vst"):
+        _bin_conv_sliced_fields(cs, st, tables=cs.variant == "vst")
     else:
         cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{st.kernel_size}][{words(c)}]")
         cs.fields["th"] = _threshold_fields(cs, st)
@@ -234,8 +235,9 @@ def _sliced_ok(st: BinConv) -> bool:
     return st.in_shape[0] % 8 == 0 and (k_bits + 1).bit_length() <= VSL_MAX_SLICES
 
 
-def _bin_conv_sliced_fields(cs: CStage, st: BinConv) -> None:
-    """Weights with output channels along the words, and the bound U of each channel.
+def _bin_conv_sliced_fields(cs: CStage, st: BinConv, tables: bool) -> None:
+    """Weights with output channels along the words (`vsl`) or their subset-sum tables
+    (`vst`, `subset_tables`), and the bound U of each channel.
 
     With ones = popcount(x ^ w) and acc = K - 2 * ones (K = k * c_in):
     direction 0: bit = acc < th  <=> ones >= floor((K - th) / 2) + 1 = U;
@@ -261,10 +263,49 @@ def _bin_conv_sliced_fields(cs: CStage, st: BinConv) -> None:
     cs.fields.update(
         w="NULL",
         th=f"{{ NULL, NULL, {neg} }}",
-        wt=cs.array("wt", wt, f"[{ow}][{k}][{c}], bit b = output channel 32g+b"),
         ge=cs.array("ge", ge, f"[{ow}][{slices}]: count bound U per channel, bit-sliced"),
         slices=slices,
     )
+    if tables:
+        tab = subset_tables(lanes.reshape(ow, 32, k, c))
+        cs.fields["tab"] = cs.array(
+            "tab", tab, f"[{ow}][{k}][{tab.shape[2]}][8][2]: subset sums (l, h) of 3 inputs"
+        )
+    else:
+        cs.fields["wt"] = cs.array("wt", wt, f"[{ow}][{k}][{c}], bit b = output channel 32g+b")
+
+
+def vst_groups(c_in: int) -> list[tuple[int, int]]:
+    """(word, first bit) of each 3-bit group of a row of c_in bits (TB_VST_GROUPS)."""
+    return [
+        (i, b)
+        for i in range(words(c_in))
+        for b in range(0, min(WORD_BITS, c_in - WORD_BITS * i), 3)
+    ]
+
+
+def subset_tables(weights: np.ndarray) -> np.ndarray:
+    """The `vst` kernel's tables from +-1 weights [ow][32 lanes][k][c_in].
+
+    For each output word, tap, group of 3 input channels and input pattern p (bit j = the
+    group's input j is -1): the number of mismatches of the pattern with each lane's weights,
+    in [0, 3], as two words (l, h) of bit-sliced lanes. Channels past c_in count nothing.
+    Returns uint32 [ow][k][groups][8][2].
+    """
+    ow, _, k, c = weights.shape
+    wbit = (weights < 0).astype(np.int64)  # [ow][32][k][c]
+    pattern = (np.arange(8)[:, None] >> np.arange(3)) & 1  # [8][3]
+    counts = []
+    for i, b in vst_groups(c):
+        chans = [WORD_BITS * i + b + j for j in range(3)]
+        n = np.zeros((ow, 32, k, 8), np.int64)
+        for j, ch in enumerate(chans):
+            if ch < c and b + j < WORD_BITS:
+                n += wbit[..., ch, None] ^ pattern[:, j]
+        counts.append(n)
+    cnt = np.stack(counts, axis=3)  # [ow][32][k][groups][8]
+    sliced = np.stack([cnt & 1, cnt >> 1], axis=-1)  # [ow][32][k][groups][8][2]
+    return pack_bits(1 - 2 * sliced.transpose(0, 2, 3, 4, 5, 1))[..., 0]
 
 
 def _emit_bin_dense(cs: CStage, st: BinDense) -> None:
@@ -365,23 +406,30 @@ TARGETS: dict[str, Target] = {
     )
 }
 DEFAULT_TARGET = "portable"
+# What a fast target's kernels favour: "speed", or "size" (no variant whose tables grow the
+# flash beyond the packed weights). RAM tables (the first layer's) are chosen either way.
+OPTIMIZE = ("speed", "size")
 
 
 SST_MAX_SPAN = 16  # TB_SST_MAX_SPAN in tinybnn_kernels.h
 
 
-def _variant_input_conv(st: InputConv, t: Target) -> str:
+def _variant_input_conv(st: InputConv, t: Target, optimize: str) -> str:
     span = (st.pool_k - 1) * st.stride + st.kernel_size
     if st.binary and st.in_shape[0] <= t.sst_max_in and span <= SST_MAX_SPAN:
         return "sst"  # subset-sum tables: one lookup per tap for all channels
     return "xn"  # x' once per step
 
 
-def _variant_bin_conv(st: BinConv, t: Target) -> str:
-    return "vsl" if _sliced_ok(st) else "lanes"  # bit-sliced: best measured on every core
+def _variant_bin_conv(st: BinConv, t: Target, optimize: str) -> str:
+    if not _sliced_ok(st):
+        return "lanes"
+    # Bit-sliced, best measured on every core; the subset tables are faster still but hold
+    # 5.3 times the packed weights in flash.
+    return "vst" if optimize == "speed" else "vsl"
 
 
-def _variant_binary(st: Stage, t: Target) -> str:
+def _variant_binary(st: Stage, t: Target, optimize: str) -> str:
     if isinstance(st, Classifier) and not (st.binary_weights and st.binary_input):
         return "ref"
     return "lanes"  # byte-lane popcount, output words built in a register
@@ -396,11 +444,19 @@ KERNELS = {
 }
 
 
-def select_variant(st: Stage, target: str) -> str:
-    """The kernel variant of stage `st` on `target` ("ref" is the reference loop)."""
+def select_variant(st: Stage, target: str, optimize: str = "speed") -> str:
+    """The kernel variant of stage `st` on `target` ("ref" is the reference loop): the
+    fastest, or with optimize="size" the fastest that costs no more flash than the packed
+    weights (OPTIMIZE)."""
     t = check_target(target)
+    check_optimize(optimize)
     choose = KERNELS.get(type(st))
-    return choose(st, t) if t.fast and choose is not None else "ref"
+    return choose(st, t, optimize) if t.fast and choose is not None else "ref"
+
+
+def check_optimize(optimize: str) -> None:
+    if optimize not in OPTIMIZE:
+        raise TinyBNNError(f"unknown optimize {optimize!r}; choose one of {', '.join(OPTIMIZE)}")
 
 
 def check_target(target: str) -> Target:
@@ -419,6 +475,7 @@ class CModel:
     arena_bytes: int
     header: dict
     target: str = DEFAULT_TARGET
+    optimize: str = "speed"
 
     @property
     def flash_bytes(self) -> int:
@@ -447,14 +504,18 @@ def plan_arena(stages: list[CStage]) -> int:
     return arena
 
 
-def build(program: Program, name: str, header: dict, target: str = DEFAULT_TARGET) -> CModel:
-    """Prepare the C of `program`: one kernel variant per stage for `target` (TARGETS)."""
+def build(
+    program: Program, name: str, header: dict, target: str = DEFAULT_TARGET, optimize: str = "speed"
+) -> CModel:
+    """Prepare the C of `program`: one kernel variant per stage for `target` (TARGETS),
+    favouring `optimize` (OPTIMIZE)."""
     check_target(target)
+    check_optimize(optimize)
     stages = []
     for i, st in enumerate(program.stages):
         kernel, ctype, emit = EMIT[type(st)]
         cs = CStage(index=i, stage=st, prefix=f"{name}_l{i}", kernel=kernel, ctype=ctype)
-        cs.variant = select_variant(st, target)
+        cs.variant = select_variant(st, target, optimize)
         emit(cs, st)
         stages.append(cs)
     arena = plan_arena(stages)
@@ -470,7 +531,13 @@ def build(program: Program, name: str, header: dict, target: str = DEFAULT_TARGE
             }
         )
     return CModel(
-        name=name, program=program, stages=stages, arena_bytes=arena, header=header, target=target
+        name=name,
+        program=program,
+        stages=stages,
+        arena_bytes=arena,
+        header=header,
+        target=target,
+        optimize=optimize,
     )
 
 

@@ -29,11 +29,14 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     name: str = "model",
     command: str | None = None,
     target: str | None = None,
+    optimize: str = "speed",
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
 
     `target` picks the kernel variant of each stage (`codegen.TARGETS`: "portable", "host",
     "cortex-m0", ..., "cortex-m33"); None or "portable" emits the reference loops only.
+    `optimize` ("speed" or "size") is what a fast target's variants favour: "size" leaves
+    out those whose tables take more flash than the packed weights (`codegen.OPTIMIZE`).
 
     Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
     exactly; nothing is written then.
@@ -41,12 +44,13 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     codegen.check_name(name)
     target = codegen.DEFAULT_TARGET if target is None else target
     codegen.check_target(target)
+    codegen.check_optimize(optimize)
     source = None
     if not isinstance(model, Sequential):
         source = Path(model)
         model = load(source)
     program = lower(model)
-    cm = codegen.build(program, name, codegen.header_info(source, command), target)
+    cm = codegen.build(program, name, codegen.header_info(source, command), target, optimize)
     files = codegen.write(codegen.render(cm), Path(out_dir))
     return CompileResult(program=program, cmodel=cm, files=files)
 

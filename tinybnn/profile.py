@@ -41,7 +41,7 @@ import click
 import numpy as np
 
 from . import firmware, reference
-from .codegen import KERNELS_HEADER, CModel, c_array, template_dir
+from .codegen import KERNELS_HEADER, OPTIMIZE, CModel, c_array, template_dir
 from .compiler import CompileResult, compile
 from .errors import TinyBNNError
 from .lowering import Program
@@ -531,13 +531,15 @@ def profile(
     x: np.ndarray | None = None,
     timeout_s: float = 120,
     portable: bool = False,
+    optimize: str = "speed",
 ) -> ProfileReport:
     """Compile a model, run one inference on `core` under QEMU, and measure it.
 
     Flash, RAM and stack come from the firmware as it ships (no markers); instruction counts
     from a second build whose stage hooks are checkpoints. `x` is the window profiled (int16 [C, T] or [1, C, T]; default `default_window`); its
     scores are checked against the reference too. The model is compiled for `core` (its fast
-    kernels), or with the portable reference loops when `portable`. The generated C and the firmware go to
+    kernels, favouring `optimize` as `tinybnn.compile` does), or with the portable reference
+    loops when `portable`. The generated C and the firmware go to
     `work_dir` (default: a temporary directory). Raises TinyBNNError: one line for a bad
     model file or a missing toolchain, `FirmwareCheckFailed` when the firmware computes
     something else, hangs or faults, `ProfileMismatch` when the ELF contradicts the compiler.
@@ -548,7 +550,8 @@ def profile(
     except firmware.ToolchainMissing as e:
         raise TinyBNNError(str(e)) from None
     with _directory(work_dir, "tinybnn-profile-") as wd:
-        result = compile(model_or_path, wd / "c", name, target="portable" if portable else core)
+        target = "portable" if portable else core
+        result = compile(model_or_path, wd / "c", name, target=target, optimize=optimize)
         program = result.program
         x = default_window(program) if x is None else reference.check_input(program, x)[:1]
         scores = reference.run(program, x)
@@ -589,8 +592,15 @@ def profile(
     is_flag=True,
     help="Measure the portable reference kernels, not the core's fast ones.",
 )
+@click.option(
+    "--optimize",
+    type=click.Choice(list(OPTIMIZE)),
+    default="speed",
+    show_default=True,
+    help="What the core's kernels favour, as in `tinybnn compile`.",
+)
 def profile_command(
-    model: Path, targets: tuple[str, ...], opt: str, name: str, portable: bool
+    model: Path, targets: tuple[str, ...], opt: str, name: str, portable: bool, optimize: str
 ) -> None:
     """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
 
@@ -601,4 +611,7 @@ def profile_command(
     for i, core in enumerate(dict.fromkeys(targets)):
         if i:
             click.echo()
-        click.echo(profile(loaded, core=core, opt=opt, name=name, portable=portable).format())
+        report = profile(
+            loaded, core=core, opt=opt, name=name, portable=portable, optimize=optimize
+        )
+        click.echo(report.format())

@@ -137,10 +137,12 @@ typedef struct {
     const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
     const uint32_t *w;             /* [c_out][kernel_size][TB_WORDS(c_in)] */
     tb_threshold_t th;
-    /* The bit-sliced variant only (NULL, 0 for the others): */
+    /* The bit-sliced variants only (NULL, 0 for the others); wt for vsl alone: */
     const uint32_t *wt;            /* [TB_WORDS(c_out)][kernel_size][c_in], bit b = channel 32g+b */
     const uint32_t *ge;            /* [TB_WORDS(c_out)][slices]: bound U per channel, bit-sliced */
     int slices;                    /* bits of a count in [0, k*c_in + 1] */
+    /* The subset-table variant only (NULL otherwise), with ge and slices as above: */
+    const uint32_t *tab;           /* [TB_WORDS(c_out)][kernel_size][groups][8][2], see vst */
 } tb_bconv1d_t;
 
 /* dot of output channel o at conv position t, in [-k*c_in, k*c_in]. */
@@ -388,6 +390,32 @@ TB_SPECIALISE void tb_bconv1d_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x
 
 #define TB_VSL_MAX_SLICES 16
 
+/* The sign bits of 32 channels from their bit-sliced mismatch counts, ones + 2 twos +
+ * 4 fours + 8 eights + 16 sixteens (sixteens[0..high-1] hold bits 4 and up): (count >= U)
+ * xor the direction neg, with U per channel in ge[slices]. The comparison is the borrow of
+ * count - U, from the lowest slice up. */
+static inline uint32_t tb_sliced_sign(const uint32_t *ge, uint32_t ones, uint32_t twos, uint32_t fours,
+                                      uint32_t eights, const uint32_t *sixteens, int high, uint32_t neg)
+{
+    uint32_t borrow = ge[0] & ~ones;
+    borrow = (ge[1] & ~twos) | (~(twos ^ ge[1]) & borrow);
+    borrow = (ge[2] & ~fours) | (~(fours ^ ge[2]) & borrow);
+    borrow = (ge[3] & ~eights) | (~(eights ^ ge[3]) & borrow);
+    for (int s = 0; s < high; s++)
+        borrow = (ge[4 + s] & ~sixteens[s]) | (~(sixteens[s] ^ ge[4 + s]) & borrow);
+    return ~borrow ^ neg;
+}
+
+/* Adds carry (weight 16) into the high slices sixteens[0..high-1], stopping when it is 0. */
+static inline void tb_sliced_ripple(uint32_t *sixteens, int high, uint32_t carry)
+{
+    for (int s = 0; carry && s < high; s++) {
+        uint32_t c2 = sixteens[s] & carry;
+        sixteens[s] ^= carry;
+        carry = c2;
+    }
+}
+
 /* Harley-Seal step: the 8 mismatch words of input bits v & 0xff against weight words
  * w[0..7] go into the carry-save counters (ones, twos, fours); returns the carry of weight 8. */
 static inline uint32_t tb_hs8(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *w, uint32_t v)
@@ -440,22 +468,124 @@ TB_SPECIALISE void tb_bconv1d_vsl_b32(const tb_bconv1d_t *L, const uint32_t *x, 
                             carry = eights & e;
                             eights ^= e;
                         }
-                        for (int s = 0; carry && s < high; s++) { /* + 16 * carry */
-                            uint32_t c2 = sixteens[s] & carry;
-                            sixteens[s] ^= carry;
-                            carry = c2;
-                        }
+                        tb_sliced_ripple(sixteens, high, carry);
                     }
                 }
-                /* ones + 2 twos + 4 fours + 8 eights + 16 sixteens is the count in binary:
-                 * compare with U by the borrow of count - U, from the lowest slice up. */
-                uint32_t borrow = ge[0] & ~ones;
-                borrow = (ge[1] & ~twos) | (~(twos ^ ge[1]) & borrow);
-                borrow = (ge[2] & ~fours) | (~(fours ^ ge[2]) & borrow);
-                borrow = (ge[3] & ~eights) | (~(eights ^ ge[3]) & borrow);
+                uint32_t bits = tb_sliced_sign(ge, ones, twos, fours, eights, sixteens, high, neg);
+                pooled = (pooled & (bits | neg)) | (bits & neg);
+            }
+            y[p * ow + g] = pooled;
+        }
+    }
+}
+
+/* Subset-sum tables ("vst"). A row word of m valid input bits splits into
+ * TB_VST_GROUPS(m) groups of 3 bits (bits 3q..3q+2). For each group and each of its 8 input
+ * patterns, the table holds the bit-sliced sum of the group's mismatches with 32 output
+ * channels, in [0, 3]: a pair of words (l, h), weights 1 and 2. So one lookup replaces three
+ * mismatch words, and two words go into the carry-save counters instead of three. */
+#define TB_VST_GROUPS(m) (((m) + 2) / 3)
+
+/* v, made to depend on after: the compiler cannot hoist work on v above the code that
+ * computes after. Keeps the scheduler from loading a whole word's table entries at once
+ * (more live values than registers, so spills), and the address arithmetic in the form
+ * add + load pair. Emits no instruction. */
+#if defined(__GNUC__)
+#define TB_AFTER(v, after) __asm__("" : "+r"(v) : "r"(after))
+#define TB_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define TB_AFTER(v, after) ((void)(after))
+#define TB_OPAQUE(v) ((void)0)
+#endif
+
+/* The entry (l, h) of group q of word v; t: the word's first group's table. TB_OPAQUE
+ * keeps the address in the form add + load pair: left alone, the compiler folds the group's
+ * offset into the index and needs two more instructions per group. */
+#define TB_VST_FETCH(l, h, t, v, q)                                                            \
+    do {                                                                                       \
+        const uint32_t *tb_e_ = (t) + 2 * (((v) >> (3 * (q))) & 7u);                           \
+        TB_OPAQUE(tb_e_);                                                                      \
+        (l) = tb_e_[16 * (q)];                                                                 \
+        (h) = tb_e_[16 * (q) + 1];                                                             \
+    } while (0)
+
+/* Groups q and q+1 of *v into (ones, twos, fours); returns the carry of weight 8. */
+static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *t,
+                                   uint32_t *v, int q)
+{
+    uint32_t l0, h0, l1, h1, c1, c2, c3;
+    TB_AFTER(*v, *fours);
+    TB_VST_FETCH(l0, h0, t, *v, q);
+    TB_VST_FETCH(l1, h1, t, *v, q + 1);
+    TB_CSA(c1, *ones, *ones, l0, l1);  /* c1: weight 2 */
+    TB_CSA(c2, *twos, *twos, h0, h1);  /* c2: weight 4 */
+    uint32_t c1b = *twos & c1;         /* twos + c1 */
+    *twos ^= c1;
+    TB_CSA(c3, *fours, *fours, c2, c1b);
+    return c3;
+}
+
+/* Binary convolution with subset-sum tables, bit-sliced across output channels as
+ * tb_bconv1d_vsl_b32 (same counters, same comparison with U) but counting three input bits
+ * per lookup. Groups go four at a time (two pairs, one carry of weight 16), then a pair, then
+ * one. Tables: L->tab, [TB_WORDS(c_out)][kernel_size][groups of a row][8][2] words (flash:
+ * 16/3 words per input bit and output word, 5.3 times the packed weights).
+ * Needs c_in % 8 == 0 and 5 <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
+TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
+{
+    int cw = TB_WORDS(L->c_in), ow = TB_WORDS(L->c_out), high = L->slices - 4;
+    int row_groups = 0; /* groups of one tap's row of c_in bits */
+    for (int i = 0; i < cw; i++)
+        row_groups += TB_VST_GROUPS(i < cw - 1 ? 32 : L->c_in - 32 * i);
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
+            const uint32_t *ge = L->ge + g * L->slices;
+            for (int j = 0; j < L->pool_k; j++) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                uint32_t ones = 0, twos = 0, fours = 0, eights = 0, carry;
+                uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
                 for (int s = 0; s < high; s++)
-                    borrow = (ge[4 + s] & ~sixteens[s]) | (~(sixteens[s] ^ ge[4 + s]) & borrow);
-                uint32_t bits = ~borrow ^ neg; /* (ones >= U) xor direction */
+                    sixteens[s] = 0;
+                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
+                for (int k = 0; k < L->kernel_size; k++) {
+                    int ti = t0 + k;
+                    const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                    TB_UNROLL
+                    for (int i = 0; i < cw; i++) {
+                        uint32_t v = row[i];
+                        int groups = TB_VST_GROUPS(i < cw - 1 ? 32 : L->c_in - 32 * i), q = 0;
+                        TB_UNROLL
+                        for (; q + 4 <= groups; q += 4) {
+                            uint32_t a = tb_vst_pair(&ones, &twos, &fours, t, &v, q);
+                            uint32_t b = tb_vst_pair(&ones, &twos, &fours, t, &v, q + 2);
+                            TB_CSA(carry, eights, eights, a, b);
+                            tb_sliced_ripple(sixteens, high, carry);
+                        }
+                        if (q + 2 <= groups) {
+                            uint32_t a = tb_vst_pair(&ones, &twos, &fours, t, &v, q);
+                            carry = eights & a;
+                            eights ^= a;
+                            tb_sliced_ripple(sixteens, high, carry);
+                            q += 2;
+                        }
+                        if (q < groups) { /* the last, single group */
+                            uint32_t l, h, c1, c2, c3;
+                            TB_VST_FETCH(l, h, t, v, q);
+                            c1 = ones & l;
+                            ones ^= l;
+                            TB_CSA(c2, twos, twos, h, c1);
+                            c3 = fours & c2;
+                            fours ^= c2;
+                            carry = eights & c3;
+                            eights ^= c3;
+                            tb_sliced_ripple(sixteens, high, carry);
+                        }
+                        t += 16 * groups;
+                    }
+                }
+                uint32_t bits = tb_sliced_sign(ge, ones, twos, fours, eights, sixteens, high, neg);
                 pooled = (pooled & (bits | neg)) | (bits & neg);
             }
             y[p * ow + g] = pooled;
