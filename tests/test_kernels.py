@@ -99,14 +99,21 @@ def test_fast_variants_on_host(layers, in_channels, length, tmp_path):
     assert "vsl" not in variants.values()  # speed: the subset tables where bit-sliced works
 
 
-@pytest.mark.parametrize("layers,in_channels,length", _with_channels(BCONV_CASES + EXTRA_BCONV, 3))
+@pytest.mark.parametrize(
+    "layers,in_channels,length",
+    _with_channels(BCONV_CASES + EXTRA_BCONV, 3)
+    + _with_channels([p for p in HEAD_CASES if "binary" in p.id], 4),
+)
 def test_size_variants_on_host(layers, in_channels, length, tmp_path):
-    """optimize="size": the bit-sliced convolution without tables where it applies."""
+    """optimize="size": no subset tables; the bit-sliced convolution without them where
+    its channels come in bytes, byte-lane popcounts elsewhere."""
     model = seeded(layers, in_channels, length)
     speed = compile(model, tmp_path / "speed", "k", target="host").cmodel
     variants = check_variants(model, "host", tmp_path / "size", optimize="size")
     for s in speed.stages:
-        want = {"vst": "vsl"}.get(s.variant, s.variant)
+        want = s.variant
+        if s.variant == "vst":
+            want = "vsl" if s.kernel == "bconv1d" and s.stage.in_shape[0] % 8 == 0 else "lanes"
         assert variants[s.index] == want, (s.index, variants)
 
 
@@ -215,7 +222,7 @@ def toolchain():
 @pytest.mark.parametrize("core", QEMU_CORES)
 def test_fast_variants_under_qemu(core, toolchain, tmp_path):
     """test_firmware_models' models (every layer kind) and two more first layers, compiled
-    for `core`, bit-exact on its 8 vectors each; one of them again with optimize="size"."""
+    for `core`, bit-exact on its 8 vectors each; two of them again with optimize="size"."""
     from test_firmware_models import build_model
 
     from tinybnn.profile import run_on_core
@@ -230,8 +237,11 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
         result = compile(model, tmp_path / name, name, target=core)
         assert any(s.variant != "ref" for s in result.cmodel.stages)
         run_on_core(result, name, core, x, reference.run(result.program, x))
-    # optimize="size": the bit-sliced convolution without its tables.
-    model, x = models["random1"]
-    result = compile(model, tmp_path / "size", "size", target=core, optimize="size")
-    assert "vsl" in [s.variant for s in result.cmodel.stages]
-    run_on_core(result, "size", core, x, reference.run(result.program, x))
+    # optimize="size", no subset tables: vsl and byte-lane convolutions, byte-lane dense.
+    chosen = set()
+    for name in ("kinds_a", "kinds_b"):
+        model, x = models[name]
+        result = compile(model, tmp_path / f"{name}_size", name, target=core, optimize="size")
+        chosen |= {(s.kernel, s.variant) for s in result.cmodel.stages}
+        run_on_core(result, name, core, x, reference.run(result.program, x))
+    assert {("bconv1d", "vsl"), ("bconv1d", "lanes"), ("bdense", "lanes")} <= chosen

@@ -31,6 +31,7 @@ from .lowering import (
     Program,
     Stage,
     pack_bits,
+    unpack_bits,
     words,
 )
 
@@ -229,50 +230,60 @@ def _emit_bin_conv(cs: CStage, st: BinConv) -> None:
 VSL_MAX_SLICES = 16  # TB_VSL_MAX_SLICES in tinybnn_kernels.h
 
 
-def _sliced_ok(st: BinConv) -> bool:
-    """The bit-sliced kernel's limits: whole bytes of input channels, counts in 16 bits."""
-    k_bits = st.kernel_size * st.in_shape[0]
-    return st.in_shape[0] % 8 == 0 and (k_bits + 1).bit_length() <= VSL_MAX_SLICES
+def _slices_ok(k_bits: int) -> bool:
+    """The bit-sliced kernels' limit: a count of k_bits mismatches fits their slices."""
+    return (k_bits + 1).bit_length() <= VSL_MAX_SLICES
 
 
-def _bin_conv_sliced_fields(cs: CStage, st: BinConv, tables: bool) -> None:
-    """Weights with output channels along the words (`vsl`) or their subset-sum tables
-    (`vst`, `subset_tables`), and the bound U of each channel.
+def _sliced_threshold_fields(cs: CStage, threshold, k_bits: int, o: int) -> None:
+    """The bit-sliced variants' comparison: the bound U of each channel, bit-sliced.
 
-    With ones = popcount(x ^ w) and acc = K - 2 * ones (K = k * c_in):
+    With ones = popcount(x ^ w) and acc = K - 2 * ones (K = k_bits real input bits):
     direction 0: bit = acc < th  <=> ones >= floor((K - th) / 2) + 1 = U;
     direction 1: bit = acc > th  <=> not (ones >= ceil((K - th) / 2) = U).
-    U is clamped to [0, K + 1]; channels past c_out get U = K + 1, direction 0: bit 0.
+    U is clamped to [0, K + 1]; channels past o get U = K + 1, direction 0: bit 0.
     """
-    o, k, c = st.weight.shape
     ow = words(o)
-    k_bits = k * c
-    lanes = np.ones((ow * 32, k, c), np.int8)
-    lanes[:o] = st.weight
-    # [ow][k][c] words, bit b = output channel 32 g + b.
-    wt = pack_bits(lanes.reshape(ow, 32, k, c).transpose(0, 2, 3, 1))
-    t = st.threshold
-    th = t.th.astype(np.int64)
-    u = np.where(t.neg, -((th - k_bits) // 2), (k_bits - th) // 2 + 1)
+    th = threshold.th.astype(np.int64)
+    u = np.where(threshold.neg, -((th - k_bits) // 2), (k_bits - th) // 2 + 1)
     bound = np.full(ow * 32, k_bits + 1, np.int64)
     bound[:o] = np.clip(u, 0, k_bits + 1)
-    slices = max((k_bits + 1).bit_length(), 5)  # the kernel keeps 4 carry-save slices
+    slices = max((k_bits + 1).bit_length(), 5)  # the kernels keep 4 carry-save slices
     bits = ((bound[:, None] >> np.arange(slices)) & 1).astype(np.int8)  # [ow*32][slices]
     ge = pack_bits(1 - 2 * bits.reshape(ow, 32, slices).transpose(0, 2, 1))  # [ow][slices]
-    neg = cs.array("neg", t.arrays()["neg"], "1 = output is -1 above th")
+    neg = cs.array("neg", threshold.arrays()["neg"], "1 = output is -1 above th")
     cs.fields.update(
         w="NULL",
         th=f"{{ NULL, NULL, {neg} }}",
         ge=cs.array("ge", ge, f"[{ow}][{slices}]: count bound U per channel, bit-sliced"),
         slices=slices,
     )
+
+
+def _lanes(weight: np.ndarray) -> np.ndarray:
+    """+-1 weights [O][...] -> [ow][32 lanes][...], lanes past O +1 (weight bit 0)."""
+    o = weight.shape[0]
+    lanes = np.ones((words(o) * 32, *weight.shape[1:]), np.int8)
+    lanes[:o] = weight
+    return lanes.reshape(words(o), 32, *weight.shape[1:])
+
+
+def _bin_conv_sliced_fields(cs: CStage, st: BinConv, tables: bool) -> None:
+    """Weights with output channels along the words (`vsl`) or their subset-sum tables
+    (`vst`, `subset_tables`), and the bound U of each channel."""
+    o, k, c = st.weight.shape
+    _sliced_threshold_fields(cs, st.threshold, k * c, o)
+    lanes = _lanes(st.weight)  # [ow][32][k][c]
     if tables:
-        tab = subset_tables(lanes.reshape(ow, 32, k, c))
+        tab = subset_tables(lanes)
         cs.fields["tab"] = cs.array(
-            "tab", tab, f"[{ow}][{k}][{tab.shape[2]}][8][2]: subset sums (l, h) of 3 inputs"
+            "tab", tab, f"[{words(o)}][{k}][{tab.shape[2]}][8][2]: subset sums (l, h) of 3 inputs"
         )
-    else:
-        cs.fields["wt"] = cs.array("wt", wt, f"[{ow}][{k}][{c}], bit b = output channel 32g+b")
+    else:  # [ow][k][c] words, bit b = output channel 32 g + b
+        wt = pack_bits(lanes.transpose(0, 2, 3, 1))
+        cs.fields["wt"] = cs.array(
+            "wt", wt, f"[{words(o)}][{k}][{c}], bit b = output channel 32g+b"
+        )
 
 
 def vst_groups(c_in: int) -> list[tuple[int, int]]:
@@ -310,13 +321,17 @@ def subset_tables(weights: np.ndarray) -> np.ndarray:
 
 def _emit_bin_dense(cs: CStage, st: BinDense) -> None:
     o, n_words = st.weight.shape
-    cs.fields = dict(
-        in_words=n_words,
-        in_features=st.in_features,
-        c_out=o,
-        w=cs.array("w", st.weight, f"[{o}][{n_words}]"),
-        th=_threshold_fields(cs, st),
-    )
+    cs.fields = dict(in_words=n_words, in_features=st.in_features, c_out=o)
+    if cs.variant == "vst":  # every bit of the buffer, as a row of n_words * 32 channels
+        _sliced_threshold_fields(cs, st.threshold, st.in_features, o)
+        weight = unpack_bits(st.weight, n_words * WORD_BITS)[:, None, :]  # [O][1][bits]
+        tab = subset_tables(_lanes(weight))
+        cs.fields["tab"] = cs.array(
+            "tab", tab, f"[{words(o)}][{n_words}][11][8][2]: subset sums (l, h) of 3 inputs"
+        )
+    else:
+        cs.fields["w"] = cs.array("w", st.weight, f"[{o}][{n_words}]")
+        cs.fields["th"] = _threshold_fields(cs, st)
     cs.comment = f"L{cs.index} bdense: {st.in_features}b -> {o}b"
     cs.call = f"{_kernel_name('tb_bdense', cs.variant, 'b32')}(&{cs.prefix}, {{in}}, {{out}});"
 
@@ -422,16 +437,19 @@ def _variant_input_conv(st: InputConv, t: Target, optimize: str) -> str:
 
 
 def _variant_bin_conv(st: BinConv, t: Target, optimize: str) -> str:
-    if not _sliced_ok(st):
-        return "lanes"
     # Bit-sliced, best measured on every core; the subset tables are faster still but hold
     # 5.3 times the packed weights in flash.
-    return "vst" if optimize == "speed" else "vsl"
+    k_bits = st.kernel_size * st.in_shape[0]
+    if optimize == "speed" and _slices_ok(k_bits):
+        return "vst"
+    return "vsl" if _slices_ok(k_bits) and st.in_shape[0] % 8 == 0 else "lanes"
 
 
 def _variant_binary(st: Stage, t: Target, optimize: str) -> str:
     if isinstance(st, Classifier) and not (st.binary_weights and st.binary_input):
         return "ref"
+    if isinstance(st, BinDense) and optimize == "speed" and _slices_ok(st.in_features):
+        return "vst"  # subset tables, as the convolution
     return "lanes"  # byte-lane popcount, output words built in a register
 
 

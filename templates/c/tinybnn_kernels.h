@@ -174,8 +174,12 @@ static inline void tb_bconv1d_b32(const tb_bconv1d_t *L, const uint32_t *x, uint
 /* Binary dense layer and sign over a packed vector. */
 typedef struct {
     int in_words, in_features, c_out;
-    const uint32_t *w;  /* [c_out][in_words], in the input buffer's bit layout */
+    const uint32_t *w;  /* [c_out][in_words], in the input buffer's bit layout, or NULL */
     tb_threshold_t th;
+    /* The subset-table variant only (NULL, 0 for the others), as in tb_bconv1d_t: */
+    const uint32_t *ge;
+    int slices;
+    const uint32_t *tab; /* [TB_WORDS(c_out)][in_words][11][8][2], see tb_bdense_vst_b32 */
 } tb_bdense_t;
 
 /* in: [in_words] packed; out: [TB_WORDS(c_out)] packed. */
@@ -525,12 +529,48 @@ static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fou
     return c3;
 }
 
+/* One word v of m valid input bits into the bit-sliced counts (ones, twos, fours, eights,
+ * sixteens[0..high-1]) of 32 output channels' mismatches; t: the word's tables,
+ * TB_VST_GROUPS(m) of 16 words. Groups go four at a time (two pairs, one carry of weight
+ * 16), then a pair, then one. */
+TB_SPECIALISE void tb_vst_word(uint32_t *ones, uint32_t *twos, uint32_t *fours, uint32_t *eights,
+                               uint32_t *sixteens, int high, const uint32_t *t, uint32_t v, int m)
+{
+    int groups = TB_VST_GROUPS(m), q = 0;
+    uint32_t carry;
+    TB_UNROLL
+    for (; q + 4 <= groups; q += 4) {
+        uint32_t a = tb_vst_pair(ones, twos, fours, t, &v, q);
+        uint32_t b = tb_vst_pair(ones, twos, fours, t, &v, q + 2);
+        TB_CSA(carry, *eights, *eights, a, b);
+        tb_sliced_ripple(sixteens, high, carry);
+    }
+    if (q + 2 <= groups) {
+        uint32_t a = tb_vst_pair(ones, twos, fours, t, &v, q);
+        carry = *eights & a;
+        *eights ^= a;
+        tb_sliced_ripple(sixteens, high, carry);
+        q += 2;
+    }
+    if (q < groups) { /* the last, single group */
+        uint32_t l, h, c1, c2, c3;
+        TB_VST_FETCH(l, h, t, v, q);
+        c1 = *ones & l;
+        *ones ^= l;
+        TB_CSA(c2, *twos, *twos, h, c1);
+        c3 = *fours & c2;
+        *fours ^= c2;
+        carry = *eights & c3;
+        *eights ^= c3;
+        tb_sliced_ripple(sixteens, high, carry);
+    }
+}
+
 /* Binary convolution with subset-sum tables, bit-sliced across output channels as
- * tb_bconv1d_vsl_b32 (same counters, same comparison with U) but counting three input bits
- * per lookup. Groups go four at a time (two pairs, one carry of weight 16), then a pair, then
- * one. Tables: L->tab, [TB_WORDS(c_out)][kernel_size][groups of a row][8][2] words (flash:
- * 16/3 words per input bit and output word, 5.3 times the packed weights).
- * Needs c_in % 8 == 0 and 5 <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
+ * tb_bconv1d_vsl_b32 (same counts, same comparison with U) but three input bits per
+ * lookup. Tables: L->tab, [TB_WORDS(c_out)][kernel_size][groups of a row][8][2] words
+ * (flash: 16/3 words per input bit and output word, 5.3 times the packed weights).
+ * Needs 5 <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
  * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
 TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
 {
@@ -544,7 +584,7 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
             const uint32_t *ge = L->ge + g * L->slices;
             for (int j = 0; j < L->pool_k; j++) {
                 int t0 = (p * L->pool_s + j) * L->stride - L->pad;
-                uint32_t ones = 0, twos = 0, fours = 0, eights = 0, carry;
+                uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
                 uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
                 for (int s = 0; s < high; s++)
                     sixteens[s] = 0;
@@ -554,35 +594,9 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
                     const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
                     TB_UNROLL
                     for (int i = 0; i < cw; i++) {
-                        uint32_t v = row[i];
-                        int groups = TB_VST_GROUPS(i < cw - 1 ? 32 : L->c_in - 32 * i), q = 0;
-                        TB_UNROLL
-                        for (; q + 4 <= groups; q += 4) {
-                            uint32_t a = tb_vst_pair(&ones, &twos, &fours, t, &v, q);
-                            uint32_t b = tb_vst_pair(&ones, &twos, &fours, t, &v, q + 2);
-                            TB_CSA(carry, eights, eights, a, b);
-                            tb_sliced_ripple(sixteens, high, carry);
-                        }
-                        if (q + 2 <= groups) {
-                            uint32_t a = tb_vst_pair(&ones, &twos, &fours, t, &v, q);
-                            carry = eights & a;
-                            eights ^= a;
-                            tb_sliced_ripple(sixteens, high, carry);
-                            q += 2;
-                        }
-                        if (q < groups) { /* the last, single group */
-                            uint32_t l, h, c1, c2, c3;
-                            TB_VST_FETCH(l, h, t, v, q);
-                            c1 = ones & l;
-                            ones ^= l;
-                            TB_CSA(c2, twos, twos, h, c1);
-                            c3 = fours & c2;
-                            fours ^= c2;
-                            carry = eights & c3;
-                            eights ^= c3;
-                            tb_sliced_ripple(sixteens, high, carry);
-                        }
-                        t += 16 * groups;
+                        int m = i < cw - 1 ? 32 : L->c_in - 32 * i;
+                        tb_vst_word(&ones, &twos, &fours, &eights, sixteens, high, t, row[i], m);
+                        t += 16 * TB_VST_GROUPS(m);
                     }
                 }
                 uint32_t bits = tb_sliced_sign(ge, ones, twos, fours, eights, sixteens, high, neg);
@@ -590,6 +604,26 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
             }
             y[p * ow + g] = pooled;
         }
+    }
+}
+
+/* Binary dense layer with subset-sum tables, as tb_bconv1d_vst_b32 over the in_words words
+ * of the input buffer, all 32 bits of each (its padding bits are 0 on both sides, so they
+ * count nothing). Tables: L->tab, [TB_WORDS(c_out)][in_words][11][8][2] words.
+ * in: [in_words] packed; out: [TB_WORDS(c_out)] packed. */
+TB_SPECIALISE void tb_bdense_vst_b32(const tb_bdense_t *L, const uint32_t *x, uint32_t *y)
+{
+    int high = L->slices - 4;
+    for (int g = 0; g < TB_WORDS(L->c_out); g++) {
+        uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
+        uint32_t sixteens[TB_VSL_MAX_SLICES - 4];
+        for (int s = 0; s < high; s++)
+            sixteens[s] = 0;
+        const uint32_t *t = L->tab + g * L->in_words * 16 * TB_VST_GROUPS(32);
+        for (int i = 0; i < L->in_words; i++, t += 16 * TB_VST_GROUPS(32))
+            tb_vst_word(&ones, &twos, &fours, &eights, sixteens, high, t, x[i], 32);
+        y[g] = tb_sliced_sign(L->ge + g * L->slices, ones, twos, fours, eights, sixteens, high,
+                              L->th.neg[g]);
     }
 }
 
