@@ -28,7 +28,14 @@ from tinybnn import codegen, firmware, host, reference
 from tinybnn.compiler import compile
 from tinybnn.errors import TinyBNNError
 from tinybnn.lowering import InputConv, lower
-from tinybnn.nn import Sequential
+from tinybnn.nn import (
+    BatchNormSign,
+    GlobalPool1d,
+    InputConv1d,
+    Int8Linear,
+    MaxPool1d,
+    Sequential,
+)
 
 
 def check_variants(
@@ -141,8 +148,33 @@ def test_first_layer_variants_for_cortex_m0(layers, in_channels, length, tmp_pat
     variants = check_variants(model, "cortex-m0", tmp_path)
     stage = lower(model).stages[0]
     assert isinstance(stage, InputConv)
-    want = "sst" if stage.binary and in_channels <= 6 else "xn"
+    want = ("sst" if in_channels <= 6 else "xn") if stage.binary else "xs"
     assert variants[0] == want
+
+
+def wide_multiplier_model() -> Sequential:
+    """An int8 first layer whose weights times multipliers leave int16 (xs cannot fold
+    them), on a narrow input range that keeps the accumulator in int32."""
+    model = seeded(
+        lambda: [
+            InputConv1d(3, 9, 3, padding=1, weights="int8", input_range=(-2000, 2000)),
+            MaxPool1d(2, 2),
+            BatchNormSign(9),
+            GlobalPool1d("sum"),
+            Int8Linear(9, 4),
+        ],
+        3,
+        19,
+    )
+    model.layers[0].multiplier[1] = 400
+    return model
+
+
+def test_int8_first_layer_variants(tmp_path):
+    """Folded int16 weights (xs) where they fit, else four channels at a time (xq)."""
+    assert check_variants(wide_multiplier_model(), "host", tmp_path / "xq")[0] == "xq"
+    model = seeded(*next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8").values)
+    assert check_variants(model, "host", tmp_path / "xs")[0] == "xs"
 
 
 def test_portable_target_emits_the_reference_loops(tmp_path):
@@ -186,12 +218,12 @@ def test_unknown_target_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "layers,in_channels,length",
     _with_channels([EXTRA_BCONV[2]], 3)
-    + [EXTRA_ICONV[2]]
+    + [EXTRA_ICONV[2], next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8")]
     + _with_channels([HEAD_CASES[-4], HEAD_CASES[-2]], 4),
 )
 def test_every_variant_with_clang(layers, in_channels, length, tmp_path):
-    """sst + vst (vsl with optimize="size"); xn; classifier lanes; bdense lanes: built by
-    clang, strict flags."""
+    """sst + vst (vsl with optimize="size"); xn; xs; classifier lanes; bdense lanes: built
+    by clang, strict flags."""
     model = seeded(layers, in_channels, length)
     check_variants(model, "host", tmp_path / "speed", cc="clang")
     check_variants(model, "host", tmp_path / "size", cc="clang", optimize="size")
@@ -229,10 +261,13 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
 
     models = {n: build_model(n) for n in ("random1", "kinds_a", "kinds_b", "kinds_c")}
     in6_pool = next(c for c in ICONV_CASES if c.id == "in6_pool2_binary")
-    for key, case in (("in8", EXTRA_ICONV[0]), ("in6_pool", in6_pool)):
+    in6_int8 = next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8")
+    for key, case in (("in8", EXTRA_ICONV[0]), ("in6_pool", in6_pool), ("in6_int8", in6_int8)):
         model = seeded(*case.values)
         c, t = model.input_shape
         models[key] = (model, np.concatenate([signals(6, c, t, 5), random_inputs(2, c, t, 6)]))
+    model = wide_multiplier_model()
+    models["wide"] = (model, np.concatenate([signals(6, 3, 19, 5), random_inputs(2, 3, 19, 6)]))
     for name, (model, x) in models.items():
         result = compile(model, tmp_path / name, name, target=core)
         assert any(s.variant != "ref" for s in result.cmodel.stages)

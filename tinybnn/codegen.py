@@ -150,7 +150,7 @@ def _emit_input_conv(cs: CStage, st: InputConv) -> None:
     # The subset-sum kernel reads the taps' table indices instead of the weight bits.
     w = (
         "NULL"
-        if cs.variant == "sst"
+        if cs.variant in ("sst", "xq", "xs")
         else cs.array("w", arrays["w"], "binary, tap-major" if st.binary else "int8 [O][k][C]")
     )
     cs.fields = dict(
@@ -161,8 +161,9 @@ def _emit_input_conv(cs: CStage, st: InputConv) -> None:
         mult=cs.array("mult", arrays["mult"]),
         wb=w if st.binary else "NULL",
         wq="NULL" if st.binary else w,
-        th=_threshold_fields(cs, st),
     )
+    if cs.variant != "xs":  # xs folds the thresholds into its bias
+        cs.fields["th"] = _threshold_fields(cs, st)
     if cs.variant != "ref":
         _input_conv_fast_fields(cs, st)
     cs.comment = (
@@ -188,13 +189,60 @@ def _input_conv_fast_fields(cs: CStage, st: InputConv) -> None:
     span = (st.pool_k - 1) * st.stride + st.kernel_size
     ring = 1 << (span - 1).bit_length()
     cs.fields["ring"] = ring
+    if cs.variant == "xq":  # int8 weights in blocks of 4 output channels
+        blocks = np.zeros(((o + 3) // 4 * 4, k, c), np.int8)
+        blocks[:o] = st.weight
+        wq4 = blocks.reshape(-1, 4, k, c).transpose(0, 2, 3, 1)
+        cs.fields["wq4"] = cs.array("wq4", wq4, f"int8 [{(o + 3) // 4}][{k}][{c}][4]")
+    if cs.variant == "xs":
+        _input_conv_pair_fields(cs, st)
+        cs.scratch_bytes = 4 * (ring + 2 * ring * ((c + 1) // 2))
+        return
     if cs.variant == "sst":
         bits = (st.weight < 0).astype(np.int64) << np.arange(c)  # [O][k][C]
         index = bits.sum(axis=2).astype(np.uint8)  # [O][k]: the table entry of each tap
         cs.fields["tap_index"] = cs.array("tap", index, f"[{o}][{k}] weight bits per tap")
         cs.scratch_bytes = 4 * (ring + ring * (1 << c) + (1 << c))
-    else:
-        cs.scratch_bytes = 4 * (ring + ring * c)
+    else:  # step tags, then every x' row twice (tb_iconv1d_x_steps)
+        cs.scratch_bytes = 4 * (ring + 2 * ring * c)
+
+
+def _folded_weights(st: InputConv) -> np.ndarray:
+    """int8 weights times the input multipliers, w' = w * mult_c, int64 [O][k][C]."""
+    return st.weight.astype(np.int64) * st.multiplier.astype(np.int64)
+
+
+def _pairs_ok(st: InputConv) -> bool:
+    """`xs` needs every folded weight in int16 and acc - th in int32."""
+    th = int(np.abs(st.threshold.th.astype(np.int64)).max())
+    return (
+        not st.binary
+        and int(np.abs(_folded_weights(st)).max()) <= 2**15 - 1
+        and st.acc_bound + th < 2**31
+    )
+
+
+def _input_conv_pair_fields(cs: CStage, st: InputConv) -> None:
+    """`xs`: the folded weights s * w' as int16 pairs of channels in blocks of 4 output
+    channels, and the bias s * (sum of w' * offset_c + th), s = -1 where the output is -1
+    above th (see tb_iconv1d_xs_s16)."""
+    o, k, c = st.weight.shape
+    t = st.threshold
+    s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
+    folded = _folded_weights(st) * s[:, None, None]
+    offsets = (_folded_weights(st) * st.offset.astype(np.int64)).sum(axis=(1, 2))
+    cp, blocks = c + c % 2, (o + 3) // 4
+    bias = np.zeros(blocks * 4, np.int64)
+    bias[:o] = s * (offsets + t.th.astype(np.int64)) % 2**32
+    w = np.zeros((blocks * 4, k, cp), np.int64)
+    w[:o, :, :c] = folded
+    halves = w.reshape(blocks * 4, k, cp // 2, 2) & 0xFFFF
+    pairs = (halves[..., 0] | halves[..., 1] << 16).astype(np.uint32)  # [4 blocks][k][cp/2]
+    wp = pairs.reshape(blocks, 4, k, cp // 2).transpose(0, 2, 3, 1)
+    cs.fields["wp"] = cs.array("wp", wp, f"[{blocks}][{k}][{cp // 2}][4]: int16 pairs of s * w'")
+    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "s * (sum of w' * offset + th)")
+    neg = cs.array("neg", t.arrays()["neg"], "1 = output is -1 above th")
+    cs.fields["th"] = f"{{ NULL, NULL, {neg} }}"
 
 
 def _kernel_name(op: str, variant: str, suffix: str) -> str:
@@ -433,7 +481,10 @@ def _variant_input_conv(st: InputConv, t: Target, optimize: str) -> str:
     span = (st.pool_k - 1) * st.stride + st.kernel_size
     if st.binary and st.in_shape[0] <= t.sst_max_in and span <= SST_MAX_SPAN:
         return "sst"  # subset-sum tables: one lookup per tap for all channels
-    return "xn"  # x' once per step
+    if st.binary:
+        return "xn"  # x' once per step
+    # int8: weights folded with the multipliers, channel pairs (SMLAD) where they fit int16
+    return "xs" if _pairs_ok(st) else "xq"
 
 
 def _variant_bin_conv(st: BinConv, t: Target, optimize: str) -> str:

@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__ARM_FEATURE_SIMD32)
+#include <arm_acle.h> /* __smlad: the compiler's own header */
+#endif
 
 #define TB_WORDS(bits) (((bits) + 31) / 32)
 
@@ -64,6 +67,9 @@ typedef struct {
     /* Fast variants only (0 / NULL for the reference loop): */
     int ring;                      /* steps cached in the scratch, a power of two */
     const uint8_t *tap_index;      /* sst: [c_out][k], the c_in weight bits of each tap */
+    const int8_t *wq4;             /* xq: [ceil(c_out/4)][k][c_in][4], wq in blocks of 4 */
+    const uint32_t *wp;            /* xs: [ceil(c_out/4)][k][cp/2][4] int16 pairs of w * mult */
+    const uint32_t *bias;          /* xs: [c_out], sum of w * mult * offset mod 2^32 */
 } tb_iconv1d_t;
 
 /* Normalised sample x' = (clamp(x) - offset) * mult, |x'| < 2^31 by construction. */
@@ -733,28 +739,38 @@ TB_SPECIALISE void tb_iconv1d_sst_s16(const tb_iconv1d_t *L, const int16_t *x, u
     }
 }
 
-/* First layer, any c_in, binary or int8 weights: x' computed once per input step (cached
- * for `ring` steps), not once per output channel.
+/* The x' of every step output p reads, into the ring of x' rows. scratch: [ring] step tags
+ * (INT32_MIN: empty), then [2 * ring][c_in] rows: step ti in slot ti % ring and again ring
+ * slots later, so the rows of any window of up to ring steps lie in one run. Steps outside
+ * the input (padding) are rows of zeros. Each row is computed once. */
+static inline void tb_iconv1d_x_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int32_t *scratch)
+{
+    for (int j = 0; j < L->pool_k; j++) {
+        int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+        for (int k = 0; k < L->kernel_size; k++) {
+            int ti = t0 + k, slot = ti & (L->ring - 1);
+            if (scratch[slot] == ti)
+                continue;
+            scratch[slot] = ti;
+            int32_t *row = scratch + L->ring + slot * L->c_in, *twin = row + L->ring * L->c_in;
+            int inside = ti >= 0 && ti < L->t_in;
+            for (int c = 0; c < L->c_in; c++)
+                row[c] = twin[c] = inside ? tb_input_value(L, x[ti * L->c_in + c], c) : 0;
+        }
+    }
+}
+
+/* First layer, binary weights, any c_in: x' computed once per input step (cached for
+ * `ring` steps), not once per output channel and tap.
  * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
- * scratch: int32 [ring + ring * c_in]. */
+ * scratch: int32 [ring + 2 * ring * c_in] (tb_iconv1d_x_steps). */
 TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
 {
     int ow = TB_WORDS(L->c_out), kc = L->kernel_size * L->c_in;
     for (int s = 0; s < L->ring; s++)
-        scratch[s] = -1;
+        scratch[s] = INT32_MIN;
     for (int p = 0; p < L->t_out; p++) {
-        for (int j = 0; j < L->pool_k; j++) { /* fill the steps this output reads */
-            int t0 = (p * L->pool_s + j) * L->stride - L->pad;
-            for (int k = 0; k < L->kernel_size; k++) {
-                int ti = t0 + k, fresh;
-                if (ti < 0 || ti >= L->t_in)
-                    continue;
-                int32_t *row = tb_iconv1d_slot(L, scratch, L->c_in, ti, &fresh);
-                if (fresh)
-                    for (int c = 0; c < L->c_in; c++)
-                        row[c] = tb_input_value(L, x[ti * L->c_in + c], c);
-            }
-        }
+        tb_iconv1d_x_steps(L, x, p, scratch);
         for (int g = 0; g < ow; g++) {
             uint32_t bits = 0, negw = L->th.neg[g];
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
@@ -769,16 +785,10 @@ TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                         if (ti < 0 || ti >= L->t_in)
                             continue;
                         const int32_t *row = scratch + L->ring + (ti & (L->ring - 1)) * L->c_in;
-                        if (L->wq) {
-                            const int8_t *w = L->wq + o * kc + k * L->c_in;
-                            for (int c = 0; c < L->c_in; c++)
-                                a += (int32_t)w[c] * row[c];
-                        } else {
-                            const uint32_t *w = L->wb + o * TB_WORDS(kc);
-                            for (int c = 0; c < L->c_in; c++) {
-                                int32_t m = -(int32_t)tb_bit(w, k * L->c_in + c); /* 0 or -1 */
-                                a += (row[c] ^ m) - m;                            /* +-x' */
-                            }
+                        const uint32_t *w = L->wb + o * TB_WORDS(kc);
+                        for (int c = 0; c < L->c_in; c++) {
+                            int32_t m = -(int32_t)tb_bit(w, k * L->c_in + c); /* 0 or -1 */
+                            a += (row[c] ^ m) - m;                            /* +-x' */
                         }
                     }
                     best = a > best ? a : best;
@@ -786,6 +796,166 @@ TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                 bits |= tb_sign_bit(best, tb_threshold_at(&L->th, o), (negw >> b) & 1u) << b;
             }
             y[p * ow + g] = bits;
+        }
+    }
+}
+
+/* First layer, int8 weights: x' once per input step, as xn, then four output channels at a
+ * time, so each x' is loaded once for four multiply-accumulates and the weights are read in
+ * order. Weights: L->wq4, [ceil(c_out/4)][k][c_in][4] int8, channels past c_out 0.
+ * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: int32 [ring + 2 * ring * c_in], as xn. */
+TB_SPECIALISE void tb_iconv1d_xq_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), kc = L->kernel_size * L->c_in;
+    for (int s = 0; s < L->ring; s++)
+        scratch[s] = INT32_MIN;
+    for (int p = 0; p < L->t_out; p++) {
+        tb_iconv1d_x_steps(L, x, p, scratch);
+        for (int g = 0; g < ow; g++) {
+            uint32_t bits = 0, negw = L->th.neg[g];
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int b = 0; b < count; b += 4) {
+                const int8_t *w4 = L->wq4 + (32 * g + b) * kc; /* 4 * kc per block of 4 */
+                int32_t best[4] = {INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN};
+                for (int j = 0; j < L->pool_k; j++) {
+                    int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                    /* the window's k rows of x' in one run (padding rows are 0) */
+                    const int32_t *xw = scratch + L->ring + (t0 & (L->ring - 1)) * L->c_in;
+                    TB_UNROLL
+                    for (int k = 0; k < L->kernel_size; k++) {
+                        TB_UNROLL
+                        for (int c = 0; c < L->c_in; c++) {
+                            int i = k * L->c_in + c;
+                            int32_t v = xw[i];
+                            a0 += w4[4 * i] * v;
+                            a1 += w4[4 * i + 1] * v;
+                            a2 += w4[4 * i + 2] * v;
+                            a3 += w4[4 * i + 3] * v;
+                        }
+                    }
+                    best[0] = a0 > best[0] ? a0 : best[0];
+                    best[1] = a1 > best[1] ? a1 : best[1];
+                    best[2] = a2 > best[2] ? a2 : best[2];
+                    best[3] = a3 > best[3] ? a3 : best[3];
+                }
+                for (int i = 0; i < 4 && b + i < count; i++) {
+                    int o = 32 * g + b + i;
+                    bits |= tb_sign_bit(best[i], tb_threshold_at(&L->th, o), (negw >> (b + i)) & 1u) << (b + i);
+                }
+            }
+            y[p * ow + g] = bits;
+        }
+    }
+}
+
+/* acc + lo16(w) * lo16(v) + hi16(w) * hi16(v), modulo 2^32: one SMLAD where the core has it. */
+#if defined(__ARM_FEATURE_SIMD32)
+static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
+{
+    return (uint32_t)__smlad((int32_t)w, (int32_t)v, (int32_t)acc);
+}
+#else
+static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
+{
+    int32_t lo = (int32_t)(int16_t)(w & 0xffffu) * (int16_t)(v & 0xffffu);
+    int32_t hi = (int32_t)(int16_t)(w >> 16) * (int16_t)(v >> 16);
+    return acc + (uint32_t)lo + (uint32_t)hi;
+}
+#endif
+
+/* The int32 whose two's complement is u (no implementation-defined conversion). */
+static inline int32_t tb_s32(uint32_t u)
+{
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* The clamped samples of every step output p reads, as int16 rows of cp = c_in rounded up to
+ * even (channel c_in of an odd c_in is 0) in a ring: scratch [ring] step tags, then
+ * [2 * ring][cp / 2] words, each step in two slots as tb_iconv1d_x_steps. Steps outside the
+ * input hold the offsets, whose products the bias cancels. */
+static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int32_t *scratch)
+{
+    int half = (L->c_in + 1) / 2;
+    for (int j = 0; j < L->pool_k; j++) {
+        int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+        for (int k = 0; k < L->kernel_size; k++) {
+            int ti = t0 + k, slot = ti & (L->ring - 1);
+            if (scratch[slot] == ti)
+                continue;
+            scratch[slot] = ti;
+            uint32_t *row = (uint32_t *)(scratch + L->ring) + slot * half, *twin = row + L->ring * half;
+            int inside = ti >= 0 && ti < L->t_in;
+            for (int h = 0; h < half; h++) {
+                uint32_t pair = 0;
+                for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++) {
+                    int c = 2 * h + e;
+                    int32_t v = L->offset[c];
+                    if (inside) {
+                        v = x[ti * L->c_in + c];
+                        v = v < L->lo ? L->lo : (v > L->hi ? L->hi : v);
+                    }
+                    pair |= ((uint32_t)v & 0xffffu) << (16 * e);
+                }
+                row[h] = twin[h] = pair;
+            }
+        }
+    }
+}
+
+/* First layer, int8 weights, with the input multipliers folded into int16 weights
+ * w' = w * mult_c (|w'| <= 32767, the compiler checks), so acc = sum of w' * clamp(x) - bias,
+ * bias = sum of w' * offset_c over the window (padding steps hold the offsets). The
+ * threshold is folded in too, with the direction: a = s * (acc - th), s = -1 where the output
+ * is -1 above th, else 1, so the output bit is the sign of a; the compiler stores s * w' and
+ * s * (bias + th) and checks |acc - th| < 2^31. Pooling before the sign is the AND (s = 1)
+ * or OR (s = -1) of the window's bits. Channels go in pairs, two products per tb_dot2 (one
+ * SMLAD on cores with the DSP extension), four output channels at a time so each sample pair
+ * is loaded once for four. The sums are taken modulo 2^32: a fits int32, so it is exact in
+ * any order.
+ * L->wp: [ceil(c_out/4)][k][cp/2][4] words, (s*w'[c], s*w'[c+1]) in the low and high halves,
+ * cp = c_in rounded up to even; L->bias: [ceil(c_out/4) * 4]; channels past c_out are 0.
+ * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: int32 [ring], then uint32 [2 * ring][cp / 2] (tb_iconv1d_s_steps). */
+TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), half = (L->c_in + 1) / 2, kh = L->kernel_size * half;
+    const uint32_t *rows = (const uint32_t *)(scratch + L->ring);
+    for (int s = 0; s < L->ring; s++)
+        scratch[s] = INT32_MIN;
+    for (int p = 0; p < L->t_out; p++) {
+        tb_iconv1d_s_steps(L, x, p, scratch);
+        for (int g = 0; g < ow; g++) {
+            uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int j = 0; j < L->pool_k; j++) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                const uint32_t *xw = rows + (t0 & (L->ring - 1)) * half; /* k rows in one run */
+                uint32_t bits = 0;
+                for (int b = 0; b < count; b += 4) {
+                    const uint32_t *w4 = L->wp + (32 * g + b) * kh; /* 4 * kh per block of 4 */
+                    const uint32_t *bias = L->bias + 32 * g + b;
+                    uint32_t a0 = 0u - bias[0], a1 = 0u - bias[1], a2 = 0u - bias[2], a3 = 0u - bias[3];
+                    TB_UNROLL
+                    for (int k = 0; k < L->kernel_size; k++) {
+                        TB_UNROLL
+                        for (int h = 0; h < half; h++) {
+                            int i = k * half + h;
+                            uint32_t v = xw[i];
+                            a0 = tb_dot2(w4[4 * i], v, a0);
+                            a1 = tb_dot2(w4[4 * i + 1], v, a1);
+                            a2 = tb_dot2(w4[4 * i + 2], v, a2);
+                            a3 = tb_dot2(w4[4 * i + 3], v, a3);
+                        }
+                    }
+                    /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
+                    bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
+                            (a3 >> 31) << (b + 3);
+                }
+                pooled = (pooled & (bits | neg)) | (bits & neg);
+            }
+            y[p * ow + g] = pooled;
         }
     }
 }
