@@ -196,15 +196,15 @@ def _input_conv_fast_fields(cs: CStage, st: InputConv) -> None:
         cs.fields["wq4"] = cs.array("wq4", wq4, f"int8 [{(o + 3) // 4}][{k}][{c}][4]")
     if cs.variant == "xs":
         _input_conv_pair_fields(cs, st)
-        cs.scratch_bytes = 4 * (ring + 2 * ring * ((c + 1) // 2))
+        cs.scratch_bytes = 4 * 2 * ring * ((c + 1) // 2)  # the ring of sample pairs, twice
         return
     if cs.variant == "sst":
         bits = (st.weight < 0).astype(np.int64) << np.arange(c)  # [O][k][C]
         index = bits.sum(axis=2).astype(np.uint8)  # [O][k]: the table entry of each tap
         cs.fields["tap_index"] = cs.array("tap", index, f"[{o}][{k}] weight bits per tap")
         cs.scratch_bytes = 4 * (ring + ring * (1 << c) + (1 << c))
-    else:  # step tags, then every x' row twice (tb_iconv1d_x_steps)
-        cs.scratch_bytes = 4 * (ring + 2 * ring * c)
+    else:  # every x' row twice (tb_iconv1d_x_steps)
+        cs.scratch_bytes = 4 * 2 * ring * c
 
 
 def _folded_weights(st: InputConv) -> np.ndarray:
@@ -224,8 +224,8 @@ def _pairs_ok(st: InputConv) -> bool:
 
 def _input_conv_pair_fields(cs: CStage, st: InputConv) -> None:
     """`xs`: the folded weights s * w' as int16 pairs of channels in blocks of 4 output
-    channels, and the bias s * (sum of w' * offset_c + th), s = -1 where the output is -1
-    above th (see tb_iconv1d_xs_s16)."""
+    channels, and where each sum starts, -s * (sum of w' * offset_c + th), s = -1 where the
+    output is -1 above th (see tb_iconv1d_xs_s16)."""
     o, k, c = st.weight.shape
     t = st.threshold
     s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
@@ -233,14 +233,14 @@ def _input_conv_pair_fields(cs: CStage, st: InputConv) -> None:
     offsets = (_folded_weights(st) * st.offset.astype(np.int64)).sum(axis=(1, 2))
     cp, blocks = c + c % 2, (o + 3) // 4
     bias = np.zeros(blocks * 4, np.int64)
-    bias[:o] = s * (offsets + t.th.astype(np.int64)) % 2**32
+    bias[:o] = -s * (offsets + t.th.astype(np.int64)) % 2**32  # where the sums start
     w = np.zeros((blocks * 4, k, cp), np.int64)
     w[:o, :, :c] = folded
     halves = w.reshape(blocks * 4, k, cp // 2, 2) & 0xFFFF
     pairs = (halves[..., 0] | halves[..., 1] << 16).astype(np.uint32)  # [4 blocks][k][cp/2]
     wp = pairs.reshape(blocks, 4, k, cp // 2).transpose(0, 2, 3, 1)
     cs.fields["wp"] = cs.array("wp", wp, f"[{blocks}][{k}][{cp // 2}][4]: int16 pairs of s * w'")
-    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "s * (sum of w' * offset + th)")
+    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * (sum of w' * offset + th)")
     neg = cs.array("neg", t.arrays()["neg"], "1 = output is -1 above th")
     cs.fields["th"] = f"{{ NULL, NULL, {neg} }}"
 

@@ -316,6 +316,12 @@ static inline void tb_classifier_b_s32(const tb_classifier_t *L, const int32_t *
 #else
 #define TB_UNROLL
 #endif
+/* The same where registers are plentiful; ARMv6-M's 8 low registers spill an unrolled body. */
+#if defined(__ARM_ARCH_6M__)
+#define TB_UNROLL_WIDE
+#else
+#define TB_UNROLL_WIDE TB_UNROLL
+#endif
 
 /* Sum over n words of popcount(a[i] ^ b[i]). Byte lanes: each word adds its 4 byte counts
  * (<= 8) to 4 lane sums, deferred over up to 31 words (<= 248 < 256), then one fold. */
@@ -739,38 +745,36 @@ TB_SPECIALISE void tb_iconv1d_sst_s16(const tb_iconv1d_t *L, const int16_t *x, u
     }
 }
 
-/* The x' of every step output p reads, into the ring of x' rows. scratch: [ring] step tags
- * (INT32_MIN: empty), then [2 * ring][c_in] rows: step ti in slot ti % ring and again ring
- * slots later, so the rows of any window of up to ring steps lie in one run. Steps outside
- * the input (padding) are rows of zeros. Each row is computed once. */
-static inline void tb_iconv1d_x_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int32_t *scratch)
+/* The last input step output p reads. */
+static inline int tb_iconv1d_last_step(const tb_iconv1d_t *L, int p)
 {
-    for (int j = 0; j < L->pool_k; j++) {
-        int t0 = (p * L->pool_s + j) * L->stride - L->pad;
-        for (int k = 0; k < L->kernel_size; k++) {
-            int ti = t0 + k, slot = ti & (L->ring - 1);
-            if (scratch[slot] == ti)
-                continue;
-            scratch[slot] = ti;
-            int32_t *row = scratch + L->ring + slot * L->c_in, *twin = row + L->ring * L->c_in;
-            int inside = ti >= 0 && ti < L->t_in;
-            for (int c = 0; c < L->c_in; c++)
-                row[c] = twin[c] = inside ? tb_input_value(L, x[ti * L->c_in + c], c) : 0;
-        }
+    return (p * L->pool_s + L->pool_k - 1) * L->stride - L->pad + L->kernel_size - 1;
+}
+
+/* x' of the steps from *next to the last one output p reads, into the ring of x' rows:
+ * scratch [2 * ring][c_in], step ti in slot ti % ring and again ring slots later, so the rows
+ * of any window of up to ring steps lie in one run. Steps outside the input (padding) are
+ * rows of zeros. Outputs go forward, so each step is computed once. */
+static inline void tb_iconv1d_x_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int *next, int32_t *scratch)
+{
+    for (int last = tb_iconv1d_last_step(L, p); *next <= last; ++*next) {
+        int ti = *next, inside = ti >= 0 && ti < L->t_in;
+        int32_t *row = scratch + (ti & (L->ring - 1)) * L->c_in, *twin = row + L->ring * L->c_in;
+        for (int c = 0; c < L->c_in; c++)
+            row[c] = twin[c] = inside ? tb_input_value(L, x[ti * L->c_in + c], c) : 0;
     }
 }
 
 /* First layer, binary weights, any c_in: x' computed once per input step (cached for
  * `ring` steps), not once per output channel and tap.
  * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
- * scratch: int32 [ring + 2 * ring * c_in] (tb_iconv1d_x_steps). */
+ * scratch: int32 [2 * ring * c_in] (tb_iconv1d_x_steps). */
 TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
 {
     int ow = TB_WORDS(L->c_out), kc = L->kernel_size * L->c_in;
-    for (int s = 0; s < L->ring; s++)
-        scratch[s] = INT32_MIN;
+    int next = -L->pad; /* the first step not yet in the ring */
     for (int p = 0; p < L->t_out; p++) {
-        tb_iconv1d_x_steps(L, x, p, scratch);
+        tb_iconv1d_x_steps(L, x, p, &next, scratch);
         for (int g = 0; g < ow; g++) {
             uint32_t bits = 0, negw = L->th.neg[g];
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
@@ -784,7 +788,7 @@ TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                         int ti = t0 + k;
                         if (ti < 0 || ti >= L->t_in)
                             continue;
-                        const int32_t *row = scratch + L->ring + (ti & (L->ring - 1)) * L->c_in;
+                        const int32_t *row = scratch + (ti & (L->ring - 1)) * L->c_in;
                         const uint32_t *w = L->wb + o * TB_WORDS(kc);
                         for (int c = 0; c < L->c_in; c++) {
                             int32_t m = -(int32_t)tb_bit(w, k * L->c_in + c); /* 0 or -1 */
@@ -804,14 +808,13 @@ TB_SPECIALISE void tb_iconv1d_xn_s16(const tb_iconv1d_t *L, const int16_t *x, ui
  * time, so each x' is loaded once for four multiply-accumulates and the weights are read in
  * order. Weights: L->wq4, [ceil(c_out/4)][k][c_in][4] int8, channels past c_out 0.
  * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
- * scratch: int32 [ring + 2 * ring * c_in], as xn. */
+ * scratch: int32 [2 * ring * c_in], as xn. */
 TB_SPECIALISE void tb_iconv1d_xq_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
 {
     int ow = TB_WORDS(L->c_out), kc = L->kernel_size * L->c_in;
-    for (int s = 0; s < L->ring; s++)
-        scratch[s] = INT32_MIN;
+    int next = -L->pad; /* the first step not yet in the ring */
     for (int p = 0; p < L->t_out; p++) {
-        tb_iconv1d_x_steps(L, x, p, scratch);
+        tb_iconv1d_x_steps(L, x, p, &next, scratch);
         for (int g = 0; g < ow; g++) {
             uint32_t bits = 0, negw = L->th.neg[g];
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
@@ -822,10 +825,10 @@ TB_SPECIALISE void tb_iconv1d_xq_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                     int t0 = (p * L->pool_s + j) * L->stride - L->pad;
                     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
                     /* the window's k rows of x' in one run (padding rows are 0) */
-                    const int32_t *xw = scratch + L->ring + (t0 & (L->ring - 1)) * L->c_in;
-                    TB_UNROLL
+                    const int32_t *xw = scratch + (t0 & (L->ring - 1)) * L->c_in;
+                    TB_UNROLL_WIDE
                     for (int k = 0; k < L->kernel_size; k++) {
-                        TB_UNROLL
+                        TB_UNROLL_WIDE
                         for (int c = 0; c < L->c_in; c++) {
                             int i = k * L->c_in + c;
                             int32_t v = xw[i];
@@ -871,35 +874,28 @@ static inline int32_t tb_s32(uint32_t u)
     return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-/* The clamped samples of every step output p reads, as int16 rows of cp = c_in rounded up to
- * even (channel c_in of an odd c_in is 0) in a ring: scratch [ring] step tags, then
+/* The clamped samples of the steps from *next to the last one output p reads, as int16 rows
+ * of cp = c_in rounded up to even (channel c_in of an odd c_in is 0) in a ring of
  * [2 * ring][cp / 2] words, each step in two slots as tb_iconv1d_x_steps. Steps outside the
  * input hold the offsets, whose products the bias cancels. */
-static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int32_t *scratch)
+static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int *next, uint32_t *rows)
 {
     int half = (L->c_in + 1) / 2;
-    for (int j = 0; j < L->pool_k; j++) {
-        int t0 = (p * L->pool_s + j) * L->stride - L->pad;
-        for (int k = 0; k < L->kernel_size; k++) {
-            int ti = t0 + k, slot = ti & (L->ring - 1);
-            if (scratch[slot] == ti)
-                continue;
-            scratch[slot] = ti;
-            uint32_t *row = (uint32_t *)(scratch + L->ring) + slot * half, *twin = row + L->ring * half;
-            int inside = ti >= 0 && ti < L->t_in;
-            for (int h = 0; h < half; h++) {
-                uint32_t pair = 0;
-                for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++) {
-                    int c = 2 * h + e;
-                    int32_t v = L->offset[c];
-                    if (inside) {
-                        v = x[ti * L->c_in + c];
-                        v = v < L->lo ? L->lo : (v > L->hi ? L->hi : v);
-                    }
-                    pair |= ((uint32_t)v & 0xffffu) << (16 * e);
+    for (int last = tb_iconv1d_last_step(L, p); *next <= last; ++*next) {
+        int ti = *next, inside = ti >= 0 && ti < L->t_in;
+        uint32_t *row = rows + (ti & (L->ring - 1)) * half, *twin = row + L->ring * half;
+        for (int h = 0; h < half; h++) {
+            uint32_t pair = 0;
+            for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++) {
+                int c = 2 * h + e;
+                int32_t v = L->offset[c];
+                if (inside) {
+                    v = x[ti * L->c_in + c];
+                    v = v < L->lo ? L->lo : (v > L->hi ? L->hi : v);
                 }
-                row[h] = twin[h] = pair;
+                pair |= ((uint32_t)v & 0xffffu) << (16 * e);
             }
+            row[h] = twin[h] = pair;
         }
     }
 }
@@ -909,23 +905,23 @@ static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, i
  * bias = sum of w' * offset_c over the window (padding steps hold the offsets). The
  * threshold is folded in too, with the direction: a = s * (acc - th), s = -1 where the output
  * is -1 above th, else 1, so the output bit is the sign of a; the compiler stores s * w' and
- * s * (bias + th) and checks |acc - th| < 2^31. Pooling before the sign is the AND (s = 1)
+ * -s * (bias + th) and checks |acc - th| < 2^31. Pooling before the sign is the AND (s = 1)
  * or OR (s = -1) of the window's bits. Channels go in pairs, two products per tb_dot2 (one
  * SMLAD on cores with the DSP extension), four output channels at a time so each sample pair
  * is loaded once for four. The sums are taken modulo 2^32: a fits int32, so it is exact in
  * any order.
  * L->wp: [ceil(c_out/4)][k][cp/2][4] words, (s*w'[c], s*w'[c+1]) in the low and high halves,
- * cp = c_in rounded up to even; L->bias: [ceil(c_out/4) * 4]; channels past c_out are 0.
+ * cp = c_in rounded up to even; L->bias: [ceil(c_out/4) * 4], where the sums start,
+ * -s * (bias + th); channels past c_out are 0.
  * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
- * scratch: int32 [ring], then uint32 [2 * ring][cp / 2] (tb_iconv1d_s_steps). */
+ * scratch: uint32 [2 * ring][cp / 2] (tb_iconv1d_s_steps). */
 TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
 {
     int ow = TB_WORDS(L->c_out), half = (L->c_in + 1) / 2, kh = L->kernel_size * half;
-    const uint32_t *rows = (const uint32_t *)(scratch + L->ring);
-    for (int s = 0; s < L->ring; s++)
-        scratch[s] = INT32_MIN;
+    uint32_t *rows = (uint32_t *)scratch;
+    int next = -L->pad; /* the first step not yet in the ring */
     for (int p = 0; p < L->t_out; p++) {
-        tb_iconv1d_s_steps(L, x, p, scratch);
+        tb_iconv1d_s_steps(L, x, p, &next, rows);
         for (int g = 0; g < ow; g++) {
             uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
@@ -936,10 +932,10 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                 for (int b = 0; b < count; b += 4) {
                     const uint32_t *w4 = L->wp + (32 * g + b) * kh; /* 4 * kh per block of 4 */
                     const uint32_t *bias = L->bias + 32 * g + b;
-                    uint32_t a0 = 0u - bias[0], a1 = 0u - bias[1], a2 = 0u - bias[2], a3 = 0u - bias[3];
-                    TB_UNROLL
+                    uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+                    TB_UNROLL_WIDE
                     for (int k = 0; k < L->kernel_size; k++) {
-                        TB_UNROLL
+                        TB_UNROLL_WIDE
                         for (int h = 0; h < half; h++) {
                             int i = k * half + h;
                             uint32_t v = xw[i];
