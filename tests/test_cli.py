@@ -223,3 +223,22 @@ def test_train_with_reactnet_options_then_compile_for_a_core(tmp_path, signals_n
     )
     assert (status, err) == (0, "")
     assert "total" in stdout and (tmp_path / "c" / "g.c").is_file()
+
+
+def test_compile_optimize_size_leaves_out_the_flash_tables(tmp_path, signals_npz, capsys):
+    out = tmp_path / "model.pt"
+    assert run(capsys, "train", signals_npz, "-o", out, *FAST)[0] == 0
+    flash = {}
+    for optimize in ("speed", "size"):
+        status, stdout, err = run(
+            capsys, "compile", out, "-o", tmp_path / optimize, "--target", "cortex-m0",
+            "--optimize", optimize,
+        )  # fmt: skip
+        assert (status, err) == (0, "")
+        assert ("bconv1d/vst" in stdout) == (optimize == "speed")
+        assert ("bconv1d/vsl" in stdout) == (optimize == "size")
+        flash[optimize] = int(stdout.split("\ntotal")[1].split()[0])
+    assert flash["size"] < flash["speed"]
+    status, _, err = run(capsys, "compile", out, "-o", tmp_path / "x", "--optimize", "fast")
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "fast" in err
+    assert not (tmp_path / "x").exists()
