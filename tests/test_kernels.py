@@ -79,7 +79,8 @@ EXTRA_ICONV = [
 ]
 
 # The bit-sliced convolution takes 8 input channels at a time, 16 where it can: widths
-# of 8 and 40 end on a half block, and 8 x k=1 has the fewest count slices.
+# of 8 and 40 end on a half block, and 8 x k=1 has the fewest count slices, 256 x k=5
+# many (the ripple into the high slices).
 EXTRA_BCONV = [
     pytest.param(*bconv_case(c, k, s, pad, pv, t, pool=pool), id=f"c{c}_k{k}_s{s}_t{t}")
     for (c, k, s, pad, pv, t, pool) in [
@@ -87,6 +88,7 @@ EXTRA_BCONV = [
         (8, 3, 1, 1, -1, 12, (2, 2)),
         (40, 3, 2, 1, -1, 21, None),
         (48, 5, 1, 2, 1, 17, (3, 1)),
+        (256, 5, 1, 2, -1, 7, None),  # 1,280 inputs: counts of 11 slices
     ]
 ]
 
