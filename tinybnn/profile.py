@@ -286,7 +286,7 @@ class ProfileReport:
     name: str
     core: str
     opt: str
-    kernels: str  # the compile target whose kernels run: the core's own, or "portable"
+    kernels: str  # whose kernels run: the core's own (and what they favour), or "portable"
     stages: tuple[StageProfile, ...]
     call_instructions: int  # from the marker before the call to the first stage
     code_bytes: int  # .text: <name>_classify, kernels not inlined, libgcc helpers they call
@@ -506,7 +506,7 @@ def _measure(
         name=name,
         core=core,
         opt=opt,
-        kernels=cm.target,
+        kernels=cm.target if cm.target == "portable" else f"{cm.target} --optimize {cm.optimize}",
         stages=tuple(stages),
         call_instructions=segments[0],
         code_bytes=total("text"),
