@@ -225,7 +225,7 @@ def test_train_with_reactnet_options_then_compile_for_a_core(tmp_path, signals_n
     assert "total" in stdout and (tmp_path / "c" / "g.c").is_file()
 
 
-def test_compile_optimize_size_leaves_out_the_flash_tables(tmp_path, signals_npz, capsys):
+def test_compile_optimize_and_flash_budget(tmp_path, signals_npz, capsys):
     out = tmp_path / "model.pt"
     assert run(capsys, "train", signals_npz, "-o", out, *FAST)[0] == 0
     flash = {}
@@ -242,3 +242,17 @@ def test_compile_optimize_size_leaves_out_the_flash_tables(tmp_path, signals_npz
     status, _, err = run(capsys, "compile", out, "-o", tmp_path / "x", "--optimize", "fast")
     assert status == 2 and len(err.strip().splitlines()) == 1 and "fast" in err
     assert not (tmp_path / "x").exists()
+    # a budget between the two: within it; below the table-free build: refused, one line
+    budget = (flash["size"] + flash["speed"]) // 2
+    status, stdout, err = run(
+        capsys, "compile", out, "-o", tmp_path / "b", "--target", "cortex-m4",
+        "--flash-budget", str(budget),
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert flash["size"] <= int(stdout.split("\ntotal")[1].split()[0]) <= budget
+    status, _, err = run(
+        capsys, "compile", out, "-o", tmp_path / "y", "--target", "cortex-m4",
+        "--flash-budget", str(flash["size"] - 1),
+    )  # fmt: skip
+    assert status == 1 and len(err.strip().splitlines()) == 1 and "budget" in err
+    assert not (tmp_path / "y").exists()

@@ -172,6 +172,31 @@ def wide_multiplier_model() -> Sequential:
     return model
 
 
+def test_flash_budget_drops_the_tables_that_save_least(tmp_path):
+    """Tables go, least binary MACs per byte first, until the constants fit; a budget the
+    table-free build exceeds is refused and nothing is written."""
+    model = random_model(3)
+    c, t = model.input_shape
+    calibrate(model, signals(16, c, t, 3), 3)
+    full = compile(model, tmp_path / "full", "k", target="host").cmodel
+    small = compile(model, tmp_path / "small", "k", target="host", optimize="size").cmodel
+    tables = [s for s in full.stages if s.variant == "vst"]
+    assert tables and small.flash_bytes < full.flash_bytes
+    for budget in range(small.flash_bytes, full.flash_bytes + 1, 97):
+        cm = compile(model, tmp_path / "b", "k", target="host", flash_budget=budget).cmodel
+        assert cm.flash_bytes <= budget
+        kept = [s for s in cm.stages if s.variant == "vst"]
+        dropped = [s for s in tables if cm.stages[s.index].variant != "vst"]
+        for s in dropped:  # each stage dropped saves fewer MACs per byte than any kept
+            rate = s.stage.macs()[0] / (s.flash_bytes - small.stages[s.index].flash_bytes)
+            for k in kept:
+                extra = k.flash_bytes - small.stages[k.index].flash_bytes
+                assert rate <= k.stage.macs()[0] / extra
+    with pytest.raises(TinyBNNError, match=f"over the budget of {small.flash_bytes - 1} B"):
+        compile(model, tmp_path / "no", "k", target="host", flash_budget=small.flash_bytes - 1)
+    assert not (tmp_path / "no").exists()
+
+
 def test_int8_first_layer_variants(tmp_path):
     """Folded int16 weights (xs) where they fit, else four channels at a time (xq)."""
     assert check_variants(wide_multiplier_model(), "host", tmp_path / "xq")[0] == "xq"

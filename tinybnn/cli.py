@@ -284,10 +284,28 @@ def summary_command(model: Path) -> None:
     show_default=True,
     help="What the core's kernels favour; 'size' leaves out flash tables larger than the weights.",
 )
-def compile_command(model: Path, out_dir: Path, name: str, target: str, optimize: str) -> None:
+@click.option(
+    "--flash-budget",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="BYTES",
+    help="Most bytes of constants (weights, tables, thresholds; not code): the tables that "
+    "save least per byte are left out first.",
+)
+def compile_command(
+    model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
+) -> None:
     """Compile MODEL to dependency-free C and print the per-layer report."""
     command = " ".join(["tinybnn", *sys.argv[1:]]) if sys.argv[1:] else f"tinybnn compile {model}"
-    result = compile_model(model, out_dir, name, command=command, target=target, optimize=optimize)
+    result = compile_model(
+        model,
+        out_dir,
+        name,
+        command=command,
+        target=target,
+        optimize=optimize,
+        flash_budget=flash_budget,
+    )
     click.echo(result.report())
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 

@@ -545,10 +545,19 @@ class CModel:
     header: dict
     target: str = DEFAULT_TARGET
     optimize: str = "speed"
+    flash_budget: int | None = None
 
     @property
     def flash_bytes(self) -> int:
         return sum(s.flash_bytes for s in self.stages)
+
+    @property
+    def kernels(self) -> str:
+        """Whose kernels the C holds, as the compile options say it."""
+        if self.target == "portable":
+            return "portable"
+        budget = f" --flash-budget {self.flash_budget}" if self.flash_budget is not None else ""
+        return f"{self.target} --optimize {self.optimize}{budget}"
 
 
 def plan_arena(stages: list[CStage]) -> int:
@@ -573,20 +582,57 @@ def plan_arena(stages: list[CStage]) -> int:
     return arena
 
 
+def _emit_stage(i: int, st: Stage, name: str, variant: str) -> CStage:
+    kernel, ctype, emit = EMIT[type(st)]
+    cs = CStage(index=i, stage=st, prefix=f"{name}_l{i}", kernel=kernel, ctype=ctype)
+    cs.variant = variant
+    emit(cs, st)
+    return cs
+
+
+def fit_flash_budget(stages: list[CStage], name: str, target: str, budget: int) -> list[CStage]:
+    """Trade subset tables for flash until the constants fit `budget` bytes.
+
+    While they do not, the stage whose tables save the fewest binary MACs per byte goes back
+    to its optimize="size" variant. Raises TinyBNNError if even that leaves too many.
+    """
+    stages = list(stages)
+    while (total := sum(s.flash_bytes for s in stages)) > budget:
+        choices = []
+        for i, cs in enumerate(stages):
+            if cs.variant == "vst":
+                small = _emit_stage(i, cs.stage, name, select_variant(cs.stage, target, "size"))
+                extra = cs.flash_bytes - small.flash_bytes
+                choices.append((cs.stage.macs()[0] / extra, i, small))
+        if not choices:
+            raise TinyBNNError(
+                f"the model's constants take {total} B of flash, over the budget of {budget} B "
+                "even without subset tables"
+            )
+        _, i, small = min(choices)
+        stages[i] = small
+    return stages
+
+
 def build(
-    program: Program, name: str, header: dict, target: str = DEFAULT_TARGET, optimize: str = "speed"
+    program: Program,
+    name: str,
+    header: dict,
+    target: str = DEFAULT_TARGET,
+    optimize: str = "speed",
+    flash_budget: int | None = None,
 ) -> CModel:
     """Prepare the C of `program`: one kernel variant per stage for `target` (TARGETS),
-    favouring `optimize` (OPTIMIZE)."""
+    favouring `optimize` (OPTIMIZE), with constants of at most `flash_budget` bytes when
+    given (`fit_flash_budget`)."""
     check_target(target)
     check_optimize(optimize)
-    stages = []
-    for i, st in enumerate(program.stages):
-        kernel, ctype, emit = EMIT[type(st)]
-        cs = CStage(index=i, stage=st, prefix=f"{name}_l{i}", kernel=kernel, ctype=ctype)
-        cs.variant = select_variant(st, target, optimize)
-        emit(cs, st)
-        stages.append(cs)
+    stages = [
+        _emit_stage(i, st, name, select_variant(st, target, optimize))
+        for i, st in enumerate(program.stages)
+    ]
+    if flash_budget is not None:
+        stages = fit_flash_budget(stages, name, target, flash_budget)
     arena = plan_arena(stages)
     for cs in stages:
         buf = "(uint32_t *)(void *)(a + {})"
@@ -607,6 +653,7 @@ def build(
         header=header,
         target=target,
         optimize=optimize,
+        flash_budget=flash_budget,
     )
 
 

@@ -30,6 +30,7 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     command: str | None = None,
     target: str | None = None,
     optimize: str = "speed",
+    flash_budget: int | None = None,
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
 
@@ -37,6 +38,8 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     "cortex-m0", ..., "cortex-m33"); None or "portable" emits the reference loops only.
     `optimize` ("speed" or "size") is what a fast target's variants favour: "size" leaves
     out those whose tables take more flash than the packed weights (`codegen.OPTIMIZE`).
+    `flash_budget` caps the bytes of constants (weights, tables, thresholds; code is not
+    counted): the tables that save least per byte go first (`codegen.fit_flash_budget`).
 
     Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
     exactly; nothing is written then.
@@ -45,12 +48,15 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     target = codegen.DEFAULT_TARGET if target is None else target
     codegen.check_target(target)
     codegen.check_optimize(optimize)
+    if flash_budget is not None and flash_budget < 1:
+        raise TinyBNNError(f"flash budget {flash_budget} B: give a positive number of bytes")
     source = None
     if not isinstance(model, Sequential):
         source = Path(model)
         model = load(source)
     program = lower(model)
-    cm = codegen.build(program, name, codegen.header_info(source, command), target, optimize)
+    header = codegen.header_info(source, command)
+    cm = codegen.build(program, name, header, target, optimize, flash_budget)
     files = codegen.write(codegen.render(cm), Path(out_dir))
     return CompileResult(program=program, cmodel=cm, files=files)
 

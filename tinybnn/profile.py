@@ -506,7 +506,7 @@ def _measure(
         name=name,
         core=core,
         opt=opt,
-        kernels=cm.target if cm.target == "portable" else f"{cm.target} --optimize {cm.optimize}",
+        kernels=cm.kernels,
         stages=tuple(stages),
         call_instructions=segments[0],
         code_bytes=total("text"),
@@ -532,13 +532,14 @@ def profile(
     timeout_s: float = 120,
     portable: bool = False,
     optimize: str = "speed",
+    flash_budget: int | None = None,
 ) -> ProfileReport:
     """Compile a model, run one inference on `core` under QEMU, and measure it.
 
     Flash, RAM and stack come from the firmware as it ships (no markers); instruction counts
     from a second build whose stage hooks are checkpoints. `x` is the window profiled (int16 [C, T] or [1, C, T]; default `default_window`); its
     scores are checked against the reference too. The model is compiled for `core` (its fast
-    kernels, favouring `optimize` as `tinybnn.compile` does), or with the portable reference
+    kernels, with `optimize` and `flash_budget` as `tinybnn.compile`), or with the portable reference
     loops when `portable`. The generated C and the firmware go to
     `work_dir` (default: a temporary directory). Raises TinyBNNError: one line for a bad
     model file or a missing toolchain, `FirmwareCheckFailed` when the firmware computes
@@ -551,7 +552,14 @@ def profile(
         raise TinyBNNError(str(e)) from None
     with _directory(work_dir, "tinybnn-profile-") as wd:
         target = "portable" if portable else core
-        result = compile(model_or_path, wd / "c", name, target=target, optimize=optimize)
+        result = compile(
+            model_or_path,
+            wd / "c",
+            name,
+            target=target,
+            optimize=optimize,
+            flash_budget=flash_budget,
+        )
         program = result.program
         x = default_window(program) if x is None else reference.check_input(program, x)[:1]
         scores = reference.run(program, x)
@@ -599,8 +607,21 @@ def profile(
     show_default=True,
     help="What the core's kernels favour, as in `tinybnn compile`.",
 )
+@click.option(
+    "--flash-budget",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="BYTES",
+    help="Most bytes of constants, as in `tinybnn compile`.",
+)
 def profile_command(
-    model: Path, targets: tuple[str, ...], opt: str, name: str, portable: bool, optimize: str
+    model: Path,
+    targets: tuple[str, ...],
+    opt: str,
+    name: str,
+    portable: bool,
+    optimize: str,
+    flash_budget: int | None,
 ) -> None:
     """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
 
@@ -612,6 +633,12 @@ def profile_command(
         if i:
             click.echo()
         report = profile(
-            loaded, core=core, opt=opt, name=name, portable=portable, optimize=optimize
+            loaded,
+            core=core,
+            opt=opt,
+            name=name,
+            portable=portable,
+            optimize=optimize,
+            flash_budget=flash_budget,
         )
         click.echo(report.format())
