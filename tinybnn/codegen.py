@@ -99,6 +99,7 @@ class CStage:
     in_offset: int | None = None
     out_offset: int | None = None
     variant: str = "ref"  # the kernel variant chosen for the target (KERNELS)
+    unaligned: bool = False  # the target loads words at any address (Target.unaligned)
     scratch_bytes: int = 0  # arena bytes the variant needs besides its input and output
     scratch_offset: int | None = None
 
@@ -196,7 +197,7 @@ def _input_conv_fast_fields(cs: CStage, st: InputConv) -> None:
         cs.fields["wq4"] = cs.array("wq4", wq4, f"int8 [{(o + 3) // 4}][{k}][{c}][4]")
     if cs.variant == "xs":
         _input_conv_pair_fields(cs, st)
-        cs.scratch_bytes = 4 * 2 * ring * ((c + 1) // 2)  # the ring of sample pairs, twice
+        cs.scratch_bytes = 4 * ring * (c + c % 2)  # the ring of samples, each step twice
         return
     if cs.variant == "sst":
         bits = (st.weight < 0).astype(np.int64) << np.arange(c)  # [O][k][C]
@@ -223,24 +224,37 @@ def _pairs_ok(st: InputConv) -> bool:
 
 
 def _input_conv_pair_fields(cs: CStage, st: InputConv) -> None:
-    """`xs`: the folded weights s * w' as int16 pairs of channels in blocks of 4 output
+    """`xs`: the folded weights s * w' as int16 pairs of samples in blocks of 4 output
     channels, and where each sum starts, -s * (sum of w' * offset_c + th), s = -1 where the
-    output is -1 above th (see tb_iconv1d_xs_s16)."""
+    output is -1 above th (see tb_iconv1d_xs_s16). Pairs run over the window's k * c_in
+    samples where the target loads words at any address (flat), else over each row's
+    channels, an odd c_in padded by a zero weight."""
     o, k, c = st.weight.shape
     t = st.threshold
     s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
     folded = _folded_weights(st) * s[:, None, None]
     offsets = (_folded_weights(st) * st.offset.astype(np.int64)).sum(axis=(1, 2))
-    cp, blocks = c + c % 2, (o + 3) // 4
+    blocks = (o + 3) // 4
     bias = np.zeros(blocks * 4, np.int64)
     bias[:o] = -s * (offsets + t.th.astype(np.int64)) % 2**32  # where the sums start
-    w = np.zeros((blocks * 4, k, cp), np.int64)
-    w[:o, :, :c] = folded
-    halves = w.reshape(blocks * 4, k, cp // 2, 2) & 0xFFFF
-    pairs = (halves[..., 0] | halves[..., 1] << 16).astype(np.uint32)  # [4 blocks][k][cp/2]
-    wp = pairs.reshape(blocks, 4, k, cp // 2).transpose(0, 2, 3, 1)
-    cs.fields["wp"] = cs.array("wp", wp, f"[{blocks}][{k}][{cp // 2}][4]: int16 pairs of s * w'")
+    flat = cs.unaligned
+    if flat:  # [O][k * c] samples, padded to even
+        n = k * c + (k * c) % 2
+        w = np.zeros((blocks * 4, n), np.int64)
+        w[:o, : k * c] = folded.reshape(o, k * c)
+    else:  # [O][k][cp] samples, cp = c rounded up to even
+        cp = c + c % 2
+        w = np.zeros((blocks * 4, k, cp), np.int64)
+        w[:o, :, :c] = folded
+        w = w.reshape(blocks * 4, k * cp)
+    halves = w.reshape(blocks * 4, -1, 2) & 0xFFFF
+    pairs = (halves[..., 0] | halves[..., 1] << 16).astype(np.uint32)  # [4 blocks][pairs]
+    wp = pairs.reshape(blocks, 4, -1).transpose(0, 2, 1)
+    cs.fields["wp"] = cs.array(
+        "wp", wp, f"[{blocks}][{wp.shape[1]}][4]: int16 pairs of s * w'{', flat' if flat else ''}"
+    )
     cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * (sum of w' * offset + th)")
+    cs.fields["flat"] = int(flat)
     neg = cs.array("neg", t.arrays()["neg"], "1 = output is -1 above th")
     cs.fields["th"] = f"{{ NULL, NULL, {neg} }}"
 
@@ -452,20 +466,21 @@ class Target:
     name: str
     fast: bool  # use the fast variants at all
     sst_max_in: int = 0  # largest c_in for the subset-sum first layer (RAM: 4 * 2^c per step)
+    unaligned: bool = False  # loads words at any address (xs reads sample pairs unpadded)
 
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("portable", fast=False),
-        Target("host", fast=True, sst_max_in=8),
+        Target("host", fast=True, sst_max_in=8, unaligned=True),
         # Small RAM on M0-class parts: tables up to 64 entries (6 channels: an IMU).
         Target("cortex-m0", fast=True, sst_max_in=6),
         Target("cortex-m0plus", fast=True, sst_max_in=6),
-        Target("cortex-m3", fast=True, sst_max_in=8),
-        Target("cortex-m4", fast=True, sst_max_in=8),
-        Target("cortex-m7", fast=True, sst_max_in=8),
-        Target("cortex-m33", fast=True, sst_max_in=8),
+        Target("cortex-m3", fast=True, sst_max_in=8, unaligned=True),
+        Target("cortex-m4", fast=True, sst_max_in=8, unaligned=True),
+        Target("cortex-m7", fast=True, sst_max_in=8, unaligned=True),
+        Target("cortex-m33", fast=True, sst_max_in=8, unaligned=True),
     )
 }
 DEFAULT_TARGET = "portable"
@@ -582,10 +597,11 @@ def plan_arena(stages: list[CStage]) -> int:
     return arena
 
 
-def _emit_stage(i: int, st: Stage, name: str, variant: str) -> CStage:
+def _emit_stage(i: int, st: Stage, name: str, target: str, optimize: str) -> CStage:
     kernel, ctype, emit = EMIT[type(st)]
     cs = CStage(index=i, stage=st, prefix=f"{name}_l{i}", kernel=kernel, ctype=ctype)
-    cs.variant = variant
+    cs.variant = select_variant(st, target, optimize)
+    cs.unaligned = TARGETS[target].unaligned
     emit(cs, st)
     return cs
 
@@ -601,7 +617,7 @@ def fit_flash_budget(stages: list[CStage], name: str, target: str, budget: int) 
         choices = []
         for i, cs in enumerate(stages):
             if cs.variant == "vst":
-                small = _emit_stage(i, cs.stage, name, select_variant(cs.stage, target, "size"))
+                small = _emit_stage(i, cs.stage, name, target, "size")
                 extra = cs.flash_bytes - small.flash_bytes
                 choices.append((cs.stage.macs()[0] / extra, i, small))
         if not choices:
@@ -627,10 +643,7 @@ def build(
     given (`fit_flash_budget`)."""
     check_target(target)
     check_optimize(optimize)
-    stages = [
-        _emit_stage(i, st, name, select_variant(st, target, optimize))
-        for i, st in enumerate(program.stages)
-    ]
+    stages = [_emit_stage(i, st, name, target, optimize) for i, st in enumerate(program.stages)]
     if flash_budget is not None:
         stages = fit_flash_budget(stages, name, target, flash_budget)
     arena = plan_arena(stages)

@@ -69,7 +69,8 @@ typedef struct {
     const uint8_t *tap_index;      /* sst: [c_out][k], the c_in weight bits of each tap */
     const int8_t *wq4;             /* xq: [ceil(c_out/4)][k][c_in][4], wq in blocks of 4 */
     const uint32_t *wp;            /* xs: [ceil(c_out/4)][k][cp/2][4] int16 pairs of w * mult */
-    const uint32_t *bias;          /* xs: [c_out], sum of w * mult * offset mod 2^32 */
+    const uint32_t *bias;          /* xs: where each output's sum starts, see xs */
+    int flat;                      /* xs: 1 = rows of c_in samples unpadded, pairs read unaligned */
 } tb_iconv1d_t;
 
 /* Normalised sample x' = (clamp(x) - offset) * mult, |x'| < 2^31 by construction. */
@@ -874,30 +875,55 @@ static inline int32_t tb_s32(uint32_t u)
     return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-/* The clamped samples of the steps from *next to the last one output p reads, as int16 rows
- * of cp = c_in rounded up to even (channel c_in of an odd c_in is 0) in a ring of
- * [2 * ring][cp / 2] words, each step in two slots as tb_iconv1d_x_steps. Steps outside the
- * input hold the offsets, whose products the bias cancels. */
+/* memcpy that the compiler expands inline even under -ffreestanding (which implies
+ * -fno-builtin): a 2- or 4-byte copy is one load or store. */
+#if defined(__GNUC__)
+#define TB_COPY(dst, src, n) __builtin_memcpy(dst, src, n)
+#else
+#define TB_COPY(dst, src, n) memcpy(dst, src, n)
+#endif
+
+/* The clamped samples of the steps from *next to the last one output p reads, in a ring of
+ * rows, each step in two slots as tb_iconv1d_x_steps. Steps outside the input hold the
+ * offsets, whose products the bias cancels. Rows are int16 [c_in] with L->flat (so a window
+ * is k * c_in samples in one run, read in pairs at any alignment), else [cp / 2] words of
+ * pairs, cp = c_in rounded up to even (channel c_in of an odd c_in is 0). */
 static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int *next, uint32_t *rows)
 {
     int half = (L->c_in + 1) / 2;
     for (int last = tb_iconv1d_last_step(L, p); *next <= last; ++*next) {
-        int ti = *next, inside = ti >= 0 && ti < L->t_in;
-        uint32_t *row = rows + (ti & (L->ring - 1)) * half, *twin = row + L->ring * half;
+        int ti = *next, inside = ti >= 0 && ti < L->t_in, slot = ti & (L->ring - 1);
+        uint32_t *row = rows + slot * half, *twin = row + L->ring * half;
+        unsigned char *bytes = (unsigned char *)rows + 2 * slot * L->c_in;
         for (int h = 0; h < half; h++) {
             uint32_t pair = 0;
             for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++) {
                 int c = 2 * h + e;
-                int32_t v = L->offset[c];
-                if (inside) {
-                    v = x[ti * L->c_in + c];
-                    v = v < L->lo ? L->lo : (v > L->hi ? L->hi : v);
+                int16_t v = L->offset[c];
+                if (inside)
+                    v = x[ti * L->c_in + c] < L->lo ? L->lo : (x[ti * L->c_in + c] > L->hi ? L->hi : x[ti * L->c_in + c]);
+                if (L->flat) { /* bytes, not an int16 lvalue: the arena is uint32_t */
+                    TB_COPY(bytes + 2 * c, &v, 2);
+                    TB_COPY(bytes + 2 * c + 2 * L->ring * L->c_in, &v, 2);
                 }
-                pair |= ((uint32_t)v & 0xffffu) << (16 * e);
+                pair |= ((uint32_t)(uint16_t)v) << (16 * e);
             }
-            row[h] = twin[h] = pair;
+            if (!L->flat)
+                row[h] = twin[h] = pair;
         }
     }
+}
+
+/* Samples i and i + 1 of a window that starts at byte b, as one word (i even): the first in
+ * the low half, as tb_dot2 takes them. */
+static inline uint32_t tb_sample_pair(const unsigned char *b, int i)
+{
+    uint32_t v;
+    TB_COPY(&v, b + 2 * i, 4); /* one unaligned load where the core has them */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = (v << 16) | (v >> 16);
+#endif
+    return v;
 }
 
 /* First layer, int8 weights, with the input multipliers folded into int16 weights
@@ -906,45 +932,60 @@ static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, i
  * threshold is folded in too, with the direction: a = s * (acc - th), s = -1 where the output
  * is -1 above th, else 1, so the output bit is the sign of a; the compiler stores s * w' and
  * -s * (bias + th) and checks |acc - th| < 2^31. Pooling before the sign is the AND (s = 1)
- * or OR (s = -1) of the window's bits. Channels go in pairs, two products per tb_dot2 (one
+ * or OR (s = -1) of the window's bits. Samples go in pairs, two products per tb_dot2 (one
  * SMLAD on cores with the DSP extension), four output channels at a time so each sample pair
- * is loaded once for four. The sums are taken modulo 2^32: a fits int32, so it is exact in
- * any order.
- * L->wp: [ceil(c_out/4)][k][cp/2][4] words, (s*w'[c], s*w'[c+1]) in the low and high halves,
- * cp = c_in rounded up to even; L->bias: [ceil(c_out/4) * 4], where the sums start,
- * -s * (bias + th); channels past c_out are 0.
+ * is loaded once for four. With L->flat the pairs run over the window's k * c_in samples
+ * (cores that load words at any alignment), else over each row's channels, an odd c_in
+ * padded by a zero. The sums are taken modulo 2^32: a fits int32, so it is exact in any
+ * order.
+ * L->wp: [ceil(c_out/4)][pairs][4] words, pairs = ceil(k * c_in / 2) with L->flat, else
+ * k * cp / 2 (cp = c_in rounded up to even): (s*w', s*w') of the pair's two samples in the
+ * low and high halves, zero where no sample; L->bias: [ceil(c_out/4) * 4], where the sums
+ * start, -s * (bias + th); channels past c_out are 0.
  * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
- * scratch: uint32 [2 * ring][cp / 2] (tb_iconv1d_s_steps). */
+ * scratch: 4 * ring * cp bytes (tb_iconv1d_s_steps). */
 TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
 {
-    int ow = TB_WORDS(L->c_out), half = (L->c_in + 1) / 2, kh = L->kernel_size * half;
+    int ow = TB_WORDS(L->c_out), half = (L->c_in + 1) / 2;
+    int pairs = L->flat ? (L->kernel_size * L->c_in + 1) / 2 : L->kernel_size * half;
     uint32_t *rows = (uint32_t *)scratch;
     int next = -L->pad; /* the first step not yet in the ring */
+    if (L->flat) /* a window of odd length reads one sample past it, times a zero weight */
+        memset(rows, 0, (size_t)(4 * L->ring * L->c_in));
     for (int p = 0; p < L->t_out; p++) {
         tb_iconv1d_s_steps(L, x, p, &next, rows);
         for (int g = 0; g < ow; g++) {
             uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
             for (int j = 0; j < L->pool_k; j++) {
-                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
-                const uint32_t *xw = rows + (t0 & (L->ring - 1)) * half; /* k rows in one run */
+                int slot = ((p * L->pool_s + j) * L->stride - L->pad) & (L->ring - 1);
+                const uint32_t *xw = rows + slot * half; /* the k rows in one run */
+                const unsigned char *xb = (const unsigned char *)rows + 2 * slot * L->c_in;
                 uint32_t bits = 0;
                 for (int b = 0; b < count; b += 4) {
-                    const uint32_t *w4 = L->wp + (32 * g + b) * kh; /* 4 * kh per block of 4 */
+                    const uint32_t *w4 = L->wp + (32 * g + b) * pairs; /* 4 * pairs per block */
                     const uint32_t *bias = L->bias + 32 * g + b;
                     uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-                    TB_UNROLL_WIDE
-                    for (int k = 0; k < L->kernel_size; k++) {
+#define TB_XS_PAIR(i, v)                                                                       \
+    do {                                                                                       \
+        a0 = tb_dot2(w4[4 * (i)], v, a0);                                                      \
+        a1 = tb_dot2(w4[4 * (i) + 1], v, a1);                                                  \
+        a2 = tb_dot2(w4[4 * (i) + 2], v, a2);                                                  \
+        a3 = tb_dot2(w4[4 * (i) + 3], v, a3);                                                  \
+    } while (0)
+                    if (L->flat) {
                         TB_UNROLL_WIDE
-                        for (int h = 0; h < half; h++) {
-                            int i = k * half + h;
-                            uint32_t v = xw[i];
-                            a0 = tb_dot2(w4[4 * i], v, a0);
-                            a1 = tb_dot2(w4[4 * i + 1], v, a1);
-                            a2 = tb_dot2(w4[4 * i + 2], v, a2);
-                            a3 = tb_dot2(w4[4 * i + 3], v, a3);
+                        for (int i = 0; i < pairs; i++)
+                            TB_XS_PAIR(i, tb_sample_pair(xb, 2 * i));
+                    } else { /* row by row: the loop nest compiles better on ARMv6-M */
+                        TB_UNROLL_WIDE
+                        for (int k = 0; k < L->kernel_size; k++) {
+                            TB_UNROLL_WIDE
+                            for (int h = 0; h < half; h++)
+                                TB_XS_PAIR(k * half + h, xw[k * half + h]);
                         }
                     }
+#undef TB_XS_PAIR
                     /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
                     bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
                             (a3 >> 31) << (b + 3);
