@@ -461,8 +461,9 @@ WHY = [
     "the last bit-sliced word idle: 48 channels cost as much as 64. Inputs of 16 or 48 "
     "channels end a row on a group of one valid bit.",
     "- **An int8 first layer** (the earbud's) multiplies: `xs` needs one `SMLAD` per two "
-    "MACs and a load per weight pair (about 1 instruction per MAC at best on M4, 5 channels "
-    "padded to 6). ARMv6-M has no `SMLAD`: a load, a multiply and an add per MAC are the "
+    "MACs and a load per weight pair per output (about 1 instruction per MAC at best on "
+    "M4, where the rest goes to the sample ring and the sign bits). ARMv6-M has no "
+    "`SMLAD`: a load, a multiply and an add per MAC are the "
     "floor, at which the earbud's first layer alone takes half of what the M0 goal allows "
     "the whole model. A binary first layer "
     "(`sst`) is 1.4 instructions per MAC on M4, but costs the earbud demo about 5 points of "
