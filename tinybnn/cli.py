@@ -22,11 +22,11 @@ import click
 
 from . import __version__, tsfile
 from .augment import Augment
-from .codegen import DEFAULT_TARGET, OPTIMIZE, TARGETS
+from .codegen import DEFAULT_TARGET, TARGETS
 from .compiler import compile as compile_model
 from .errors import TinyBNNError
 from .modelfile import load
-from .profile import profile_command
+from .profile import kernel_options, profile_command
 from .summary import summary
 from .train import train
 
@@ -277,21 +277,7 @@ def summary_command(model: Path) -> None:
     show_default=True,
     help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
 )
-@click.option(
-    "--optimize",
-    type=click.Choice(list(OPTIMIZE)),
-    default="speed",
-    show_default=True,
-    help="What the core's kernels favour; 'size' leaves out flash tables larger than the weights.",
-)
-@click.option(
-    "--flash-budget",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="BYTES",
-    help="Most bytes of constants (weights, tables, thresholds; not code): the tables that "
-    "save least per byte are left out first.",
-)
+@kernel_options
 def compile_command(
     model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
 ) -> None:

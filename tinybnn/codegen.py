@@ -148,7 +148,8 @@ def _emit_input_conv(cs: CStage, st: InputConv) -> None:
     c, t = st.in_shape
     o = st.weight.shape[0]
     arrays = st.arrays()
-    # The subset-sum kernel reads the taps' table indices instead of the weight bits.
+    # sst reads the taps' table indices instead of the weight bits; xq and xs their own
+    # layouts of the weights (_input_conv_fast_fields).
     w = (
         "NULL"
         if cs.variant in ("sst", "xq", "xs")
@@ -232,8 +233,9 @@ def _input_conv_pair_fields(cs: CStage, st: InputConv) -> None:
     o, k, c = st.weight.shape
     t = st.threshold
     s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
-    folded = _folded_weights(st) * s[:, None, None]
-    offsets = (_folded_weights(st) * st.offset.astype(np.int64)).sum(axis=(1, 2))
+    folded = _folded_weights(st)
+    offsets = (folded * st.offset.astype(np.int64)).sum(axis=(1, 2))
+    folded *= s[:, None, None]
     blocks = (o + 3) // 4
     bias = np.zeros(blocks * 4, np.int64)
     bias[:o] = -s * (offsets + t.th.astype(np.int64)) % 2**32  # where the sums start
@@ -484,8 +486,9 @@ TARGETS: dict[str, Target] = {
     )
 }
 DEFAULT_TARGET = "portable"
-# What a fast target's kernels favour: "speed", or "size" (no variant whose tables grow the
-# flash beyond the packed weights). RAM tables (the first layer's) are chosen either way.
+# What a fast target's kernels favour: "speed", or "size" (no subset tables for the binary
+# layers, which hold 5.3 times their weights in flash). The first layer's variants are the
+# same either way: their tables are in RAM, and xs's int16 weights are about twice the int8.
 OPTIMIZE = ("speed", "size")
 
 
@@ -613,21 +616,23 @@ def fit_flash_budget(stages: list[CStage], name: str, target: str, budget: int) 
     to its optimize="size" variant. Raises TinyBNNError if even that leaves too many.
     """
     stages = list(stages)
-    while (total := sum(s.flash_bytes for s in stages)) > budget:
-        choices = []
-        for i, cs in enumerate(stages):
-            if cs.variant == "vst":
-                small = _emit_stage(i, cs.stage, name, target, "size")
-                extra = cs.flash_bytes - small.flash_bytes
-                choices.append((cs.stage.macs()[0] / extra, i, small))
-        if not choices:
-            raise TinyBNNError(
-                f"the model's constants take {total} B of flash, over the budget of {budget} B "
-                "even without subset tables"
-            )
-        _, i, small = min(choices)
+    total = sum(s.flash_bytes for s in stages)
+    if total <= budget:
+        return stages
+    swaps = []  # (binary MACs per byte the tables cost, the stage without them)
+    for i, cs in enumerate(stages):
+        if cs.variant == "vst":
+            small = _emit_stage(i, cs.stage, name, target, "size")
+            swaps.append((cs.stage.macs()[0] / (cs.flash_bytes - small.flash_bytes), i, small))
+    for _, i, small in sorted(swaps):
+        total -= stages[i].flash_bytes - small.flash_bytes
         stages[i] = small
-    return stages
+        if total <= budget:
+            return stages
+    raise TinyBNNError(
+        f"the model's constants take {total} B of flash, over the budget of {budget} B "
+        "even without subset tables"
+    )
 
 
 def build(

@@ -576,6 +576,27 @@ def profile(
 # The command; the CLI group registers it as `tinybnn profile`.
 
 
+def kernel_options(command):
+    """--optimize and --flash-budget: what `tinybnn compile` and `tinybnn profile` ask the
+    fast kernels to favour."""
+    command = click.option(
+        "--flash-budget",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="BYTES",
+        help="Most bytes of constants (weights, tables, thresholds; not code): the tables "
+        "that save least per byte are left out first.",
+    )(command)
+    return click.option(
+        "--optimize",
+        type=click.Choice(list(OPTIMIZE)),
+        default="speed",
+        show_default=True,
+        help="What the core's kernels favour; 'size' leaves out flash tables larger than the "
+        "weights.",
+    )(command)
+
+
 @click.command("profile")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -600,20 +621,7 @@ def profile(
     is_flag=True,
     help="Measure the portable reference kernels, not the core's fast ones.",
 )
-@click.option(
-    "--optimize",
-    type=click.Choice(list(OPTIMIZE)),
-    default="speed",
-    show_default=True,
-    help="What the core's kernels favour, as in `tinybnn compile`.",
-)
-@click.option(
-    "--flash-budget",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="BYTES",
-    help="Most bytes of constants, as in `tinybnn compile`.",
-)
+@kernel_options
 def profile_command(
     model: Path,
     targets: tuple[str, ...],

@@ -900,13 +900,16 @@ static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, i
             for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++) {
                 int c = 2 * h + e;
                 int16_t v = L->offset[c];
-                if (inside)
-                    v = x[ti * L->c_in + c] < L->lo ? L->lo : (x[ti * L->c_in + c] > L->hi ? L->hi : x[ti * L->c_in + c]);
+                if (inside) {
+                    int16_t xv = x[ti * L->c_in + c];
+                    v = xv < L->lo ? L->lo : (xv > L->hi ? L->hi : xv);
+                }
                 if (L->flat) { /* bytes, not an int16 lvalue: the arena is uint32_t */
                     TB_COPY(bytes + 2 * c, &v, 2);
                     TB_COPY(bytes + 2 * c + 2 * L->ring * L->c_in, &v, 2);
+                } else {
+                    pair |= ((uint32_t)(uint16_t)v) << (16 * e);
                 }
-                pair |= ((uint32_t)(uint16_t)v) << (16 * e);
             }
             if (!L->flat)
                 row[h] = twin[h] = pair;
