@@ -30,7 +30,7 @@ FPU of the M4 and M7 builds and on libgcc's soft float on the M0.
 
 Before anything is counted, the firmware's outputs are compared with a numpy reference on
 the same window: int8 bit for bit, float32 exactly (the reference sums in the C's order and
-the C is built with -ffp-contract=off). Each kind is built twice, as `tinybnn.profile` does:
+the C is built with -ffp-contract=off). Each kind is built twice, as `tinybnn.firmware.profile` does:
 as it ships (flash, RAM, stack, the check) and with a marker before each layer (instruction
 counts; the markers add 16-32 B of code, not counted). Flash = the `bl_` code and
 constants plus the libgcc helpers they call; RAM = the ping-pong buffers + the painted stack
@@ -57,8 +57,8 @@ import jinja2
 import numpy as np
 
 from tinybnn import firmware
-from tinybnn import profile as tp
-from tinybnn.lowering import lower
+from tinybnn.compiler.lowering import lower
+from tinybnn.firmware import profile as tp
 from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
@@ -546,7 +546,7 @@ def _environment() -> jinja2.Environment:
 
 
 def window(model: Sequential, x: np.ndarray | None = None) -> np.ndarray:
-    """The measured window as int16 [T, C]: x (int16 [C, T]) or `tinybnn.profile`'s default."""
+    """The measured window as int16 [T, C]: x (int16 [C, T]) or `tinybnn.firmware.profile`'s default."""
     check_supported(model)  # before lowering, which rejects unknown layers less clearly
     if x is None:
         x = tp.default_window(lower(model))[0]
@@ -560,7 +560,7 @@ def window(model: Sequential, x: np.ndarray | None = None) -> np.ndarray:
 
 def emit_c(model: Sequential, kind: str, x: np.ndarray | None = None) -> Emission:
     """The `kind` ("int8" or "float32") network of `model`'s architecture as C, calibrated
-    and checked on window x int16 [C, T] (default: `tinybnn.profile.default_window`)."""
+    and checked on window x int16 [C, T] (default: `tinybnn.firmware.profile.default_window`)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     xt = window(model, x)
@@ -711,7 +711,7 @@ def measure_baselines(
     x: np.ndarray | None = None,
 ) -> dict[str, BaselineReport]:
     """Emit `model`'s architecture as int8 and float32 C, run each on `core` under QEMU on
-    window x int16 [C, T] (default: `tinybnn.profile.default_window`, as `profile` uses),
+    window x int16 [C, T] (default: `tinybnn.firmware.profile.default_window`, as `profile` uses),
     check it against the numpy reference and measure it: {"int8": ..., "float32": ...}.
 
     The C and the firmware go to `work_dir` (default: a temporary directory). Raises

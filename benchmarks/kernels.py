@@ -9,9 +9,9 @@ benchmarks/profile_gesture.py) and the earbud demo's architecture (`conv_classif
 calibrated statistics; and a few single-layer shapes. Each is compiled three times per core:
 `portable` (the reference loops, the specification), `size` (the core's target, optimize=
 "size": the fastest variants whose tables cost no more flash than the packed weights) and
-`speed` (the core's target, the default optimize="speed"), `tinybnn.codegen.KERNELS`. Each
+`speed` (the core's target, the default optimize="speed"), `tinybnn.compiler.variants`. Each
 build runs one seeded window under QEMU, checked bit-exact against the integer reference,
-and is measured as `tinybnn.profile` does: instructions per inference and per layer from
+and is measured as `tinybnn.firmware.profile` does: instructions per inference and per layer from
 the instruction-count plugin, flash and RAM from the ELF and the painted stack.
 
 The CMSIS-NN figure is an estimate, as issue 6 defines it: its measured instructions per MAC
@@ -38,9 +38,10 @@ import numpy as np
 import torch
 
 import tinybnn
-from tinybnn import models, reference
-from tinybnn import profile as tp
-from tinybnn.compiler import compile
+from tinybnn import models
+from tinybnn.compiler import reference
+from tinybnn.compiler.api import compile
+from tinybnn.firmware import profile as tp
 from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
@@ -153,7 +154,7 @@ class CoreRun:
 
 
 def measure(model: Sequential, core: str, target: str, optimize: str, opt: str) -> Build:
-    """`tinybnn.profile.profile`, compiled for `target` favouring `optimize`, with the
+    """`tinybnn.firmware.profile.profile`, compiled for `target` favouring `optimize`, with the
     variant of each stage (which the profile does not report)."""
     name = "bench"
     with tempfile.TemporaryDirectory(prefix="tinybnn-kernels-") as tmp:
@@ -167,7 +168,7 @@ def measure(model: Sequential, core: str, target: str, optimize: str, opt: str) 
         marked = tp._build_driver(c_dir, name, core, wd / "marked", x, scores, opt, True)
         counts = tp._run_driver(marked, name, core, opt, 120, wd / "counts.txt").counts
         report = tp._measure(result.cmodel, plain, output, counts or [], core, opt)
-        return Build(report, [s.variant for s in result.cmodel.stages])
+        return Build(report, [s.variant.name for s in result.cmodel.stages])
 
 
 def measure_builds(model: Sequential, core: str, opt: str) -> dict[str, Build]:

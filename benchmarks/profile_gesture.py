@@ -4,7 +4,7 @@
 
 Without MODEL it profiles the model the firmware tests profile: `conv_classifier(6, 128, 6)`
 (6 IMU channels x 128 samples, widths 32, 64, 64) with statistics from the tests' seeded
-`calibrate`. The figures are measured (`tinybnn.profile`): flash and RAM from the ELF and
+`calibrate`. The figures are measured (`tinybnn.firmware.profile`): flash and RAM from the ELF and
 the painted stack, instructions per inference and per layer from QEMU's instruction-count
 plugin on one seeded window, checked bit-exact against the integer reference. Writes
 `benchmarks/results/profile_gesture.md` (or --out) and prints it.
@@ -23,7 +23,7 @@ import torch
 
 import tinybnn
 from tinybnn import models
-from tinybnn.profile import OPT_LEVELS, ProfileReport, profile
+from tinybnn.firmware.profile import OPT_LEVELS, ProfileReport, profile
 
 ROOT = Path(__file__).resolve().parent.parent
 CORES = ["cortex-m0", "cortex-m4", "cortex-m7"]

@@ -5,7 +5,7 @@
 
 Data: BasicMotions (smartwatch accelerometer + gyroscope) and JapaneseVowels (cepstral
 coefficients of speech), the UEA `.ts` files shipped in the `aeon` wheel
-(`pip install --no-deps aeon`; aeon is never imported), read by `tinybnn.tsfile`.
+(`pip install --no-deps aeon`; aeon is never imported), read by `tinybnn.training.tsfile`.
 
 One recipe for both data sets, no per-data-set tuning (`RECIPE`): variable lengths
 resampled to the training file's longest series, one global int16 scale; the default
@@ -14,7 +14,7 @@ file, keeping the last epoch (the published splits leave too few cases for a use
 validation split: BasicMotions has 40); the default `Augment` (jitter, gain, time shift);
 knowledge distillation from the full-precision twin (`teacher`), trained first with the
 same recipe. Per seed it measures the test accuracy of the twin, of the BNN trained without
-and with distillation, and checks that the lowered integer program (`tinybnn.reference`)
+and with distillation, and checks that the lowered integer program (`tinybnn.compiler.reference`)
 predicts exactly the PyTorch model's classes on every test case; for the first seed the
 host C (gcc) is built and run on the test set as well. Flash and arena bytes are the
 compiler's (`cmodel.flash_bytes`: weights and constants, not code).
@@ -37,10 +37,11 @@ import numpy as np
 import torch
 
 import tinybnn
-from tinybnn import host, reference
-from tinybnn.augment import Augment
-from tinybnn.tsfile import aeon_data_dir, load_ts
-from tinybnn.twin import TWIN_LR
+from tinybnn.compiler import reference
+from tinybnn.firmware import host
+from tinybnn.training.augment import Augment
+from tinybnn.training.tsfile import aeon_data_dir, load_ts
+from tinybnn.training.twin import TWIN_LR
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinybnn.data import save_dataset
+from tinybnn.training.data import save_dataset
 
 CLASS_NAMES = ["sine", "square", "sawtooth"]
 WAVES = [

@@ -12,9 +12,11 @@ import shutil
 import numpy as np
 import torch
 
-from tinybnn import host, reference
-from tinybnn.compiler import compile
-from tinybnn.lowering import Program, lower
+from tinybnn.compiler import reference
+from tinybnn.compiler.api import compile
+from tinybnn.compiler.lowering import lower
+from tinybnn.compiler.program import Program
+from tinybnn.firmware import host
 from tinybnn.nn import BatchNormSign, BinaryLinear, InputConv1d, Int8Linear, Sequential
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import make_signals
 
-from tinybnn.augment import Augment, rotation_matrices
+from tinybnn.training.augment import Augment, rotation_matrices
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from conftest import BAD_DATASETS
 import tinybnn
 import tinybnn.cli as cli
 from tinybnn.cli import main
-from tinybnn.data import load_dataset
+from tinybnn.training.data import load_dataset
 
 FAST = ["--epochs", "10", "--lr", "0.02", "--widths", "16,32", "--no-progress"]
 SCRIPT = Path(sys.executable).with_name("tinybnn")
@@ -185,7 +185,7 @@ TS = """\
 def test_convert_prints_shape_classes_and_scale(tmp_path, capsys):
     ts, npz = tmp_path / "tiny.ts", tmp_path / "tiny.npz"
     ts.write_text(TS)
-    status, stdout, err = run(capsys, "convert", ts, npz, "--target", "12000")
+    status, stdout, err = run(capsys, "convert", ts, npz, "--full-scale", "12000")
     assert (status, err) == (0, "")
     assert f"wrote {npz}: X [2, 2, 4] int16, 2 classes: walk, run" in stdout
     assert "scale (counts per unit, per channel): 2000, 2000" in stdout  # 6 -> 12000

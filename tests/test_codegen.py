@@ -13,9 +13,11 @@ import pytest
 import torch
 from modelcheck import calibrate, signals
 
-from tinybnn import ModelError, TinyBNNError, host, reference
-from tinybnn.compiler import compile
-from tinybnn.lowering import lower
+from tinybnn import ModelError, TinyBNNError
+from tinybnn.compiler import reference
+from tinybnn.compiler.api import compile
+from tinybnn.compiler.lowering import lower
+from tinybnn.firmware import host
 from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import CLASS_NAMES, make_signals
 
-from tinybnn.data import Dataset, load_dataset, save_dataset, split
 from tinybnn.errors import TinyBNNError
+from tinybnn.training.data import Dataset, load_dataset, save_dataset, split
 
 
 def test_round_trip(tmp_path):

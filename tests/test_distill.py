@@ -9,15 +9,15 @@ import torch
 from conftest import CLASS_NAMES, make_signals
 from modelcheck import check_model, signals
 
-from tinybnn.augment import Augment
-from tinybnn.bop import Bop, binary_weights
-from tinybnn.data import Dataset
-from tinybnn.distill import distill_loss
 from tinybnn.errors import TinyBNNError
 from tinybnn.models import conv_classifier
 from tinybnn.nn import BatchNormSign, Int8Linear
-from tinybnn.train import evaluate, train
-from tinybnn.twin import FloatTwin, train_twin
+from tinybnn.training.augment import Augment
+from tinybnn.training.bop import Bop, binary_weights
+from tinybnn.training.data import Dataset
+from tinybnn.training.distill import distill_loss
+from tinybnn.training.train import evaluate, train, train_twin
+from tinybnn.training.twin import FloatTwin
 
 SMALL = dict(widths=(8, 16), kernel_size=5)
 FAST = dict(epochs=15, batch_size=16, lr=2e-2, progress=False)

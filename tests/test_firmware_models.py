@@ -22,18 +22,13 @@ from test_codegen import golden_model
 from test_compile import random_model
 
 import tinybnn
-from tinybnn import firmware, models, reference
-from tinybnn.compiler import CompileResult, compile
+from tinybnn import firmware, models
+from tinybnn.cli import tinybnn as cli
+from tinybnn.compiler import reference
+from tinybnn.compiler.api import CompileResult, compile
+from tinybnn.compiler.contract import words
 from tinybnn.errors import TinyBNNError
-from tinybnn.lowering import (
-    BinConv,
-    BinDense,
-    Classifier,
-    GlobalSum,
-    InputConv,
-    MaxPoolBits,
-    words,
-)
+from tinybnn.firmware.profile import FirmwareCheckFailed, profile, run_on_core
 from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
@@ -45,7 +40,10 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
-from tinybnn.profile import FirmwareCheckFailed, profile, profile_command, run_on_core
+from tinybnn.ops.binary_conv import BinConv
+from tinybnn.ops.dense import BinDense, Classifier
+from tinybnn.ops.input_conv import InputConv
+from tinybnn.ops.pool import GlobalSum, MaxPoolBits
 
 try:
     firmware.find_toolchain()
@@ -296,15 +294,15 @@ def test_profile_gesture(gesture: Sequential, core: str, tmp_path: Path) -> None
 def test_profile_command(gesture: Sequential, tmp_path: Path) -> None:
     path = tmp_path / "gesture.pt"
     tinybnn.save(gesture, path)
-    args = [str(path), "--target", "cortex-m0", "--target", "cortex-m33", "--opt", "-Os"]
-    result = CliRunner().invoke(profile_command, args)
+    args = ["profile", str(path), "--target", "cortex-m0", "--target", "cortex-m33", "--opt", "-Os"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "model model on cortex-m0 (-Os" in result.output
     assert "model model on cortex-m33 (-Os" in result.output
 
     bad = tmp_path / "bad.pt"
     bad.write_text("not a model")
-    result = CliRunner().invoke(profile_command, [str(bad)])
+    result = CliRunner().invoke(cli, ["profile", str(bad)])
     assert isinstance(result.exception, TinyBNNError)
     assert "not a tinybnn model file" in str(result.exception)
     assert "\n" not in str(result.exception)

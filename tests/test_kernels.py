@@ -24,10 +24,13 @@ from test_compile import (
     random_model,
 )
 
-from tinybnn import codegen, firmware, host, reference
-from tinybnn.compiler import compile
+from tinybnn import firmware
+from tinybnn.compiler import reference, targets, variants
+from tinybnn.compiler.api import compile
+from tinybnn.compiler.contract import words
+from tinybnn.compiler.lowering import lower
 from tinybnn.errors import TinyBNNError
-from tinybnn.lowering import InputConv, lower
+from tinybnn.firmware import host
 from tinybnn.nn import (
     BatchNormSign,
     GlobalPool1d,
@@ -36,6 +39,8 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
+from tinybnn.ops import sliced
+from tinybnn.ops.input_conv import InputConv
 
 
 def check_variants(
@@ -54,10 +59,12 @@ def check_variants(
     for j, x in enumerate([signals(8, c, t, 1), random_inputs(4, c, t, 2)]):
         want = reference.run(result.program, x)
         scores, classes = host.run(exe, x, result.program.num_classes)
-        where = f"{target}, variants {[s.variant for s in result.cmodel.stages]}, input set {j}"
+        where = (
+            f"{target}, variants {[s.variant.name for s in result.cmodel.stages]}, input set {j}"
+        )
         assert_exact(f"scores ({where})", scores, want)
         assert_exact(f"classes ({where})", classes, reference.argmax(want))
-    return {s.index: s.variant for s in result.cmodel.stages}
+    return {s.index: s.variant.name for s in result.cmodel.stages}
 
 
 def seeded(layers, in_channels: int, length: int, seed: int = 0) -> Sequential:
@@ -120,8 +127,8 @@ def test_size_variants_on_host(layers, in_channels, length, tmp_path):
     speed = compile(model, tmp_path / "speed", "k", target="host").cmodel
     variants = check_variants(model, "host", tmp_path / "size", optimize="size")
     for s in speed.stages:
-        want = s.variant
-        if s.variant == "vst":
+        want = s.variant.name
+        if s.variant.name == "vst":
             want = "vsl" if s.kernel == "bconv1d" and s.stage.in_shape[0] % 8 == 0 else "lanes"
         assert variants[s.index] == want, (s.index, variants)
 
@@ -132,15 +139,15 @@ def test_subset_tables_cost_their_flash(tmp_path):
     model = seeded(layers, 3, length)
     st = lower(model).stages[1]
     sizes = {}
-    for optimize in codegen.OPTIMIZE:
+    for optimize in variants.OPTIMIZE:
         cm = compile(model, tmp_path / optimize, "k", target="host", optimize=optimize).cmodel
         sizes[optimize] = cm.stages[1]
-    assert (sizes["speed"].variant, sizes["size"].variant) == ("vst", "vsl")
+    assert (sizes["speed"].variant.name, sizes["size"].variant.name) == ("vst", "vsl")
     o, k, c = st.weight.shape
-    groups = len(codegen.vst_groups(c))  # 48 channels: 11 + 6 groups
+    groups = len(sliced.vst_groups(c))  # 48 channels: 11 + 6 groups
     assert groups == 17
     extra = sizes["speed"].flash_bytes - sizes["size"].flash_bytes
-    assert extra == 4 * codegen.words(o) * k * (groups * 16 - c)
+    assert extra == 4 * words(o) * k * (groups * 16 - c)
 
 
 @pytest.mark.parametrize("layers,in_channels,length", EXTRA_ICONV + ICONV_CASES[:2])
@@ -180,13 +187,13 @@ def test_flash_budget_drops_the_tables_that_save_least(tmp_path):
     calibrate(model, signals(16, c, t, 3), 3)
     full = compile(model, tmp_path / "full", "k", target="host").cmodel
     small = compile(model, tmp_path / "small", "k", target="host", optimize="size").cmodel
-    tables = [s for s in full.stages if s.variant == "vst"]
+    tables = [s for s in full.stages if s.variant.name == "vst"]
     assert tables and small.flash_bytes < full.flash_bytes
     for budget in range(small.flash_bytes, full.flash_bytes + 1, 97):
         cm = compile(model, tmp_path / "b", "k", target="host", flash_budget=budget).cmodel
         assert cm.flash_bytes <= budget
-        kept = [s for s in cm.stages if s.variant == "vst"]
-        dropped = [s for s in tables if cm.stages[s.index].variant != "vst"]
+        kept = [s for s in cm.stages if s.variant.name == "vst"]
+        dropped = [s for s in tables if cm.stages[s.index].variant.name != "vst"]
         for s in dropped:  # each stage dropped saves fewer MACs per byte than any kept
             rate = s.stage.macs()[0] / (s.flash_bytes - small.stages[s.index].flash_bytes)
             for k in kept:
@@ -208,7 +215,7 @@ def test_portable_target_emits_the_reference_loops(tmp_path):
     model = seeded(*ICONV_CASES[0].values)
     default = compile(model, tmp_path / "a", "k")
     compile(model, tmp_path / "b", "k", target="portable")
-    assert all(s.variant == "ref" for s in default.cmodel.stages)
+    assert all(s.variant.name == "ref" for s in default.cmodel.stages)
     assert (tmp_path / "a" / "k.c").read_text() == (tmp_path / "b" / "k.c").read_text()
 
 
@@ -238,7 +245,7 @@ def test_unknown_target_is_refused(tmp_path):
     with pytest.raises(TinyBNNError, match="unknown target 'cortex-m9'"):
         compile(model, tmp_path, "k", target="cortex-m9")
     assert not list(tmp_path.iterdir())
-    assert set(codegen.TARGETS) >= {"host", *firmware.CORES}
+    assert set(targets.TARGETS) >= {"host", *firmware.CORES}
 
 
 @pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
@@ -284,7 +291,7 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
     for `core`, bit-exact on its 8 vectors each; two of them again with optimize="size"."""
     from test_firmware_models import build_model
 
-    from tinybnn.profile import run_on_core
+    from tinybnn.firmware.profile import run_on_core
 
     models = {n: build_model(n) for n in ("random1", "kinds_a", "kinds_b", "kinds_c")}
     in6_pool = next(c for c in ICONV_CASES if c.id == "in6_pool2_binary")
@@ -297,13 +304,38 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
     models["wide"] = (model, np.concatenate([signals(6, 3, 19, 5), random_inputs(2, 3, 19, 6)]))
     for name, (model, x) in models.items():
         result = compile(model, tmp_path / name, name, target=core)
-        assert any(s.variant != "ref" for s in result.cmodel.stages)
+        assert any(s.variant.name != "ref" for s in result.cmodel.stages)
         run_on_core(result, name, core, x, reference.run(result.program, x))
     # optimize="size", no subset tables: vsl and byte-lane convolutions, byte-lane dense.
     chosen = set()
     for name in ("kinds_a", "kinds_b"):
         model, x = models[name]
         result = compile(model, tmp_path / f"{name}_size", name, target=core, optimize="size")
-        chosen |= {(s.kernel, s.variant) for s in result.cmodel.stages}
+        chosen |= {(s.kernel, s.variant.name) for s in result.cmodel.stages}
         run_on_core(result, name, core, x, reference.run(result.program, x))
     assert {("bconv1d", "vsl"), ("bconv1d", "lanes"), ("bdense", "lanes")} <= chosen
+
+
+def test_kernel_limits_are_read_from_the_header_and_guarded(tmp_path):
+    """The limits live in tinybnn_kernels.h alone: Python reads them from there, and a model
+    whose variants rely on one refuses to build against a header with a smaller value."""
+    from tinybnn.compiler import kernels
+
+    header = (kernels.template_dir() / kernels.KERNELS_HEADER).read_text()
+    assert kernels.read_limits(header) == kernels.LIMITS
+    with pytest.raises(RuntimeError, match="TB_SST_MAX_IN"):
+        kernels.read_limits(header.replace("#define TB_SST_MAX_IN", "#define TB_SST_MAX_INPUTS"))
+    with pytest.raises(ValueError, match="TB_SST_MAX_IN"):
+        targets.Core("big", fast=True, sst_max_in=kernels.LIMITS["TB_SST_MAX_IN"] + 1)
+
+    model = seeded(*ICONV_CASES[0].values)
+    cm = compile(model, tmp_path, "k", target="host").cmodel
+    assert cm.requires  # sst and vst rely on limits; the C guards each
+    limit, least = next(iter(cm.requires.items()))
+    assert f"#if {limit} < {least}\n#error" in (tmp_path / "k.c").read_text()
+    host.build(tmp_path, "k")  # builds against its own header
+    value = kernels.LIMITS[limit]
+    smaller = header.replace(f"#define {limit} {value}", f"#define {limit} {least - 1}")
+    (tmp_path / kernels.KERNELS_HEADER).write_text(smaller)
+    with pytest.raises(TinyBNNError, match=f"needs {limit} >= {least}"):
+        host.build(tmp_path, "k")

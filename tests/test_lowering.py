@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from tinybnn import ModelError, lowering
+from tinybnn import ModelError
+from tinybnn.compiler import contract
 from tinybnn.nn import BatchNormSign, BinaryConv1d, InputConv1d, sign
 
 
@@ -15,20 +16,20 @@ from tinybnn.nn import BatchNormSign, BinaryConv1d, InputConv1d, sign
 def test_pack_bits_layout_and_round_trip(n):
     rng = np.random.default_rng(n)
     v = rng.choice([-1, 1], size=(3, n)).astype(np.int8)
-    packed = lowering.pack_bits(v)
-    assert packed.shape == (3, lowering.words(n))
+    packed = contract.pack_bits(v)
+    assert packed.shape == (3, contract.words(n))
     for c in range(n):  # channel c -> word c // 32, bit c % 32, bit 1 = -1
         assert np.array_equal((packed[:, c // 32] >> (c % 32)) & 1, (v[:, c] < 0).astype(np.uint32))
     if n % 32:
         assert not (packed[:, -1] >> (n % 32)).any(), "padding bits must be 0"
-    assert np.array_equal(lowering.unpack_bits(packed, n), v)
+    assert np.array_equal(contract.unpack_bits(packed, n), v)
 
 
 def test_dot_is_k_minus_twice_popcount():
     rng = np.random.default_rng(0)
     for n in (1, 33, 65):
         x, w = rng.choice([-1, 1], size=(2, n))
-        pc = np.bitwise_count(lowering.pack_bits(x) ^ lowering.pack_bits(w)).sum()
+        pc = np.bitwise_count(contract.pack_bits(x) ^ contract.pack_bits(w)).sum()
         assert int(x @ w) == n - 2 * int(pc)
 
 
@@ -69,7 +70,7 @@ def test_binary_thresholds_exhaustive(c_in, k, rsign, rprelu, scaling, exact_tie
     conv = BinaryConv1d(c_in, c_out, k, scaling=scaling).eval()
     k_bits = c_in * k
     bn = make_bn(c_out, c_in + k, k_bits, rsign, exact_ties, rprelu)
-    th = lowering.fold_threshold(
+    th = contract.fold_threshold(
         lambda a: bn.eval_preact(conv.to_preact(a)), c_out, -k_bits, k_bits
     )
     check_threshold_range(
@@ -104,7 +105,7 @@ def test_input_layer_thresholds_exhaustive_on_a_narrow_range(weights):
         bn.bn.running_mean.mul_(scale.mean() / 4)
         bn.bn.running_var.mul_(float(scale.mean()) ** 2 / 4)
     f = lambda a: bn.eval_preact(conv.to_preact(a, scale))  # noqa: E731
-    th = lowering.fold_threshold(f, 24, -bound, bound)
+    th = contract.fold_threshold(f, 24, -bound, bound)
     check_threshold_range(
         th, lambda a: bn(conv.to_preact(a, scale)), 24, np.arange(-bound, bound + 1)
     )
@@ -121,7 +122,7 @@ def test_input_layer_thresholds_wide_range_near_boundaries():
     bound = 65535 * 200 * 30
     bn = make_bn(32, 4, 200, rsign=False, exact_ties=False)
     f = lambda a: bn.eval_preact(conv.to_preact(a, scale))  # noqa: E731
-    th = lowering.fold_threshold(f, 32, -bound, bound)
+    th = contract.fold_threshold(f, 32, -bound, bound)
     accs = np.unique(np.concatenate([th.th + d for d in range(-3, 4)] + [[-bound, bound]]))
     accs = accs[(accs >= -bound) & (accs <= bound)]
     check_threshold_range(th, lambda a: bn(conv.to_preact(a, scale)), 32, accs)
@@ -138,4 +139,4 @@ def test_nan_batchnorm_is_refused():
     with torch.no_grad():
         bn.bn.running_var[3] = float("nan")
     with pytest.raises(ModelError, match="NaN"):
-        lowering.fold_threshold(lambda a: bn.eval_preact(conv.to_preact(a)), 8, -4, 4)
+        contract.fold_threshold(lambda a: bn.eval_preact(conv.to_preact(a)), 8, -4, 4)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinybnn.compiler import compile
-from tinybnn.lowering import InputConv
+from tinybnn.compiler.api import compile
+from tinybnn.compiler.summary import COUNTS, summary
 from tinybnn.models import conv_classifier
 from tinybnn.nn import (
     BatchNormSign,
@@ -18,7 +18,6 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
-from tinybnn.summary import COUNTS, summary
 
 
 def flatten_model() -> Sequential:
@@ -40,8 +39,8 @@ def flatten_model() -> Sequential:
 FLATTEN_ROWS = [
     # int8 8*3*5 = 120 weights + 3 offsets + 3 multipliers; 120 B + 3*(2+2) B; 120 * 16 MACs
     (0, 126, 132, 0, 1920),
-    # 8 int32 thresholds (first layer) + 1 word of direction bits
-    (0, 8, 36, 0, 0),
+    # 8 thresholds, int16 as the compiler chose them (an untrained BatchNorm's fit) + 1 word
+    (0, 8, 20, 0, 0),
     # 40*8*3 = 960 bits in 40*3*ceil(8/32) = 120 words + 1 padding word; 960 * 16 steps
     (960, 0, 484, 15360, 0),
     (0, 0, 0, 0, 0),
@@ -70,7 +69,8 @@ def count_head_model() -> Sequential:
 COUNT_HEAD_ROWS = [
     # 4*33*3 = 396 bits, tap-major in 4*ceil(99/32) = 16 words = 64 B, + 33*4 B normalisation
     (396, 66, 196, 0, 3168),
-    (0, 4, 20, 0, 0),
+    # 4 int16 thresholds + 1 word of direction bits
+    (0, 4, 12, 0, 0),
     (0, 0, 0, 0, 0),
     # 8 bits in 2 words + 2 int32 biases
     (8, 2, 16, 0, 8),
@@ -95,36 +95,38 @@ def test_totals_and_table():
     s = summary(flatten_model())
     totals = {name: s.total(name) for name in COUNTS}
     assert totals == dict(
-        binary_weights=11652, other_params=211, flash_bytes=2974, binary_macs=26052, int_macs=1920
+        binary_weights=11652, other_params=211, flash_bytes=2958, binary_macs=26052, int_macs=1920
     )
     assert s.float32_bytes == 4 * (11652 + 211)
-    assert s.compression == pytest.approx(47452 / 2974)
+    assert s.compression == pytest.approx(47452 / 2958)
     text = str(s)
     assert text.splitlines()[0] == "input int[3, 20], 4 classes: class0, class1, class2, class3"
     assert "6  binary_linear" in text and "acc[33]" in text
     assert text.splitlines()[-1] == (
-        "flash 2,974 B (2.9 KiB), float32 equivalent 47,452 B (46.3 KiB), compression 16.0x"
+        "flash 2,958 B (2.9 KiB), float32 equivalent 47,452 B (46.3 KiB), compression 16.0x"
     )
 
 
 @pytest.mark.parametrize(
-    "kernel_size, threshold_bytes",
+    "mean, threshold_bytes",
     [
-        pytest.param(32766, 2, id="thresholds_fit_int16"),
-        pytest.param(32767, 4, id="thresholds_may_need_int32"),
+        pytest.param(0.0, 2, id="thresholds_fit_int16"),
+        pytest.param(1e6, 4, id="thresholds_need_int32"),
     ],
 )
-def test_threshold_width_follows_the_accumulator_range(kernel_size, threshold_bytes):
+def test_threshold_width_is_the_compilers(mean, threshold_bytes):
+    """The first layer's thresholds lie where its BatchNorm's mean puts them: the summary
+    reports the type the compiler stores them in."""
     model = Sequential(
-        InputConv1d(1, 1, 1),
-        BatchNormSign(1),
-        BinaryConv1d(1, 1, kernel_size),  # |acc| <= 1 * kernel_size; thresholds within +-(k+1)
+        InputConv1d(1, 1, 1),  # |acc| <= 32767 * 32767 (multiplier 32767 below)
         BatchNormSign(1),
         GlobalPool1d("sum"),
         Int8Linear(1, 2),
-        input_shape=(1, kernel_size),
+        input_shape=(1, 4),
     )
-    row = summary(model).rows[3]
+    model.layers[0].multiplier.fill_(32767)
+    model.layers[1].bn.running_mean.fill_(mean)
+    row = summary(model).rows[1]
     assert row.flash_bytes == threshold_bytes + 4
     assert row.note == f"int{8 * threshold_bytes} thresholds"
 
@@ -138,18 +140,12 @@ def test_threshold_width_follows_the_accumulator_range(kernel_size, threshold_by
     ],
 )
 def test_flash_agrees_with_the_compiler(build, tmp_path):
-    """Per compiled stage, the summary's flash is the C's constants, except where the compiler
-    narrows the first layer's thresholds to int16 because their values happen to fit."""
+    """Per compiled stage, the summary's flash is the portable C's constants, exactly."""
     model = build().eval()
     rows = summary(model).rows
     stages = compile(model, tmp_path, "m").cmodel.stages
     for cs in stages:
-        narrowed = 0
-        if isinstance(cs.stage, InputConv) and cs.stage.threshold.ctype == "int16":
-            narrowed = 2 * len(cs.stage.threshold.th)
         ours = sum(rows[i].flash_bytes for i in cs.stage.layers)
-        assert ours - narrowed == cs.flash_bytes, (
-            f"stage {cs.stage.kind} (layers {cs.stage.layers})"
-        )
+        assert ours == cs.flash_bytes, f"stage {cs.stage.kind} (layers {cs.stage.layers})"
     compiled = {i for cs in stages for i in cs.stage.layers}
     assert all(r.flash_bytes == 0 for r in rows if r.index not in compiled)

@@ -11,13 +11,13 @@ import torch
 from conftest import CLASS_NAMES, make_signals
 
 import tinybnn
-from tinybnn.data import Dataset, split
 from tinybnn.errors import TinyBNNError
 from tinybnn.models import conv_classifier
-from tinybnn.train import evaluate, output_paths, train
+from tinybnn.training.data import Dataset, split
+from tinybnn.training.train import evaluate, output_paths, train
 
 # The module, not the function `tinybnn.train` that the package may export under that name.
-training = importlib.import_module("tinybnn.train")
+training = importlib.import_module("tinybnn.training.train")
 
 # Small and quick: ~0.5 s per run on two cores.
 FAST = dict(epochs=10, lr=2e-2, progress=False)

@@ -6,9 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinybnn.data import load_dataset
 from tinybnn.errors import TinyBNNError
-from tinybnn.tsfile import aeon_data_dir, convert, fill_missing, load_ts, read_ts, to_length
+from tinybnn.training.data import load_dataset
+from tinybnn.training.tsfile import (
+    aeon_data_dir,
+    convert,
+    fill_missing,
+    load_ts,
+    read_ts,
+    to_length,
+)
 
 HEADER = """\
 # a comment
@@ -46,11 +53,11 @@ def test_reads_multivariate_cases_and_string_labels(tmp_path):
 
 
 def test_global_scale_maps_the_largest_value_to_the_target(tmp_path):
-    conv = load_ts(write(tmp_path, EQUAL), target=12000)
+    conv = load_ts(write(tmp_path, EQUAL), full_scale=12000)
     assert conv.data.X.dtype == np.int16
     assert np.abs(conv.data.X).max() == 12000  # 6 -> 12000, one scale for all channels
     np.testing.assert_array_equal(conv.data.X[0], [[2000, 4000, 6000], [8000, 10000, 12000]])
-    per_channel = load_ts(write(tmp_path, EQUAL), target=12000, scaling="channel")
+    per_channel = load_ts(write(tmp_path, EQUAL), full_scale=12000, scaling="channel")
     np.testing.assert_array_equal(per_channel.data.X[0, 0], [4000, 8000, 12000])
 
 
@@ -58,13 +65,13 @@ def test_variable_lengths_and_missing_values(tmp_path):
     path = write(tmp_path, VARIABLE)
     ts = read_ts(path)
     assert ts.lengths.tolist() == [4, 2]
-    conv = load_ts(path, target=4)  # scale 1: the largest |x| is 4
+    conv = load_ts(path, full_scale=4)  # scale 1: the largest |x| is 4
     assert (conv.length, conv.missing, conv.resampled) == (4, 3, 1)
     # case 0: the '?' is interpolated between 1 and 3
     np.testing.assert_array_equal(conv.data.X[0], [[1, 2, 3, 4], [0, 1, 2, 3]])
     # case 1: resampled 2 -> 4 points; a dimension with no values becomes 0
     np.testing.assert_array_equal(conv.data.X[1], [[2, 3, 3, 4], [0, 0, 0, 0]])
-    padded = load_ts(path, 3, variable="pad", target=4)
+    padded = load_ts(path, 3, variable="pad", full_scale=4)
     np.testing.assert_array_equal(padded.data.X[1, 0], [2, 4, 4])
     np.testing.assert_array_equal(padded.data.X[0, 0], [1, 2, 3])  # cut to 3
 

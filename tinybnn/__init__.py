@@ -3,11 +3,11 @@
 __version__ = "0.1.0"
 
 from . import nn  # noqa: E402
-from .compiler import compile  # noqa: E402
+from .compiler.api import compile  # noqa: E402
+from .compiler.summary import summary  # noqa: E402
 from .errors import ModelError, TinyBNNError  # noqa: E402
 from .modelfile import load, save  # noqa: E402
-from .summary import summary  # noqa: E402
-from .train import train  # noqa: E402
+from .training.train import train  # noqa: E402
 
 __all__ = [
     "nn",

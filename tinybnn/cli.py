@@ -20,15 +20,18 @@ from pathlib import Path
 
 import click
 
-from . import __version__, tsfile
-from .augment import Augment
-from .codegen import DEFAULT_TARGET, TARGETS
-from .compiler import compile as compile_model
-from .errors import TinyBNNError
+from . import __version__
+from .compiler.api import compile as compile_model
+from .compiler.summary import summary
+from .compiler.targets import CORES, DEFAULT_TARGET, TARGETS
+from .compiler.variants import OPTIMIZE
+from .errors import TinyBNNError, one_line
+from .firmware.profile import OPT_LEVELS
+from .firmware.profile import profile as profile_model
 from .modelfile import load
-from .profile import kernel_options, profile_command
-from .summary import summary
-from .train import train
+from .training import tsfile
+from .training.augment import Augment
+from .training.train import train
 
 
 @click.group(name="tinybnn", context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +48,27 @@ def _widths(ctx, param, text: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise click.BadParameter(f"expected positive integers like 32,64,64, not {text!r}")
     return widths
+
+
+def kernel_options(command):
+    """--optimize and --flash-budget: what `tinybnn compile` and `tinybnn profile` ask the
+    fast kernels to favour."""
+    command = click.option(
+        "--flash-budget",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="BYTES",
+        help="Most bytes of constants (weights, tables, thresholds; not code): the tables "
+        "that save least per byte are left out first.",
+    )(command)
+    return click.option(
+        "--optimize",
+        type=click.Choice(list(OPTIMIZE)),
+        default="speed",
+        show_default=True,
+        help="What the core's kernels favour; 'size' leaves out flash tables larger than the "
+        "weights.",
+    )(command)
 
 
 @tinybnn.command("train")
@@ -219,14 +243,14 @@ def train_command(
     help="One int16 scale for all channels, or one per channel.",
 )
 @click.option(
-    "--target",
+    "--full-scale",
     type=click.IntRange(1, 32767),
-    default=tsfile.DEFAULT_TARGET,
+    default=tsfile.DEFAULT_FULL_SCALE,
     show_default=True,
     help="The int16 value the largest |x| of the training file maps to.",
 )
 def convert_command(
-    ts: Path, npz: Path, length: int | None, like: Path | None, variable, scaling, target
+    ts: Path, npz: Path, length: int | None, like: Path | None, variable, scaling, full_scale
 ) -> None:
     """Convert TS, a UEA/UCR .ts file, to NPZ, a dataset for `tinybnn train`.
 
@@ -234,7 +258,7 @@ def convert_command(
     per channel) that a device must apply to feed the model the same units.
     """
     conv = tsfile.convert(
-        ts, npz, length, like=like, variable=variable, scaling=scaling, target=target
+        ts, npz, length, like=like, variable=variable, scaling=scaling, full_scale=full_scale
     )
     data = conv.data
     click.echo(
@@ -296,12 +320,59 @@ def compile_command(
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 
 
-tinybnn.add_command(profile_command, "profile")
+@tinybnn.command("profile")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    "targets",
+    type=click.Choice(list(CORES)),
+    multiple=True,
+    default=("cortex-m4",),
+    show_default=True,
+    help="Core to run on under QEMU; repeat for several.",
+)
+@click.option(
+    "--opt",
+    type=click.Choice(OPT_LEVELS),
+    default="-O2",
+    show_default=True,
+    help="Optimisation level of arm-none-eabi-gcc.",
+)
+@click.option("--name", default="model", show_default=True, help="C name of the model.")
+@click.option(
+    "--portable",
+    is_flag=True,
+    help="Measure the portable reference kernels, not the core's fast ones.",
+)
+@kernel_options
+def profile_command(
+    model: Path,
+    targets: tuple[str, ...],
+    opt: str,
+    name: str,
+    portable: bool,
+    optimize: str,
+    flash_budget: int | None,
+) -> None:
+    """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
 
-
-def _one_line(e: BaseException | str) -> str:
-    """The message on one line (messages from torch or numpy may span several)."""
-    return " ".join(str(e).split()) or type(e).__name__
+    Checks the firmware's scores against the integer reference on the profiled window.
+    Instruction counts are executed instructions, not cycles.
+    """
+    loaded = load(model)
+    for i, core in enumerate(dict.fromkeys(targets)):
+        if i:
+            click.echo()
+        report = profile_model(
+            loaded,
+            core=core,
+            opt=opt,
+            name=name,
+            portable=portable,
+            optimize=optimize,
+            flash_budget=flash_budget,
+        )
+        click.echo(report.format())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.UsageError as e:
         where = e.ctx.command_path if e.ctx else "tinybnn"
-        message = _one_line(e.format_message()).rstrip(".")
+        message = one_line(e.format_message()).rstrip(".")
         click.echo(f"error: {message} (see '{where} --help')", err=True)
         return 2
     except click.Abort:
@@ -324,20 +395,20 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("\nerror: interrupted", err=True)
         return 130
     except click.ClickException as e:
-        click.echo(f"error: {_one_line(e.format_message())}", err=True)
+        click.echo(f"error: {one_line(e.format_message())}", err=True)
         return 1
     except TinyBNNError as e:
-        click.echo(f"error: {_one_line(e)}", err=True)
+        click.echo(f"error: {one_line(e)}", err=True)
         return 1
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
-        click.echo(f"error: {where}{e.strerror or _one_line(e)}", err=True)
+        click.echo(f"error: {where}{e.strerror or one_line(e)}", err=True)
         return 1
     except Exception as e:
         if os.environ.get("TINYBNN_DEBUG"):
             raise
         click.echo(
-            f"error: unexpected {type(e).__name__}: {_one_line(e)} "
+            f"error: unexpected {type(e).__name__}: {one_line(e)} "
             "(set TINYBNN_DEBUG=1 for the traceback)",
             err=True,
         )

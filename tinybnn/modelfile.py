@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import ModelError, TinyBNNError
+from .errors import ModelError, TinyBNNError, one_line
 from .nn import Sequential
 
 FORMAT = "tinybnn-model"
@@ -73,7 +73,7 @@ def load(path: str | os.PathLike) -> Sequential:
         elif isinstance(e, (RuntimeError, zipfile.BadZipFile)) and "zip" in str(e).lower():
             why = "truncated or not a torch zip archive"
         else:
-            why = _first_sentence(e)
+            why = one_line(e, first_sentence=True)
         raise TinyBNNError(f"{path}: not a readable tinybnn model file ({why})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TinyBNNError(f"{path}: not a tinybnn model file")
@@ -89,11 +89,7 @@ def load(path: str | os.PathLike) -> Sequential:
     except TinyBNNError as e:
         raise TinyBNNError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-        raise TinyBNNError(f"{path}: damaged tinybnn model file ({_first_sentence(e)})") from None
+        raise TinyBNNError(
+            f"{path}: damaged tinybnn model file ({one_line(e, first_sentence=True)})"
+        ) from None
     return model.eval()
-
-
-def _first_sentence(e: BaseException) -> str:
-    """The start of an exception's message, on one line and short."""
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text.split(". ")[0][:120]

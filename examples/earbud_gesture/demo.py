@@ -34,10 +34,11 @@ sys.path.insert(0, str(HERE))
 import simulator as sim  # noqa: E402
 
 import tinybnn  # noqa: E402
-from tinybnn import firmware, host  # noqa: E402
-from tinybnn.data import save_dataset  # noqa: E402
-from tinybnn.profile import profile  # noqa: E402
-from tinybnn.train import evaluate  # noqa: E402
+from tinybnn import firmware  # noqa: E402
+from tinybnn.firmware import host  # noqa: E402
+from tinybnn.firmware.profile import profile  # noqa: E402
+from tinybnn.training.data import save_dataset  # noqa: E402
+from tinybnn.training.train import evaluate  # noqa: E402
 
 NAME = "gesture"
 # The earbud gives the model 16 KB of flash. The subset tables that make the binary layers

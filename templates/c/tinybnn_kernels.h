@@ -1,7 +1,7 @@
 /*
  * tinybnn_kernels.h - the portable kernels of tinybnn's integer program (C99).
  *
- * The arithmetic contract (docs/lowering.md, tinybnn/lowering.py):
+ * The arithmetic contract (docs/lowering.md, tinybnn/compiler/contract.py):
  *   - a binary value is one bit: bit 1 means -1, bit 0 means +1;
  *   - channel c of a time step lives in word c / 32, bit c % 32; a [C, T] activation is
  *     stored [T][TB_WORDS(C)] and the unused bits of a last, partial word are 0;
@@ -23,6 +23,21 @@
 #endif
 
 #define TB_WORDS(bits) (((bits) + 31) / 32)
+
+/* Limits shared with the compiler, which reads them from here (tinybnn/compiler/kernels.py)
+ * and guards each one a generated model relies on with #error. */
+#define TB_VSL_MAX_SLICES 16 /* bit-sliced counts: the most slices (bits) of a count */
+#define TB_SLICES_MIN 5      /* ... and the fewest: 4 carry-save slices and one more */
+#define TB_VST_GROUP_BITS 3  /* subset tables: input bits per lookup (8 patterns) */
+#define TB_SST_MAX_SPAN 16   /* subset-sum first layer: the most input steps of one output */
+#define TB_SST_MAX_IN 8      /* ... and the most input channels (2^c_in sums per step) */
+
+#if TB_VSL_MAX_SLICES < TB_SLICES_MIN || TB_SLICES_MIN != 5
+#error "the bit-sliced kernels keep exactly 4 carry-save slices below the high ones"
+#endif
+#if TB_VST_GROUP_BITS != 3
+#error "the subset-table kernels read 3 input bits per lookup (masks of 7, 8 entries)"
+#endif
 
 /* Number of set bits; portable SWAR (GCC's __builtin_popcount calls libgcc on Cortex-M). */
 static inline int32_t tb_popcount32(uint32_t x)
@@ -301,7 +316,8 @@ static inline void tb_classifier_b_s32(const tb_classifier_t *L, const int32_t *
 /* ======================================================================================
  * Fast variants. Each computes exactly what the reference kernel of the same op computes
  * (tests/test_kernels.py runs both on the same vectors); the compiler picks one per stage
- * and target (tinybnn/codegen.py, KERNELS). Names: tb_<op>_<variant>_<type>.
+ * and target (each op module in tinybnn/ops lists its variants; tinybnn/compiler/variants.py
+ * selects). Names: tb_<op>_<variant>_<type>.
  * ====================================================================================== */
 
 /* Fast kernels are inlined into each call site, where the layer's descriptor is a constant:
@@ -405,8 +421,6 @@ TB_SPECIALISE void tb_bconv1d_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x
         (l) = tb_u_ ^ tb_c_;                                                                   \
     } while (0)
 
-#define TB_VSL_MAX_SLICES 16
-
 /* The sign bits of 32 channels from their bit-sliced mismatch counts, ones + 2 twos +
  * 4 fours + 8 eights + 16 sixteens (sixteens[0..high-1] hold bits 4 and up): (count >= U)
  * xor the direction neg, with U per channel in ge[slices]. The comparison is the borrow of
@@ -456,7 +470,7 @@ static inline uint32_t tb_hs8(uint32_t *ones, uint32_t *twos, uint32_t *fours, c
  * bit-sliced count of mismatches `ones` (acc = k*c_in - 2*ones). The sign is a bit-sliced
  * comparison ones >= U with U per channel (from th, see codegen), XOR the direction;
  * pooling before the sign is an AND (direction 0) or OR (direction 1) of the window's bits.
- * Needs c_in % 8 == 0 and 5 <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
+ * Needs c_in % 8 == 0 and TB_SLICES_MIN <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
  * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
 TB_SPECIALISE void tb_bconv1d_vsl_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
 {
@@ -501,7 +515,7 @@ TB_SPECIALISE void tb_bconv1d_vsl_b32(const tb_bconv1d_t *L, const uint32_t *x, 
  * patterns, the table holds the bit-sliced sum of the group's mismatches with 32 output
  * channels, in [0, 3]: a pair of words (l, h), weights 1 and 2. So one lookup replaces three
  * mismatch words, and two words go into the carry-save counters instead of three. */
-#define TB_VST_GROUPS(m) (((m) + 2) / 3)
+#define TB_VST_GROUPS(m) (((m) + TB_VST_GROUP_BITS - 1) / TB_VST_GROUP_BITS)
 
 /* v, made to depend on after: the compiler cannot hoist work on v above the code that
  * computes after. Keeps the scheduler from loading a whole word's table entries at once
@@ -583,7 +597,7 @@ TB_SPECIALISE void tb_vst_word(uint32_t *ones, uint32_t *twos, uint32_t *fours, 
  * tb_bconv1d_vsl_b32 (same counts, same comparison with U) but three input bits per
  * lookup. Tables: L->tab, [TB_WORDS(c_out)][kernel_size][groups of a row][8][2] words
  * (flash: 16/3 words per input bit and output word, 5.3 times the packed weights).
- * Needs 5 <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
+ * Needs TB_SLICES_MIN <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
  * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
 TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
 {
@@ -678,7 +692,7 @@ static inline int32_t *tb_iconv1d_slot(const tb_iconv1d_t *L, int32_t *scratch, 
  * 2^c_in masks m. Each entry is bounded by sum_c max|x'_c| <= the proved accumulator bound. */
 static inline void tb_iconv1d_sst_fill(const tb_iconv1d_t *L, const int16_t *x, int ti, int32_t *tab)
 {
-    int32_t v[8], sum = 0; /* c_in <= 8 */
+    int32_t v[TB_SST_MAX_IN], sum = 0; /* c_in <= TB_SST_MAX_IN */
     for (int c = 0; c < L->c_in; c++) {
         v[c] = tb_input_value(L, x[ti * L->c_in + c], c);
         sum += v[c];
@@ -691,8 +705,6 @@ static inline void tb_iconv1d_sst_fill(const tb_iconv1d_t *L, const int16_t *x, 
             *hi++ = (*lo++ - d) - d; /* never 2 * d: that alone may overflow */
     }
 }
-
-#define TB_SST_MAX_SPAN 16
 
 /* First layer, binary weights, c_in <= 8: subset-sum tables. Per input step, the 2^c_in
  * signed sums of its normalised channels are computed once (cached for `ring` steps); each

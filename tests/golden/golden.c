@@ -57,8 +57,7 @@ static const tb_iconv1d_t golden_l0 = {
     .offset = golden_l0_offset,
     .mult = golden_l0_mult,
     .wb = golden_l0_w,
-    .wq = NULL,
-    .th = { NULL, golden_l0_th, golden_l0_neg },
+    .th = { .th32 = golden_l0_th, .neg = golden_l0_neg },
 };
 
 /* L1 bconv1d: 16x8b -> 8x33b, k=3 s=2 pad=1x(-1) */
@@ -104,7 +103,7 @@ static const tb_bconv1d_t golden_l1 = {
     .pool_s = 1,
     .pad_word = golden_l1_pad,
     .w = golden_l1_w,
-    .th = { golden_l1_th, NULL, golden_l1_neg },
+    .th = { .th16 = golden_l1_th, .neg = golden_l1_neg },
 };
 
 /* L2 global sum pooling: 8x33b -> 33 int32 counts */
@@ -133,7 +132,6 @@ static const tb_classifier_t golden_l3 = {
     .in_features = 33,
     .in_c = 33,
     .in_t = 1,
-    .wb = NULL,
     .wq = golden_l3_w,
     .bias = golden_l3_bias,
 };
@@ -148,10 +146,10 @@ int golden_classify(const int16_t *samples, int32_t *scores, void *arena)
     tb_bconv1d_b32(&golden_l1, (const uint32_t *)(const void *)(a + 0), (uint32_t *)(void *)(a + 132));
     TB_STAGE_END(1, a + 132, 64);
     TB_STAGE_BEGIN(2);
-    tb_globalsum_b32(&golden_l2, (const uint32_t *)(const void *)(a + 132), (int32_t *)(uint32_t *)(void *)(a + 0));
+    tb_globalsum_b32(&golden_l2, (const uint32_t *)(const void *)(a + 132), (int32_t *)(void *)(a + 0));
     TB_STAGE_END(2, a + 0, 132);
     TB_STAGE_BEGIN(3);
-    tb_classifier_q8_s32(&golden_l3, (const int32_t *)(const uint32_t *)(const void *)(a + 0), scores);
+    tb_classifier_q8_s32(&golden_l3, (const int32_t *)(const void *)(a + 0), scores);
     TB_STAGE_END(3, scores, 12);
     (void)a;
     return tb_argmax_s32(scores, GOLDEN_NUM_CLASSES);

@@ -6,11 +6,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import TinyBNNError
+from ..modelfile import load
+from ..nn import Sequential
+from ..table import format_table
 from . import codegen
-from .errors import TinyBNNError
-from .lowering import Program, lower
-from .modelfile import load
-from .nn import Sequential
+from .lowering import lower
+from .program import Program
+from .targets import DEFAULT_TARGET
+from .targets import target as check_target
+from .variants import check_optimize
 
 
 @dataclass
@@ -34,10 +39,10 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
 
-    `target` picks the kernel variant of each stage (`codegen.TARGETS`: "portable", "host",
+    `target` picks the kernel variant of each stage (`targets.TARGETS`: "portable", "host",
     "cortex-m0", ..., "cortex-m33"); None or "portable" emits the reference loops only.
     `optimize` ("speed" or "size") is what a fast target's variants favour: "size" leaves
-    out those whose tables take more flash than the packed weights (`codegen.OPTIMIZE`).
+    out those whose tables take more flash than the packed weights (`variants.OPTIMIZE`).
     `flash_budget` caps the bytes of constants (weights, tables, thresholds; code is not
     counted): the tables that save least per byte go first (`codegen.fit_flash_budget`).
 
@@ -45,9 +50,9 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     exactly; nothing is written then.
     """
     codegen.check_name(name)
-    target = codegen.DEFAULT_TARGET if target is None else target
-    codegen.check_target(target)
-    codegen.check_optimize(optimize)
+    target = DEFAULT_TARGET if target is None else target
+    check_target(target)
+    check_optimize(optimize)
     if flash_budget is not None and flash_budget < 1:
         raise TinyBNNError(f"flash budget {flash_budget} B: give a positive number of bytes")
     source = None
@@ -70,29 +75,21 @@ def format_report(cm: codegen.CModel) -> str:
         out = "x".join(str(v) for v in st.out_shape) + (
             " bits" if st.out_kind == "bin" else f" {st.out_kind}"
         )
-        arena = (0 if s.out_offset is None else st.out_bytes()) + s.scratch_bytes
+        arena = s.out_bytes + s.scratch_bytes
         layers = ",".join(str(i) for i in st.layers)
-        kernel = s.kernel if s.variant == "ref" else f"{s.kernel}/{s.variant}"
+        kernel = s.kernel if s.variant.reference else f"{s.kernel}/{s.variant.name}"
         rows.append((f"L{s.index} {kernel}", layers, out, s.flash_bytes, arena, bmacs, imacs))
     total_b = sum(s.stage.macs()[0] for s in cm.stages)
     total_i = sum(s.stage.macs()[1] for s in cm.stages)
     rows.append(("total", "", "", cm.flash_bytes, cm.arena_bytes, total_b, total_i))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for j, r in enumerate(rows):
-        cells = [
-            str(v).ljust(w) if i < 3 else str(v).rjust(w)
-            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+    return "\n".join(
+        [
+            format_table(rows, left=(0, 1, 2), rules=(0, len(rows) - 2)),
+            "flash B: weights, thresholds and other constants (code not included); "
+            "arena B: the output buffer and a fast kernel's scratch (the total is the arena, "
+            "buffers reused)",
         ]
-        lines.append("  ".join(cells).rstrip())
-        if j == 0 or j == len(rows) - 2:
-            lines.append("-" * len(lines[0]))
-    lines.append(
-        "flash B: weights, thresholds and other constants (code not included); "
-        "arena B: the output buffer and a fast kernel's scratch (the total is the arena, buffers "
-        "reused)"
     )
-    return "\n".join(lines)
 
 
 __all__ = ["compile", "CompileResult", "TinyBNNError"]

@@ -37,16 +37,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
-from . import firmware, reference
-from .codegen import KERNELS_HEADER, OPTIMIZE, CModel, c_array, template_dir
-from .compiler import CompileResult, compile
-from .errors import TinyBNNError
-from .lowering import Program
-from .modelfile import load
-from .nn import Sequential
+from ..compiler import reference
+from ..compiler.api import CompileResult, compile
+from ..compiler.codegen import CModel, c_array
+from ..compiler.kernels import KERNELS_HEADER, template_dir
+from ..compiler.program import Program
+from ..compiler.targets import core as check_core
+from ..errors import TinyBNNError, one_line
+from ..nn import Sequential
+from ..table import format_table
+from . import harness as firmware
 
 DRIVER = "model_main.c"
 VECTORS_HEADER = "tb_vectors.h"
@@ -110,10 +112,6 @@ class ProfileMismatch(TinyBNNError):
 
 # ---------------------------------------------------------------------------------------
 # Building and running the driver.
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _vectors_header(name: str, x: np.ndarray, scores: np.ndarray) -> str:
@@ -195,7 +193,7 @@ def _build_driver(
     except firmware.ToolchainMissing as e:
         raise TinyBNNError(str(e)) from None
     except firmware.BuildError as e:
-        raise FirmwareCheckFailed(f"model {name} on {core} ({opt}): {_one_line(str(e))}") from None
+        raise FirmwareCheckFailed(f"model {name} on {core} ({opt}): {one_line(e)}") from None
 
 
 def _run_driver(
@@ -208,9 +206,9 @@ def _run_driver(
     except firmware.ToolchainMissing as e:
         raise TinyBNNError(str(e)) from None
     except firmware.FirmwareTimeout as e:
-        raise FirmwareCheckFailed(f"{where}: hung: {_one_line(str(e))}") from None
+        raise FirmwareCheckFailed(f"{where}: hung: {one_line(e)}") from None
     except firmware.FirmwareError as e:  # a fault, a lockup, QEMU failing
-        raise FirmwareCheckFailed(f"{where}: {_one_line(str(e))}") from None
+        raise FirmwareCheckFailed(f"{where}: {one_line(e)}") from None
     if result.status != 0:
         lines = result.output.strip().splitlines()
         said = next((ln for ln in lines if ln.startswith("MISMATCH")), lines[-1] if lines else "")
@@ -220,11 +218,6 @@ def _run_driver(
             output=result.output,
         )
     return result
-
-
-def _check_core(core: str) -> None:
-    if core not in firmware.CORES:
-        raise TinyBNNError(f"unknown core {core!r}; choose one of {', '.join(firmware.CORES)}")
 
 
 @contextmanager
@@ -254,7 +247,7 @@ def run_on_core(
     class differ from `expected_scores` [N, K] (and their argmax, ties to the lowest index),
     and when it does not build, hangs or faults.
     """
-    _check_core(core)
+    check_core(core)
     c_dir = _c_dir(result_or_out_dir, name)
     x, scores = _check_vectors(name, x, expected_scores)
     with tempfile.TemporaryDirectory(prefix=f"tinybnn-{core}-") as tmp:
@@ -351,15 +344,7 @@ class ProfileReport:
                     s.int_macs,
                 )
             )
-        widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-        for j, r in enumerate(rows):
-            cells = [
-                str(v).ljust(w) if i < 2 else str(v).rjust(w)
-                for i, (v, w) in enumerate(zip(r, widths, strict=True))
-            ]
-            lines.append("  ".join(cells).rstrip())
-            if j == 0:
-                lines.append("-" * len(lines[-1]))
+        lines.append(format_table(rows, left=(0, 1)))
         lines.append(
             "Instruction counts are guest instructions executed under QEMU, not cycles: QEMU "
             "models no pipeline, cache or flash wait states. The last stage includes the argmax."
@@ -545,7 +530,7 @@ def profile(
     model file or a missing toolchain, `FirmwareCheckFailed` when the firmware computes
     something else, hangs or faults, `ProfileMismatch` when the ELF contradicts the compiler.
     """
-    _check_core(core)
+    check_core(core)
     try:
         firmware.find_toolchain()
     except firmware.ToolchainMissing as e:
@@ -570,83 +555,3 @@ def profile(
         marked = _build_driver(c_dir, name, core, build / "marked", x, scores, opt, True)
         counts = _run_driver(marked, name, core, opt, timeout_s, build / "counts.txt").counts
         return _measure(result.cmodel, plain, output, counts or [], core, opt)
-
-
-# ---------------------------------------------------------------------------------------
-# The command; the CLI group registers it as `tinybnn profile`.
-
-
-def kernel_options(command):
-    """--optimize and --flash-budget: what `tinybnn compile` and `tinybnn profile` ask the
-    fast kernels to favour."""
-    command = click.option(
-        "--flash-budget",
-        type=click.IntRange(min=1),
-        default=None,
-        metavar="BYTES",
-        help="Most bytes of constants (weights, tables, thresholds; not code): the tables "
-        "that save least per byte are left out first.",
-    )(command)
-    return click.option(
-        "--optimize",
-        type=click.Choice(list(OPTIMIZE)),
-        default="speed",
-        show_default=True,
-        help="What the core's kernels favour; 'size' leaves out flash tables larger than the "
-        "weights.",
-    )(command)
-
-
-@click.command("profile")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option(
-    "--target",
-    "targets",
-    type=click.Choice(list(firmware.CORES)),
-    multiple=True,
-    default=("cortex-m4",),
-    show_default=True,
-    help="Core to run on under QEMU; repeat for several.",
-)
-@click.option(
-    "--opt",
-    type=click.Choice(OPT_LEVELS),
-    default="-O2",
-    show_default=True,
-    help="Optimisation level of arm-none-eabi-gcc.",
-)
-@click.option("--name", default="model", show_default=True, help="C name of the model.")
-@click.option(
-    "--portable",
-    is_flag=True,
-    help="Measure the portable reference kernels, not the core's fast ones.",
-)
-@kernel_options
-def profile_command(
-    model: Path,
-    targets: tuple[str, ...],
-    opt: str,
-    name: str,
-    portable: bool,
-    optimize: str,
-    flash_budget: int | None,
-) -> None:
-    """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
-
-    Checks the firmware's scores against the integer reference on the profiled window.
-    Instruction counts are executed instructions, not cycles.
-    """
-    loaded = load(model)
-    for i, core in enumerate(dict.fromkeys(targets)):
-        if i:
-            click.echo()
-        report = profile(
-            loaded,
-            core=core,
-            opt=opt,
-            name=name,
-            portable=portable,
-            optimize=optimize,
-            flash_budget=flash_budget,
-        )
-        click.echo(report.format())

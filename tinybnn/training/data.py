@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TinyBNNError
-from .modelfile import atomic_write
+from ..errors import TinyBNNError, one_line
+from ..modelfile import atomic_write
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -101,7 +101,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
                 raise TinyBNNError(
                     f"{path}: holds Python object arrays; store numbers and strings only"
                 ) from None
-            raise TinyBNNError(f"{path}: damaged .npz archive ({_one_line(e)})") from None
+            raise TinyBNNError(f"{path}: damaged .npz archive ({one_line(e)})") from None
     try:
         return Dataset(arrays["X"], arrays["y"], arrays.get("class_names"))
     except TinyBNNError as e:
@@ -155,11 +155,6 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
             "add data or pass a separate validation set"
         )
     return data.subset(~is_val), data.subset(is_val)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
 
 
 def _check_samples(X) -> np.ndarray:

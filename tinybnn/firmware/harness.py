@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..compiler.targets import CORES, Core
+
 __all__ = [
     "CORES",
     "BuildError",
@@ -53,46 +55,6 @@ __all__ = [
     "symbols",
 ]
 
-
-@dataclass(frozen=True)
-class Core:
-    """One supported target: how to compile for it and which QEMU board runs it."""
-
-    name: str
-    machine: str  # qemu-system-arm -M
-    cflags: tuple[str, ...]  # CPU and float ABI flags
-    board: str  # linker script: firmware_tests/boards/<board>.ld
-
-
-CORES: dict[str, Core] = {
-    c.name: c
-    for c in (
-        Core("cortex-m0", "microbit", ("-mcpu=cortex-m0",), "microbit"),
-        # QEMU has no M0+ board; the ARMv6-M code runs on the micro:bit's M0.
-        Core("cortex-m0plus", "microbit", ("-mcpu=cortex-m0plus",), "microbit"),
-        Core("cortex-m3", "mps2-an385", ("-mcpu=cortex-m3",), "mps2-an385"),
-        # Hard-float builds, as shipped firmware for these cores usually is; the
-        # startup code enables the FPU. Binarized models use no float anyway.
-        Core(
-            "cortex-m4",
-            "mps2-an386",
-            ("-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
-            "mps2-an386",
-        ),
-        Core(
-            "cortex-m7",
-            "mps2-an500",
-            ("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
-            "mps2-an500",
-        ),
-        Core(
-            "cortex-m33",
-            "mps2-an505",
-            ("-mcpu=cortex-m33", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
-            "mps2-an505",
-        ),
-    )
-}
 
 # Tool -> Debian package that provides it.
 _APT_PACKAGES = {
@@ -166,7 +128,7 @@ def harness_dir() -> Path:
         startup = None
     if startup is None or not startup.is_file():
         # Source checkout where the package mapping is not installed.
-        startup = Path(__file__).resolve().parent.parent / "firmware_tests" / "startup.c"
+        startup = Path(__file__).resolve().parents[2] / "firmware_tests" / "startup.c"
     return startup.parent
 
 
@@ -184,6 +146,7 @@ def find_toolchain(tools: Iterable[str] = tuple(_APT_PACKAGES)) -> dict[str, Pat
 
 
 def _core(core: str) -> Core:
+    """The record of a core QEMU runs (`tinybnn.compiler.targets.CORES`)."""
     try:
         return CORES[core]
     except KeyError:

@@ -24,7 +24,7 @@ Policies (each documented where it is applied):
 - **Scaling to int16**: tinybnn trains on integer samples as a device reads them, so real
   values are multiplied by one scale and rounded. `scaling="global"` (the default) uses a
   single scale for all channels, chosen so that the training file's largest |x| maps to
-  `target` (16000, leaving headroom for test values up to about 2x larger before they
+  `full_scale` (16000, leaving headroom for test values up to about 2x larger before they
   clip at int16); channels keep their relative sizes, as the axes of one sensor do, which
   the rotation augmentation needs. `scaling="channel"` gives each channel its own scale
   (more resolution for channels of small range; the first layer normalises per channel
@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import TinyBNNError
 from .data import Dataset, save_dataset
-from .errors import TinyBNNError
 
-DEFAULT_TARGET = 16000
+DEFAULT_FULL_SCALE = 16000
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,17 +215,19 @@ def to_length(x: np.ndarray, length: int, variable: str = "resample") -> np.ndar
     raise TinyBNNError(f"variable must be 'resample' or 'pad', not {variable!r}")
 
 
-def fit_scale(X: np.ndarray, scaling: str = "global", target: int = DEFAULT_TARGET) -> np.ndarray:
-    """Counts per unit, one per channel [D], so that max |x| maps to `target` (globally or
+def fit_scale(
+    X: np.ndarray, scaling: str = "global", full_scale: int = DEFAULT_FULL_SCALE
+) -> np.ndarray:
+    """Counts per unit, one per channel [D], so that max |x| maps to `full_scale` (globally or
     per channel). A channel that is all zero gets scale 1."""
     if scaling not in ("global", "channel"):
         raise TinyBNNError(f"scaling must be 'global' or 'channel', not {scaling!r}")
-    if not 0 < target <= 32767:
-        raise TinyBNNError(f"target must be in (0, 32767], not {target}")
+    if not 0 < full_scale <= 32767:
+        raise TinyBNNError(f"full_scale must be in (0, 32767], not {full_scale}")
     peak = np.abs(X).max(axis=(0, 2))
     if scaling == "global":
         peak = np.full_like(peak, peak.max())
-    return np.where(peak > 0, target / np.where(peak > 0, peak, 1.0), 1.0)
+    return np.where(peak > 0, full_scale / np.where(peak > 0, peak, 1.0), 1.0)
 
 
 def to_int16(X: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -253,7 +255,7 @@ def load_ts(
     like: str | os.PathLike | TsFile | None = None,
     variable: str = "resample",
     scaling: str = "global",
-    target: int = DEFAULT_TARGET,
+    full_scale: int = DEFAULT_FULL_SCALE,
 ) -> Conversion:
     """Read a `.ts` file as a `Dataset` of int16 samples (see the module docstring).
 
@@ -276,7 +278,7 @@ def load_ts(
         return np.stack([to_length(fill_missing(s), length, variable) for s in f.series])
 
     X = prepare(ts)
-    scale = fit_scale(X if ref is ts else prepare(ref), scaling, target)
+    scale = fit_scale(X if ref is ts else prepare(ref), scaling, full_scale)
     data = Dataset(to_int16(X, scale), ts.labels, ts.class_names)
     return Conversion(
         data=data,
@@ -296,14 +298,16 @@ def convert(
     like: str | os.PathLike | None = None,
     variable: str = "resample",
     scaling: str = "global",
-    target: int = DEFAULT_TARGET,
+    full_scale: int = DEFAULT_FULL_SCALE,
 ) -> Conversion:
     """Convert a `.ts` file to a dataset `.npz` (`X` int16 [N, D, length], `y`, `class_names`).
 
     For a test file pass `like=<the training .ts>` so that both share length and scales.
     Returns the `Conversion` (the scales let a device feed the model the same units).
     """
-    conv = load_ts(ts_path, length, like=like, variable=variable, scaling=scaling, target=target)
+    conv = load_ts(
+        ts_path, length, like=like, variable=variable, scaling=scaling, full_scale=full_scale
+    )
     save_dataset(npz_path, conv.data.X, conv.data.y, conv.data.class_names)
     return conv
 

@@ -53,14 +53,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import TinyBNNError
+from ..modelfile import save
+from ..models import conv_classifier
+from ..nn import Sequential, clip_latent_
 from . import bop
 from .augment import Augment
 from .data import Dataset, default_class_names, load_dataset, split
 from .distill import distill_loss
-from .errors import TinyBNNError
-from .modelfile import save
-from .models import conv_classifier
-from .nn import Sequential, clip_latent_
 from .twin import TWIN_LR, FloatTwin
 
 
@@ -551,3 +551,23 @@ class _Progress:
         """Clear a bar left drawn by an interruption, so an error message starts the line."""
         if self.open:
             self._show("", "")
+
+
+def train_twin(
+    data: str | os.PathLike | Dataset,
+    twin: FloatTwin | Sequential | None = None,
+    *,
+    epochs: int = 30,
+    lr: float = TWIN_LR,
+    **options,
+) -> TrainResult:
+    """Train a float twin with tinybnn's loop (`tinybnn.train.train(twin=True)`: Adam,
+    one-cycle, best epoch on validation) and return its result; `result.val_accuracy` is its
+    accuracy.
+
+    twin: a `FloatTwin`, a tinybnn `Sequential` to mirror, or None for the twin of the default
+    `conv_classifier` (architecture keywords such as `widths` pass through `options`).
+    The peak lr is lower than the binary network's: float weights need no sign flips.
+    """
+    options.setdefault("progress", False)
+    return train(data, twin, epochs=epochs, lr=lr, twin=True, **options)

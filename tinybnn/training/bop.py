@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .nn import BinaryConv1d, BinaryLinear, InputConv1d
+from ..nn import Layer
 
 
 class Bop(torch.optim.Optimizer):
@@ -55,12 +55,7 @@ class Bop(torch.optim.Optimizer):
 
 def binary_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The weight tensors that are binarised in the forward pass."""
-    return [
-        m.weight
-        for m in model.modules()
-        if isinstance(m, (BinaryConv1d, BinaryLinear))
-        or (isinstance(m, InputConv1d) and m.weights == "binary")
-    ]
+    return [m.weight for m in model.modules() if isinstance(m, Layer) and m.binary_weights]
 
 
 def optimizers(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen import template_dir
-from .errors import TinyBNNError
+from ..compiler.kernels import template_dir
+from ..errors import TinyBNNError
 
 STRICT_FLAGS = [
     "-std=c99",

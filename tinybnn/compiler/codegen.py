@@ -1,0 +1,345 @@
+"""Render a lowered `Program` as C: `<name>.h`, `<name>.c` and `tinybnn_kernels.h`.
+
+Python prepares data: per stage its kernel variant (`variants.select`), its constant arrays,
+its descriptor's fields (values, array names, nested records) and its place in the arena.
+The jinja2 templates in `templates/c/` hold all C text, and the kernels live in the tested
+header `templates/c/tinybnn_kernels.h`. What each stage's descriptor holds is its op's
+business (`tinybnn.ops`); this module plans memory and writes files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..errors import TinyBNNError
+from .contract import Threshold
+from .kernels import KERNELS_HEADER, LIMITS, template_dir
+from .program import Program, Stage
+from .targets import DEFAULT_TARGET, Core, target
+from .variants import Variant, check_optimize, select
+
+CTYPES = {
+    np.dtype(np.uint32): "uint32_t",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.int16): "int16_t",
+    np.dtype(np.int8): "int8_t",
+    np.dtype(np.uint8): "uint8_t",
+}
+
+
+def c_array(values: np.ndarray, per_line: int = 12) -> str:
+    """A C initialiser body for a flat array: hex for uint32, decimal otherwise."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype == np.uint32:
+        items = [f"0x{int(v):08x}u" for v in flat]
+        per_line = 6
+    else:
+        items = [str(int(v)) for v in flat]
+    lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n    ".join(lines)
+
+
+@dataclass
+class CArray:
+    name: str
+    key: str  # the name within its stage: "w", "th", ...
+    ctype: str
+    values: np.ndarray
+    comment: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(np.asarray(self.values).size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.asarray(self.values).nbytes)
+
+    @property
+    def body(self) -> str:
+        return c_array(self.values)
+
+
+@dataclass
+class CStage:
+    """What the templates render of one stage, and the report figures.
+
+    `fields` are the descriptor's designated initialisers: an int, the name of one of
+    `arrays`, or a dict of the same (a nested record such as the thresholds)."""
+
+    index: int
+    stage: Stage
+    prefix: str  # symbol prefix of this stage, e.g. gesture_l2
+    variant: Variant
+    core: Core
+    arrays: list[CArray] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+    requires: dict[str, int] = field(default_factory=dict)  # kernel limit -> least value
+    scratch_bytes: int = 0  # arena bytes the variant needs besides its input and output
+    in_offset: int | None = None
+    out_offset: int | None = None
+    scratch_offset: int | None = None
+
+    def __post_init__(self):
+        self.scratch_bytes = self.variant.fields(self, self.stage)
+
+    @property
+    def kernel(self) -> str:
+        return self.stage.kernel
+
+    @property
+    def function(self) -> str:
+        return self.variant.function
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+    @property
+    def out_bytes(self) -> int:
+        """Bytes this stage writes into the arena (0: the caller's scores)."""
+        return 0 if self.stage.out_kind == "scores" else self.stage.out_bytes()
+
+    def array(self, key: str, values: np.ndarray, comment: str = "") -> str:
+        """Add a constant array; returns its C name."""
+        values = np.asarray(values)
+        a = CArray(f"{self.prefix}_{key}", key, CTYPES[values.dtype], values, comment)
+        self.arrays.append(a)
+        return a.name
+
+    def threshold(self, t: Threshold, with_values: bool = True) -> dict:
+        """The tb_threshold_t record: th16 or th32 (unless the variant folds them away), and
+        the direction bits."""
+        record = {}
+        arrays = t.arrays()
+        if with_values:
+            record["th16" if t.ctype == "int16" else "th32"] = self.array(
+                "th", arrays["th"], "thresholds"
+            )
+        record["neg"] = self.array("neg", arrays["neg"], "1 = output is -1 above th")
+        return record
+
+    def require(self, limit: str, value: int) -> None:
+        """This stage's C needs kernel limit `limit` >= value (`#error` otherwise)."""
+        if value > LIMITS[limit]:
+            raise TinyBNNError(
+                f"L{self.index} {self.kernel}: needs {limit} >= {value}, the kernels have "
+                f"{LIMITS[limit]}"
+            )
+        self.requires[limit] = max(value, self.requires.get(limit, 0))
+
+
+@dataclass
+class CModel:
+    """Everything the templates render, and the figures of the compile report."""
+
+    name: str
+    program: Program
+    stages: list[CStage]
+    arena_bytes: int
+    header: dict
+    target: str = DEFAULT_TARGET
+    optimize: str = "speed"
+    flash_budget: int | None = None
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(s.flash_bytes for s in self.stages)
+
+    @property
+    def requires(self) -> dict[str, int]:
+        """Every kernel limit the model relies on, with the least value it needs."""
+        out: dict[str, int] = {}
+        for s in self.stages:
+            for k, v in s.requires.items():
+                out[k] = max(v, out.get(k, 0))
+        return dict(sorted(out.items()))
+
+    @property
+    def kernels(self) -> str:
+        """Whose kernels the C holds, as the compile options say it."""
+        if self.target == "portable":
+            return "portable"
+        budget = f" --flash-budget {self.flash_budget}" if self.flash_budget is not None else ""
+        return f"{self.target} --optimize {self.optimize}{budget}"
+
+
+def plan_arena(stages: list[CStage]) -> int:
+    """Place each stage's output at alternate ends of one arena; return its size in bytes.
+
+    Stage i reads what stage i-1 wrote at the other end, so one arena of
+    max(in + out + scratch) bytes holds every stage; a stage's scratch (fast kernels only)
+    sits right after whichever of its input and output starts at 0. The first stage reads
+    the caller's samples and the classifier writes the caller's scores. All sizes are
+    multiples of 4, so every buffer is word-aligned.
+    """
+    sizes = [s.out_bytes for s in stages]
+    ins = [0] + sizes[:-1]
+    arena = max(a + b + s.scratch_bytes for a, b, s in zip(ins, sizes, stages, strict=True))
+    for i, s in enumerate(stages):
+        if sizes[i]:
+            s.out_offset = 0 if i % 2 == 0 else arena - sizes[i]
+        if i > 0:
+            s.in_offset = stages[i - 1].out_offset
+        if s.scratch_bytes:
+            s.scratch_offset = sizes[i] if i % 2 == 0 else ins[i]
+    return arena
+
+
+def emit_stage(i: int, st: Stage, name: str, core: Core, optimize: str) -> CStage:
+    return CStage(
+        index=i, stage=st, prefix=f"{name}_l{i}", variant=select(st, core, optimize), core=core
+    )
+
+
+def fit_flash_budget(stages: list[CStage], name: str, budget: int) -> list[CStage]:
+    """Trade subset tables for flash until the constants fit `budget` bytes.
+
+    While they do not, the stage whose tables save the fewest binary MACs per byte goes back
+    to its optimize="size" variant. Raises TinyBNNError if even that leaves too many.
+    """
+    stages = list(stages)
+    total = sum(s.flash_bytes for s in stages)
+    if total <= budget:
+        return stages
+    swaps = []  # (binary MACs per byte the tables cost, the stage without them)
+    for i, cs in enumerate(stages):
+        small = emit_stage(i, cs.stage, name, cs.core, "size")
+        if small.flash_bytes < cs.flash_bytes:
+            swaps.append((cs.stage.macs()[0] / (cs.flash_bytes - small.flash_bytes), i, small))
+    for _, i, small in sorted(swaps, key=lambda s: s[:2]):
+        total -= stages[i].flash_bytes - small.flash_bytes
+        stages[i] = small
+        if total <= budget:
+            return stages
+    raise TinyBNNError(
+        f"the model's constants take {total} B of flash, over the budget of {budget} B "
+        "even without subset tables"
+    )
+
+
+def build(
+    program: Program,
+    name: str,
+    header: dict,
+    target_name: str = DEFAULT_TARGET,
+    optimize: str = "speed",
+    flash_budget: int | None = None,
+) -> CModel:
+    """Prepare the C of `program`: one kernel variant per stage for the target
+    (`targets.TARGETS`), favouring `optimize` (`variants.OPTIMIZE`), with constants of at most
+    `flash_budget` bytes when given (`fit_flash_budget`)."""
+    core = target(target_name)
+    check_optimize(optimize)
+    stages = [emit_stage(i, st, name, core, optimize) for i, st in enumerate(program.stages)]
+    if flash_budget is not None:
+        stages = fit_flash_budget(stages, name, flash_budget)
+    return CModel(
+        name=name,
+        program=program,
+        stages=stages,
+        arena_bytes=plan_arena(stages),
+        header=header,
+        target=target_name,
+        optimize=optimize,
+        flash_budget=flash_budget,
+    )
+
+
+def c_identifier(text: str) -> str:
+    """A class name as the tail of a C macro name: GESTURE_CLASS_DOUBLE_TAP."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper() or "X"
+
+
+def c_string(text: str) -> str:
+    """Escape a string for a C string literal (printable ASCII kept, the rest as octal)."""
+    out = []
+    for ch in text.encode():
+        c = chr(ch)
+        out.append(
+            "\\" + c if c in '"\\?' else c if 32 <= ch < 127 else f"\\{ch:03o}"
+        )  # ? : trigraphs
+    return "".join(out)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(cstring=c_string)
+    env.tests.update(mapping=lambda v: isinstance(v, dict))
+    return env
+
+
+def class_macros(names: list[str]) -> list[str]:
+    """Macro suffixes for the class names, made unique: a clash gets the class index."""
+    tails = [c_identifier(n) for n in names]
+    return [t if tails.count(t) == 1 else f"{t}_{i}" for i, t in enumerate(tails)]
+
+
+def render(cm: CModel) -> dict[str, str]:
+    """File name -> text of the generated C."""
+    env = _env()
+    ctx = dict(
+        m=cm,
+        NAME=cm.name.upper(),
+        name=cm.name,
+        p=cm.program,
+        class_macros=class_macros(cm.program.class_names),
+        version=__version__,
+        **cm.header,
+    )
+    return {
+        f"{cm.name}.h": env.get_template("model.h.j2").render(ctx),
+        f"{cm.name}.c": env.get_template("model.c.j2").render(ctx),
+        KERNELS_HEADER: (template_dir() / KERNELS_HEADER).read_text(),
+    }
+
+
+C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def check_name(name: str) -> None:
+    if not C_NAME.match(name) or name.lower().startswith("tb_"):
+        raise TinyBNNError(
+            f"--name {name!r} must be a C identifier (letters, digits, _) not starting with tb_"
+        )
+
+
+def write(files: dict[str, str], out_dir: Path) -> list[Path]:
+    """Write all files or none: render into a temporary directory, then move them in."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tinybnn-", dir=out_dir))
+    try:
+        for fname, text in files.items():
+            (tmp / fname).write_text(text)
+        paths = []
+        for fname in files:
+            os.replace(tmp / fname, out_dir / fname)
+            paths.append(out_dir / fname)
+        return paths
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def header_info(source: Path | None, command: str | None) -> dict:
+    """What the generated files record about where they came from."""
+    return {
+        "command": command if command is not None else "tinybnn.compile() from Python",
+        "model_file": source.name if source is not None else "(a model object, not a file)",
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source is not None else "-",
+    }

@@ -1,0 +1,117 @@
+"""Targets: one record per core, for everything that depends on it.
+
+A `Core` holds the traits the kernel choice reads (`tinybnn.compiler.variants`), the flags
+arm-none-eabi-gcc builds it with, and the QEMU board that runs it (`tinybnn.firmware`). The
+compiler, the profiler, the firmware tests and the benchmarks all read these records; a new
+core is one entry in `TARGETS` (plus, for a new QEMU board, its linker script in
+`firmware_tests/boards/`).
+
+"portable" is not a core: it emits the reference loops only, the specification. "host" is
+the machine that builds the tests, with the fast kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import TinyBNNError
+from .kernels import LIMITS
+
+
+@dataclass(frozen=True)
+class Core:
+    """What compile, profile and the firmware harness need to know about one target."""
+
+    name: str
+    fast: bool  # gets the fast kernel variants (else the reference loops only)
+    sst_max_in: int = 0  # largest c_in for the subset-sum first layer (RAM: 4 * 2^c per step)
+    unaligned: bool = False  # loads words at any address (xs reads sample pairs unpadded)
+    machine: str | None = None  # qemu-system-arm -M; None: not run under QEMU
+    cflags: tuple[str, ...] = ()  # CPU and float ABI flags of arm-none-eabi-gcc
+    board: str | None = None  # linker script: firmware_tests/boards/<board>.ld
+
+    def __post_init__(self):
+        if self.sst_max_in > LIMITS["TB_SST_MAX_IN"]:
+            raise ValueError(
+                f"{self.name}: sst_max_in {self.sst_max_in} exceeds the kernels' "
+                f"TB_SST_MAX_IN {LIMITS['TB_SST_MAX_IN']}"
+            )
+
+
+_M4_FLOAT = ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+
+TARGETS: dict[str, Core] = {
+    c.name: c
+    for c in (
+        Core("portable", fast=False),
+        Core("host", fast=True, sst_max_in=8, unaligned=True),
+        # Small RAM on M0-class parts: tables up to 64 entries (6 channels: an IMU).
+        Core(
+            "cortex-m0", True, 6, machine="microbit", cflags=("-mcpu=cortex-m0",), board="microbit"
+        ),
+        # QEMU has no M0+ board; the ARMv6-M code runs on the micro:bit's M0.
+        Core(
+            "cortex-m0plus",
+            True,
+            6,
+            machine="microbit",
+            cflags=("-mcpu=cortex-m0plus",),
+            board="microbit",
+        ),
+        Core(
+            "cortex-m3",
+            True,
+            8,
+            unaligned=True,
+            machine="mps2-an385",
+            cflags=("-mcpu=cortex-m3",),
+            board="mps2-an385",
+        ),
+        # Hard-float builds, as shipped firmware for these cores usually is; the startup code
+        # enables the FPU. Binarized models use no float anyway.
+        Core(
+            "cortex-m4",
+            True,
+            8,
+            unaligned=True,
+            machine="mps2-an386",
+            cflags=("-mcpu=cortex-m4", *_M4_FLOAT),
+            board="mps2-an386",
+        ),
+        Core(
+            "cortex-m7",
+            True,
+            8,
+            unaligned=True,
+            machine="mps2-an500",
+            cflags=("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+            board="mps2-an500",
+        ),
+        Core(
+            "cortex-m33",
+            True,
+            8,
+            unaligned=True,
+            machine="mps2-an505",
+            cflags=("-mcpu=cortex-m33", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+            board="mps2-an505",
+        ),
+    )
+}
+DEFAULT_TARGET = "portable"
+# The cores QEMU runs (every Cortex-M target).
+CORES: dict[str, Core] = {n: c for n, c in TARGETS.items() if c.machine is not None}
+
+
+def target(name: str) -> Core:
+    """The record of a target name, or a one-line TinyBNNError listing the known ones."""
+    if name not in TARGETS:
+        raise TinyBNNError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+def core(name: str) -> Core:
+    """The record of a core QEMU runs, or a one-line TinyBNNError listing them."""
+    if name not in CORES:
+        raise TinyBNNError(f"unknown core {name!r}; choose one of {', '.join(CORES)}")
+    return CORES[name]

@@ -1,0 +1,5 @@
+"""Running compiled models: on emulated Cortex-M cores (`harness`, `profile`) and on the
+host (`host`). The harness's API is re-exported here: `firmware.build`, `firmware.run`, ..."""
+
+from .harness import *  # noqa: F403
+from .harness import __all__  # noqa: F401

@@ -1,0 +1,192 @@
+"""What every op's training layer shares: the value kinds between layers, the `Layer` base
+class and its registry, and the weight quantizers the layers use.
+
+Tensors follow PyTorch: `[N, C, T]`. Every value flowing between layers has a *kind* that
+says what the device will hold:
+
+- ``int``: raw integer sensor samples (the model input, int16 on the device);
+- ``acc``: a real-valued pre-activation that is a per-channel positive scale times an integer
+  accumulator (the output of a convolution or a dense layer);
+- ``bin``: activations in {-1, +1} (one bit each on the device);
+- ``count``: integer sums of binary activations (global sum pooling);
+- ``scores``: integer class scores (the output).
+
+A layer kind is one class decorated with `register`; it says how it trains (`forward`), how
+it lowers to the integer program (`lower`), and what its float twin is (`twin`). Everything
+else about the op (its stage, reference, C and variants) sits beside it in its op module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..quantizers import SteSignFn
+
+if TYPE_CHECKING:
+    from ..compiler.lowering import Lowerer
+
+INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
+
+
+@dataclass(frozen=True)
+class Value:
+    """What flows between layers: its kind (see the module docstring) and shape per sample."""
+
+    kind: str
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{self.kind}{list(self.shape)}"
+
+
+LAYERS: dict[str, type[Layer]] = {}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: make a layer kind known to model files, the compiler and the twin."""
+    LAYERS[cls.kind] = cls
+    return cls
+
+
+class RoundSte(torch.autograd.Function):
+    """round(x) forward, identity gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Layer(nn.Module):
+    """Base of tinybnn layers: a registered kind, a JSON-able config, type inference, its
+    lowering and its float twin."""
+
+    kind: ClassVar[str]
+
+    def config(self) -> dict:
+        """Constructor arguments, enough to rebuild the layer (weights come separately)."""
+        raise NotImplementedError
+
+    def infer(self, v: Value, where: str) -> Value:
+        """The value this layer produces from `v`, or a `ModelError` that starts with `where`."""
+        raise NotImplementedError
+
+    def lower(self, lw: Lowerer) -> None:
+        """Emit this layer's stage (taking the layers it fuses) at `lw.i`, or refuse."""
+        raise ModelError(f"{lw.where(lw.i)}: cannot be compiled in this position")
+
+    def twin(self) -> nn.Module:
+        """The full-precision counterpart of this layer (`tinybnn.training.twin`)."""
+        raise NotImplementedError
+
+    @property
+    def binary_weights(self) -> bool:
+        """True when `weight` is binarised in the forward pass (Bop flips it, training clips it)."""
+        return False
+
+    @property
+    def note(self) -> str:
+        """A few words for the summary table (kernel size, weight kind, ...)."""
+        return ""
+
+    def _eval_dtype(self) -> torch.dtype:
+        return torch.float32 if self.training else torch.float64
+
+
+def expect(v: Value, kinds: tuple[str, ...], ndim: int, where: str, what: str) -> None:
+    if v.kind not in kinds or len(v.shape) != ndim:
+        dims = "[C, T]" if ndim == 2 else "[F]"
+        raise ModelError(f"{where}: takes {what} of shape {dims}, but gets {v}")
+
+
+def conv_length(where: str, t: int, k: int, stride: int, pad: int) -> int:
+    out = (t + 2 * pad - k) // stride + 1
+    if t + 2 * pad < k:
+        raise ModelError(
+            f"{where}: kernel_size {k} is longer than its padded input ({t + 2 * pad})"
+        )
+    return out
+
+
+def pad_steps(padding: int | str, kernel_size: int, stride: int) -> int:
+    """Padding on each side: an int, 'valid' (0) or 'same' (odd kernels, stride 1)."""
+    if padding == "valid":
+        return 0
+    if padding == "same":
+        if kernel_size % 2 == 0 or stride != 1:
+            raise ModelError("padding='same' needs an odd kernel_size and stride 1")
+        return kernel_size // 2
+    if not isinstance(padding, int) or padding < 0:
+        raise ModelError(f"padding must be a non-negative int, 'valid' or 'same', not {padding!r}")
+    return padding
+
+
+def binarize_weight(w: torch.Tensor) -> torch.Tensor:
+    """sign(w) with the straight-through estimator (gradient cancelled where |w| > 1)."""
+    return SteSignFn.apply(w)
+
+
+def scaling_factor(w: torch.Tensor) -> torch.Tensor:
+    """XNOR-Net's alpha: mean |w| per output channel, kept strictly positive."""
+    return w.abs().flatten(1).mean(1).clamp_min(1e-8)
+
+
+def quantize_int8(w: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8: q = clamp(round(w / delta), -127, 127), delta = max|w| / 127.
+
+    Returns (q, delta); q carries a straight-through gradient, delta is a constant.
+    """
+    if per_channel:
+        delta = w.detach().abs().flatten(1).amax(1).clamp_min(1e-8) / 127
+        d = delta.view((-1,) + (1,) * (w.dim() - 1))
+    else:
+        delta = w.detach().abs().amax().clamp_min(1e-8) / 127
+        d = delta
+    return torch.clamp(RoundSte.apply(w / d), -127, 127), delta
+
+
+def channel_view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-channel vector [C] shaped to broadcast over `like` (channel dim 1)."""
+    return t.to(like.dtype).view((1, -1) + (1,) * (like.dim() - 2))
+
+
+def conv_config(layer, **more) -> dict:
+    """The config of a convolution layer: its shape arguments, then `more`."""
+    return dict(
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+        kernel_size=layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        **more,
+    )
+
+
+def conv_infer(layer, v: Value, where: str, kind: str, what: str) -> Value:
+    """The output of a convolution layer (`in_channels`, `out_channels`, `kernel_size`,
+    `stride`, `pad`) on `v`, which must be of `kind`: acc [out_channels, T']."""
+    expect(v, (kind,), 2, where, what)
+    if v.shape[0] != layer.in_channels:
+        raise ModelError(f"{where}: in_channels={layer.in_channels}, but the input is {v}")
+    t = conv_length(where, v.shape[1], layer.kernel_size, layer.stride, layer.pad)
+    return Value("acc", (layer.out_channels, t))
+
+
+def float_conv(layer) -> nn.Module:
+    """The float twin of a convolution: the same shape, float weights, zero padding."""
+    return nn.Conv1d(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.pad,
+        bias=False,
+    )

@@ -1,0 +1,60 @@
+"""What both convolution ops share: the stage fields of a window walk with max-pooling on
+the accumulator, the descriptor fields that walk needs, and its reference (the pool and the
+threshold). The C side is `tb_conv1d_walk` in tinybnn_kernels.h."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..compiler.contract import Threshold
+from ..compiler.program import Stage
+
+
+@dataclass
+class ConvStage(Stage):
+    """A convolution, an optional max-pool of its accumulator, and the sign."""
+
+    kernel_size: int = 0
+    stride: int = 1
+    pad: int = 0
+    pool_k: int = 1
+    pool_s: int = 1
+    threshold: Threshold = field(default=None)
+
+    def conv_length(self) -> int:
+        return (self.in_shape[1] + 2 * self.pad - self.kernel_size) // self.stride + 1
+
+    @property
+    def span(self) -> int:
+        """Input steps one pooled output reads."""
+        return (self.pool_k - 1) * self.stride + self.kernel_size
+
+    def conv_fields(self) -> dict:
+        """The descriptor fields of the window walk: shapes, stride, padding, pooling."""
+        return dict(
+            c_in=self.in_shape[0],
+            t_in=self.in_shape[1],
+            c_out=self.weight.shape[0],
+            t_out=self.out_shape[1],
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            pad=self.pad,
+            pool_k=self.pool_k,
+            pool_s=self.pool_s,
+        )
+
+    def pool_note(self) -> str:
+        return (
+            f", max-pool {self.pool_k}/{self.pool_s}" if self.pool_k > 1 or self.pool_s > 1 else ""
+        )
+
+    def sign(self, acc: np.ndarray) -> np.ndarray:
+        """Reference: max-pool accumulators [T][C] over time (the pre-activation's scale is
+        > 0), then threshold into packed bits [T_out][OW]."""
+        t_out = (acc.shape[0] - self.pool_k) // self.pool_s + 1
+        pooled = np.stack(
+            [acc[j * self.pool_s : j * self.pool_s + self.pool_k].max(0) for j in range(t_out)]
+        )
+        return self.threshold.packed(pooled)

@@ -1,0 +1,201 @@
+"""Pooling over time: `MaxPool1d` (on pre-activations, where the convolution before it
+fuses it, or on binary activations) and `GlobalPool1d` (sum to counts, or max).
+
+One home for both ops: the training layers, their lowering to the `MaxPoolBits` and
+`GlobalSum` stages, the numpy reference, and the C kernels `tb_maxpool1d_b32` and
+`tb_globalsum_b32`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..compiler.contract import unpack_bits
+from ..compiler.program import Stage
+from ..compiler.variants import Variant
+from ..errors import ModelError
+from .base import Layer, Value, conv_length, expect, register
+
+
+@register
+class MaxPool1d(Layer):
+    """Max pooling over time, of binary activations or of pre-activations (before the sign).
+
+    No padding; stride defaults to kernel_size. A trailing partial window is dropped, as in
+    `torch.nn.MaxPool1d`.
+    """
+
+    kind = "maxpool1d"
+
+    def __init__(self, kernel_size: int, stride: int | None = None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride or kernel_size
+
+    def config(self) -> dict:
+        return dict(kernel_size=self.kernel_size, stride=self.stride)
+
+    @property
+    def note(self) -> str:
+        return f"k={self.kernel_size}"
+
+    def infer(self, v: Value, where: str) -> Value:
+        expect(v, ("acc", "bin"), 2, where, "activations or pre-activations")
+        t = conv_length(where, v.shape[1], self.kernel_size, self.stride, 0)
+        return Value(v.kind, (v.shape[0], t))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool1d(x, self.kernel_size, self.stride)
+
+    def twin(self) -> nn.Module:
+        return nn.MaxPool1d(self.kernel_size, self.stride)
+
+    def lower(self, lw) -> None:
+        i = lw.i
+        v_in = lw.values[i - 1] if i > 0 else None
+        if v_in is None or v_in.kind != "bin":
+            raise ModelError(
+                f"{lw.where(i)}: maxpool1d on accumulators must sit between a conv and its "
+                "batchnorm_sign"
+            )
+        stage = MaxPoolBits(
+            layers=[i],
+            in_shape=v_in.shape,
+            out_shape=lw.values[i].shape,
+            out_kind="bin",
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+        )
+        lw.emit(stage, i)
+
+
+class GlobalMean(nn.Module):
+    """The twin of global pooling: the mean (for sum) or the max over time."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(-1) if self.mode == "sum" else x.amax(-1)
+
+
+@register
+class GlobalPool1d(Layer):
+    """Pooling over all of time: mode='sum' gives counts (sum of +-1, in [-T, T]) for an int8
+    or binary classifier; mode='max' gives binary activations (+1 if any step is +1).
+
+    Sum rather than mean keeps the value an integer; the classifier's temperature absorbs 1/T.
+    """
+
+    kind = "global_pool1d"
+
+    def __init__(self, mode: str = "sum"):
+        super().__init__()
+        if mode not in ("sum", "max"):
+            raise ModelError(f"global_pool1d: mode must be 'sum' or 'max', not {mode!r}")
+        self.mode = mode
+
+    def config(self) -> dict:
+        return dict(mode=self.mode)
+
+    @property
+    def note(self) -> str:
+        return self.mode
+
+    def infer(self, v: Value, where: str) -> Value:
+        expect(v, ("bin",), 2, where, "binary activations")
+        return Value("count" if self.mode == "sum" else "bin", (v.shape[0],))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(-1) if self.mode == "sum" else x.amax(-1)
+
+    def twin(self) -> nn.Module:
+        return GlobalMean(self.mode)
+
+    def lower(self, lw) -> None:
+        i = lw.i
+        v_in = lw.values[i - 1]
+        c, t = v_in.shape
+        if self.mode == "max":
+            stage = MaxPoolBits(
+                layers=[i],
+                in_shape=v_in.shape,
+                out_shape=(c,),
+                out_kind="bin",
+                kernel_size=t,
+                stride=t,
+            )
+        else:
+            stage = GlobalSum(layers=[i], in_shape=v_in.shape, out_shape=(c,), out_kind="count")
+        lw.emit(stage, i)
+
+
+@dataclass
+class MaxPoolBits(Stage):
+    """Max of +-1 over time windows = AND of bits, per word. Global max pooling is k = T."""
+
+    kernel = "maxpool1d"
+    ctype = "tb_maxpool1d_t"
+
+    kernel_size: int = 1
+    stride: int = 1
+
+    @property
+    def t_out(self) -> int:
+        return self.out_shape[1] if len(self.out_shape) == 2 else 1
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: packed [T][CW] -> AND over windows (+1 wins) -> [T_out][CW] (flat if global)."""
+        k, s = self.kernel_size, self.stride
+        out = np.stack(
+            [np.bitwise_and.reduce(x[j * s : j * s + k], axis=0) for j in range(self.t_out)]
+        )
+        return out.reshape(-1) if len(self.out_shape) == 1 else out
+
+    def comment(self, index: int) -> str:
+        c, t = self.in_shape
+        return (
+            f"L{index} maxpool1d on bits: {t}x{c}b -> {self.t_out}x{c}b, "
+            f"k={self.kernel_size} s={self.stride}"
+        )
+
+
+def _maxpool_fields(cs, st: MaxPoolBits) -> int:
+    c, t = st.in_shape
+    cs.fields = dict(c=c, t_in=t, t_out=st.t_out, kernel_size=st.kernel_size, stride=st.stride)
+    return 0
+
+
+MaxPoolBits.variants = (Variant("ref", "tb_maxpool1d_b32", _maxpool_fields),)
+
+
+@dataclass
+class GlobalSum(Stage):
+    """packed [T][CW] -> int32 [C]: sum over t of +-1 = T - 2 * (number of set bits)."""
+
+    kernel = "globalsum"
+    ctype = "tb_globalsum_t"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        c, t = self.in_shape
+        bits = 1 - unpack_bits(x, c).astype(np.int64)  # 2 where -1, 0 where +1
+        return (t - bits.sum(0)).astype(np.int64)
+
+    def comment(self, index: int) -> str:
+        c, t = self.in_shape
+        return f"L{index} global sum pooling: {t}x{c}b -> {c} int32 counts"
+
+
+def _global_sum_fields(cs, st: GlobalSum) -> int:
+    c, t = st.in_shape
+    cs.fields = dict(c=c, t=t)
+    return 0
+
+
+GlobalSum.variants = (Variant("ref", "tb_globalsum_b32", _global_sum_fields),)

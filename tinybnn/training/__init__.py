@@ -1,0 +1,2 @@
+"""Training: the loop (`train`), data sets (`data`, `tsfile`), augmentation, distillation,
+Bop and the full-precision twin."""
