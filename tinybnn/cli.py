@@ -31,6 +31,7 @@ from .firmware.profile import profile as profile_model
 from .modelfile import load
 from .training import tsfile
 from .training.augment import Augment
+from .training.evaluate import evaluate_file
 from .training.train import train
 
 
@@ -166,6 +167,13 @@ def kernel_options(command):
     show_default=True,
     help="Keep the epoch with the best validation accuracy, or the last.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for training [default: up to 2; these small networks gain little from "
+    "more, and lose much when other work shares the cores].",
+)
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 def train_command(
     data,
@@ -180,6 +188,7 @@ def train_command(
     augment,
     optimizer,
     keep,
+    threads,
     no_progress,
     **architecture,
 ) -> None:
@@ -202,6 +211,7 @@ def train_command(
         keep=keep,
         out=out,
         progress=not no_progress,
+        threads=threads,
         **architecture,
     )
     if result.teacher is not None:
@@ -280,6 +290,32 @@ def convert_command(
 def summary_command(model: Path) -> None:
     """Print a per-layer table of MODEL's parameters, flash bytes and MACs."""
     click.echo(summary(load(model)))
+
+
+@tinybnn.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Confusion matrix PNG [default: MODEL's stem + _ + DATA's stem + _confusion.png, "
+    "beside MODEL].",
+)
+@click.option(
+    "--check-c",
+    is_flag=True,
+    help="Also compile MODEL for this host, run the C on every window and confirm it gives "
+    "PyTorch's scores.",
+)
+def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -> None:
+    """Accuracy of MODEL on DATA (a .npz with X and y), per class, and a confusion PNG."""
+    png = out or model.with_name(f"{model.stem}_{data.stem}_confusion.png")
+    report = evaluate_file(model, data, png, check_c=check_c)
+    click.echo(report.format())
+    click.echo(f"wrote {png}")
+    if report.c_check is not None and not report.c_check.exact:
+        raise TinyBNNError("the compiled C differs from PyTorch; please report this as a bug")
 
 
 @tinybnn.command("compile")

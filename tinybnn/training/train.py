@@ -499,9 +499,14 @@ def _curves_png(result: TrainResult) -> bytes:
 
 
 def _confusion_png(result: TrainResult) -> bytes:
-    from matplotlib.figure import Figure
+    title = f"validation, epoch {result.best_epoch}: {100 * result.val_accuracy:.1f}% correct"
+    return confusion_png(result.confusion, result.class_names, title)
 
-    cm, names = result.confusion, result.class_names
+
+def confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
+    """A confusion matrix (rows: true class, columns: predicted) as PNG bytes."""
+    from matplotlib.figure import Figure  # imported here: plotting is only needed at the end
+
     size = 2.5 + 0.45 * len(names)
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
@@ -511,7 +516,7 @@ def _confusion_png(result: TrainResult) -> bytes:
     ax.set_xticks(ticks, names, rotation=45, ha="right")
     ax.set_yticks(ticks, names)
     ax.set(xlabel="predicted", ylabel="true")
-    ax.set_title(f"validation, epoch {result.best_epoch}: {100 * result.val_accuracy:.1f}% correct")
+    ax.set_title(title)
     for (i, j), n in np.ndenumerate(cm):
         color = "white" if n > cm.max() / 2 else "black"
         ax.text(j, i, str(n), ha="center", va="center", color=color, fontsize=8)
