@@ -13,6 +13,7 @@ from tinybnn.training.tsfile import (
     convert,
     fill_missing,
     load_ts,
+    read_series,
     read_ts,
     to_length,
 )
@@ -167,3 +168,49 @@ def test_a_test_file_of_another_problem_is_refused(tmp_path):
     other = write(tmp_path, EQUAL.replace("walk run", "sit run").replace("walk", "sit"), "o.ts")
     with pytest.raises(TinyBNNError, match=r"o\.ts: 2 dimensions and classes \['sit', 'run'\]"):
         load_ts(other, like=train)
+
+
+TSV = "1\t0.5\t1.0\t1.5\tNaN\n-1\t2.0\t-2.0\t4.0\t8.0\n1\t1\t2\tNaN\tNaN\n"
+
+
+def test_ucr_tsv_reads_labels_in_numeric_order_and_variable_lengths(tmp_path):
+    train = tmp_path / "P_TRAIN.tsv"
+    train.write_text(TSV)
+    f = read_series(train)
+    assert (f.problem_name, f.class_names, f.labels.tolist()) == ("P", ["-1", "1"], [1, 0, 1])
+    assert [s.shape for s in f.series] == [(1, 3), (1, 4), (1, 2)]
+    conv = load_ts(train, full_scale=8)  # largest |x| is 8: scale 1
+    assert conv.data.X.shape == (3, 1, 4) and conv.resampled == 2
+    assert conv.data.X[1, 0].tolist() == [2, -2, 4, 8]
+
+    test = tmp_path / "P_TEST.tsv"
+    test.write_text("1,3,3,3,3\n")  # commas, as older copies of the archive
+    t = load_ts(test, like=train, full_scale=8)
+    assert t.data.class_names == ["-1", "1"] and t.data.y.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        pytest.param("1\t2\tx\n", "line 1: not a row of numbers", id="text_value"),
+        pytest.param(
+            "\n1\n", "line 2: needs a class label and at least one value", id="label_only"
+        ),
+        pytest.param("1\tNaN\tNaN\n", "line 1: no values", id="all_missing"),
+        pytest.param("1\t2\tinf\n", "line 1: an infinite value", id="infinite"),
+        pytest.param("\n\n", "no cases", id="empty"),
+    ],
+)
+def test_bad_tsv_is_one_line(tmp_path, text, fragment):
+    path = tmp_path / "bad.tsv"
+    path.write_text(text)
+    with pytest.raises(TinyBNNError, match=fragment):
+        read_series(path)
+
+
+def test_tsv_test_label_unknown_to_the_training_file(tmp_path):
+    train, test = tmp_path / "P_TRAIN.tsv", tmp_path / "P_TEST.tsv"
+    train.write_text(TSV)
+    test.write_text("3\t1\t2\n")
+    with pytest.raises(TinyBNNError, match="case 1 has class 3, not one of the training"):
+        load_ts(test, like=train)

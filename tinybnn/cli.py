@@ -262,7 +262,7 @@ def train_command(
 def convert_command(
     ts: Path, npz: Path, length: int | None, like: Path | None, variable, scaling, full_scale
 ) -> None:
-    """Convert TS, a UEA/UCR .ts file, to NPZ, a dataset for `tinybnn train`.
+    """Convert TS, a UEA/UCR .ts file or a UCR .tsv file, to NPZ, a dataset for `tinybnn train`.
 
     Prints the shape, the classes, and the scale (int16 counts per unit of the .ts values,
     per channel) that a device must apply to feed the model the same units.

