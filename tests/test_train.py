@@ -20,7 +20,7 @@ from tinybnn.training.train import evaluate, output_paths, train
 training = importlib.import_module("tinybnn.training.train")
 
 # Small and quick: ~0.5 s per run on two cores.
-FAST = dict(epochs=10, lr=2e-2, progress=False)
+FAST = dict(epochs=10, lr=2e-2, val_fraction=0.2, progress=False)
 SMALL = dict(widths=(16, 32))
 
 
@@ -128,7 +128,9 @@ def test_failed_output_leaves_nothing(tmp_path, signals, monkeypatch):
 
 def test_progress_prints_one_line_per_epoch(signals, capsys):
     train(signals, **{**FAST, "epochs": 3, "progress": True}, **SMALL)
-    lines = capsys.readouterr().err.splitlines()
+    recipe, *lines = capsys.readouterr().err.splitlines()
+    assert recipe.startswith("recipe: widths 16,32; 3 epochs of batch 32, lr 0.02; validation 20%")
+    assert "overridden: epochs=3" in recipe
     assert len(lines) == 3 and lines[-1].startswith("epoch 3/3") and "val" in lines[-1]
 
 

@@ -30,7 +30,6 @@ from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
 from .modelfile import load
 from .training import tsfile
-from .training.augment import Augment
 from .training.evaluate import evaluate_file
 from .training.train import train
 
@@ -41,7 +40,9 @@ def tinybnn() -> None:
     """Train binarized neural networks on 1-D sensor signals and compile them to C."""
 
 
-def _widths(ctx, param, text: str) -> tuple[int, ...]:
+def _widths(ctx, param, text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
     try:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
@@ -82,90 +83,11 @@ def kernel_options(command):
     show_default=True,
     help="Model file; the plots go next to it.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=5e-2,
-    show_default=True,
-    help="Peak learning rate (one-cycle schedule).",
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="Share of DATA held out for validation, per class.",
-)
 @click.option(
     "--val-data",
     type=click.Path(path_type=Path),
-    help="A separate validation .npz (e.g. other recordings) instead of a split.",
-)
-@click.option(
-    "--widths",
-    default="32,64,64",
-    show_default=True,
-    callback=_widths,
-    help="Channels of each convolution layer.",
-)
-@click.option(
-    "--kernel-size",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Kernel size of the first layer.",
-)
-@click.option(
-    "--first-weights",
-    type=click.Choice(["binary", "int8"]),
-    default="binary",
-    show_default=True,
-    help="Weights of the first layer.",
-)
-@click.option(
-    "--head",
-    type=click.Choice(["int8", "binary"]),
-    default="int8",
-    show_default=True,
-    help="Weights of the classifier.",
-)
-@click.option(
-    "--rsign",
-    "learnable_threshold",
-    is_flag=True,
-    help="Learned thresholds before each sign (RSign).",
-)
-@click.option("--rprelu", is_flag=True, help="RPReLU between each BatchNorm and its sign.")
-@click.option("--scaling", is_flag=True, help="Per-channel scaling factors (XNOR-Net alpha).")
-@click.option(
-    "--teacher",
-    type=click.Choice(["none", "twin"]),
-    default="none",
-    show_default=True,
-    help="Distil from the full-precision twin, trained first.",
-)
-@click.option(
-    "--augment/--no-augment",
-    default=False,
-    show_default=True,
-    help="Augment training batches (jitter, scaling, shift; seeded by --seed).",
-)
-@click.option(
-    "--optimizer",
-    type=click.Choice(["adam", "bop"]),
-    default="adam",
-    show_default=True,
-    help="Adam on latent weights, or Bop flipping the binary weights.",
-)
-@click.option(
-    "--keep",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Keep the epoch with the best validation accuracy, or the last.",
+    help="Validation .npz (other recordings, ideally): scored every epoch, the best kept.",
 )
 @click.option(
     "--threads",
@@ -175,51 +97,70 @@ def kernel_options(command):
     "more, and lose much when other work shares the cores].",
 )
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
-def train_command(
-    data,
-    out,
-    epochs,
-    lr,
-    batch_size,
-    seed,
-    val_fraction,
-    val_data,
-    teacher,
-    augment,
-    optimizer,
-    keep,
-    threads,
-    no_progress,
-    **architecture,
-) -> None:
+@click.option(
+    "--flash-budget",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="BYTES",
+    help="Most bytes of constants the chosen architecture may take [default: 16384].",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="Override: epochs.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), help="Override: peak learning rate."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Override: batch size.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Override: share of DATA held out per class to pick the best epoch (0: none).",
+)
+@click.option("--widths", callback=_widths, help="Override: channels of each convolution layer.")
+@click.option("--kernel-size", type=click.IntRange(min=1), help="Override: first kernel size.")
+@click.option("--pool", type=click.IntRange(min=1), help="Override: max-pool size per layer.")
+@click.option(
+    "--first-weights",
+    type=click.Choice(["binary", "int8"]),
+    help="Override: first layer's weights.",
+)
+@click.option("--head", type=click.Choice(["int8", "binary"]), help="Override: classifier weights.")
+@click.option(
+    "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."
+)
+@click.option("--rprelu", is_flag=True, default=None, help="RPReLU between BatchNorm and sign.")
+@click.option("--scaling", is_flag=True, default=None, help="XNOR-Net scaling factors.")
+@click.option(
+    "--teacher", type=click.Choice(["none", "twin"]), help="Override: distil from the float twin."
+)
+@click.option("--augment/--no-augment", default=None, help="Override: augment training batches.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Override.")
+@click.option("--optimizer", type=click.Choice(["adam", "bop"]), help="Override: the optimizer.")
+@click.option("--keep", type=click.Choice(["best", "last"]), help="Override: the epoch kept.")
+def train_command(data, out, seed, val_data, threads, no_progress, flash_budget, **overrides):
     """Train a binary CNN on DATA, a .npz with X [N, C, T] int16 samples and y labels.
 
-    Writes the kept epoch's model (the best by validation accuracy, or with --keep last the
-    last) to OUT, with OUT's stem + _curves.png and _confusion.png beside it.
+    With no options the recipe and the architecture are chosen from the data (the first line
+    printed says what and why); each option overrides one choice. Writes the model to OUT,
+    with OUT's stem + _curves.png and _confusion.png beside it.
     """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     result = train(
         data,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
         seed=seed,
-        val_fraction=val_fraction,
         val_data=val_data,
-        teacher=None if teacher == "none" else teacher,
-        augment=Augment(seed=seed) if augment else None,
-        optimizer=optimizer,
-        keep=keep,
         out=out,
         progress=not no_progress,
         threads=threads,
-        **architecture,
+        flash_budget=flash_budget,
+        **overrides,
     )
     if result.teacher is not None:
         click.echo(
-            f"teacher (float twin): validation accuracy {100 * result.teacher.val_accuracy:.1f}%"
+            f"teacher (float twin): accuracy {100 * result.teacher.val_accuracy:.1f}% "
+            f"({'validation' if result.teacher.validated else 'training set'})"
         )
+    part = "validation accuracy" if result.validated else "training-set accuracy (eval mode)"
     click.echo(
-        f"{keep} epoch {result.best_epoch}/{epochs}: validation accuracy "
+        f"{result.recipe.keep} epoch {result.best_epoch}/{len(result.history)}: {part} "
         f"{100 * result.val_accuracy:.1f}% ({result.seconds:.1f} s)"
     )
     click.echo("wrote " + ", ".join(str(p) for p in result.files))

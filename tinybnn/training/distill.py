@@ -19,9 +19,11 @@ def distill_loss(
     teacher_logits: torch.Tensor | None,
     weight: float,
     temperature: float,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy, blended with the soft-target KL divergence when there is a teacher."""
-    ce = F.cross_entropy(logits, y)
+    """Cross-entropy (with `label_smoothing`, Szegedy et al. 2016), blended with the
+    soft-target KL divergence when there is a teacher."""
+    ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     if teacher_logits is None or weight == 0:
         return ce
     t = temperature

@@ -61,7 +61,8 @@ from . import bop
 from .augment import Augment
 from .data import Dataset, default_class_names, load_dataset, split
 from .distill import distill_loss
-from .twin import TWIN_LR, FloatTwin
+from .recipe import ARCHITECTURE_KEYS, FLASH_BUDGET, TWIN_LR, Recipe, default_recipe
+from .twin import FloatTwin
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class TrainResult:
     seconds: float
     files: list[Path] = field(default_factory=list)  # written outputs, model first
     teacher: TrainResult | None = None
+    recipe: Recipe | None = None  # how it was trained
+    validated: bool = True  # val_accuracy is on held-out data (else on the training set)
 
     @property
     def class_names(self) -> list[str]:
@@ -107,65 +110,52 @@ def train(
     data: str | os.PathLike | Dataset,
     model: Sequential | FloatTwin | None = None,
     *,
-    epochs: int = 30,
-    lr: float = 5e-2,
-    batch_size: int = 32,
+    recipe: Recipe | None = None,
     seed: int = 0,
-    val_fraction: float = 0.2,
     val_data: str | os.PathLike | Dataset | None = None,
-    teacher: torch.nn.Module | TrainResult | str | None = None,
-    distill_weight: float = 0.5,
-    distill_temperature: float = 4.0,
-    augment: Augment | None = None,
-    optimizer: str = "adam",
-    keep: str = "best",
     twin: bool = False,
     out: str | os.PathLike | None = None,
     progress: bool = True,
     threads: int | None = None,
-    **architecture,
+    flash_budget: int | None = None,
+    **options,
 ) -> TrainResult:
     """Train `model` (in place) on `data` and return the kept epoch's model and statistics.
 
-    data, val_data: a dataset `.npz` path or a `tinybnn.data.Dataset`. Without `val_data`, a
-        stratified `val_fraction` of `data` (chosen by `seed`) is held out for validation.
-        Windows cut from one recording are alike, so a held-out set of other recordings
-        (`val_data`) measures generalisation more honestly.
-    model: a `tinybnn.nn.Sequential` (or a `tinybnn.twin.FloatTwin`); None builds
-        `tinybnn.models.conv_classifier` for the data, passing it the remaining keyword
-        arguments (`widths`, `kernel_size`, `first_weights`, `head`, ...).
-    lr: the peak learning rate of the one-cycle schedule (Adam). It is high for a float
-        network because a latent weight in [-1, 1] matters only once it changes sign, and
-        small datasets give few steps to get there.
-    teacher: a trained module returning logits (e.g. a `FloatTwin`), a `TrainResult`, or
-        "twin" to train the full-precision twin first (`result.teacher` then holds its
-        result). distill_weight w in [0, 1] and distill_temperature tau as in the module
-        docstring.
-    augment: an `Augment` applied to each training batch.
-    optimizer: "adam" (latent weights) or "bop" (`tinybnn.bop`).
-    keep: "best" (the epoch with the best validation accuracy, ties to the earlier) or
-        "last" (the final epoch; the validation split is still scored).
-    twin: train the float twin of `model` (or of the default architecture) instead. A twin
-        is not a tinybnn model file, so it cannot be combined with `out`.
+    data, val_data: a dataset `.npz` path or a `tinybnn.data.Dataset`. With `val_data` (other
+        recordings, ideally) it is scored after every epoch and the best epoch is kept.
+    model: a `tinybnn.nn.Sequential` (or a `FloatTwin`); None builds the recipe's
+        architecture (`tinybnn.models.conv_classifier`) for the data.
+    recipe: how to train (`tinybnn.training.recipe.Recipe`); None chooses the defaults from
+        the data (`default_recipe`, which says what it chose in `result.recipe.why`).
+    options: overrides of the recipe's fields (`epochs`, `lr`, `batch_size`, `val_fraction`,
+        `keep`, `teacher`, `augment`, `optimizer`, `distill_weight`, `distill_temperature`,
+        `label_smoothing`) and of its architecture (`widths`, `kernel_size`, `first_weights`,
+        `head`, `pool`, ...). `teacher` may also be a trained module returning logits or a
+        `TrainResult`, and `augment` an `Augment` of your own.
+    twin: train the float twin of `model` (or of the recipe's architecture) instead. A twin is
+        not a tinybnn model file, so it cannot be combined with `out`.
     out: where to save the kept model (`tinybnn.save`) and its two plots.
     progress: a status line on stderr.
     threads: torch CPU threads while training (default: up to 2; these small convolutions
         gain little from more). Bit-exact reproducibility holds for a fixed thread count.
+    flash_budget: bytes of constants the default architecture may take (default 16 KiB).
     """
-    if epochs < 1 or batch_size < 1 or not lr > 0:
+    teacher = options.get("teacher")
+    teacher_given = teacher is not None and not isinstance(teacher, str)
+    if teacher_given:
+        options["teacher"] = None
+    augment = options.get("augment")
+    if isinstance(augment, Augment):
+        options["augment"] = True
+    elif augment is None and "augment" in options:
+        options["augment"] = False
+    if isinstance(options.get("teacher"), str) and options["teacher"] not in ("twin", "none"):
         raise TinyBNNError(
-            f"epochs and batch_size must be >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr})"
+            f"teacher must be a model, a TrainResult or 'twin', not {options['teacher']!r}"
         )
-    if not 0 <= distill_weight <= 1 or not distill_temperature > 0:
-        raise TinyBNNError("distill_weight must be in [0, 1] and distill_temperature > 0")
-    if keep not in ("best", "last"):
-        raise TinyBNNError(f"keep must be 'best' or 'last', not {keep!r}")
-    if optimizer not in ("adam", "bop"):
-        raise TinyBNNError(f"optimizer must be 'adam' or 'bop', not {optimizer!r}")
-    if isinstance(teacher, str) and teacher != "twin":
-        raise TinyBNNError(f"teacher must be a model, a TrainResult or 'twin', not {teacher!r}")
-    if optimizer == "bop" and (twin or isinstance(model, FloatTwin)):
-        raise TinyBNNError("optimizer='bop' trains binary weights; the float twin has none")
+    if options.get("teacher") == "none":
+        options["teacher"] = None
     if out is not None:
         if twin or isinstance(model, FloatTwin):
             raise TinyBNNError("the float twin is not a tinybnn model and cannot be saved")
@@ -173,65 +163,70 @@ def train(
     data = _as_dataset(data)
     if data.num_classes < 2:
         raise TinyBNNError(f"the data has {data.num_classes} class; a classifier needs two or more")
-    if val_data is None:
-        train_set, val_set = split(data, val_fraction, seed)
-    else:
+    base = recipe or default_recipe(
+        len(data), *data.input_shape, data.num_classes, flash_budget or FLASH_BUDGET
+    )
+    if model is not None and any(k in ARCHITECTURE_KEYS for k in options):
+        given = ", ".join(k for k in options if k in ARCHITECTURE_KEYS)
+        raise TinyBNNError(f"{given}: architecture options apply only when train builds the model")
+    keep_given = "keep" in options
+    r = base.but(**options)
+    if r.optimizer == "bop" and (twin or isinstance(model, FloatTwin)):
+        raise TinyBNNError("optimizer='bop' trains binary weights; the float twin has none")
+    if val_data is not None:
         train_set, val_set = data, _as_dataset(val_data)
+    elif r.val_fraction > 0:
+        train_set, val_set = split(data, r.val_fraction, seed)
+    else:
+        train_set, val_set = data, None
+    if not keep_given and recipe is None:  # pick an epoch only on data held out for it
+        r = replace(r, keep="best" if val_set is not None else "last")
+    if (twin or isinstance(model, FloatTwin)) and "lr" not in options and recipe is None:
+        r = replace(r, lr=TWIN_LR)
+    if r.keep == "best" and val_set is None:
+        raise TinyBNNError("keep='best' needs validation data (val_data or val_fraction)")
+    if not isinstance(augment, Augment):
+        augment = Augment(seed=seed) if r.augment else None
+    if progress and not twin:
+        sys.stderr.write(f"recipe: {r.describe()}\n")
     teacher_result = None
-    if isinstance(teacher, str):  # "twin", checked above
+    if r.teacher == "twin":
         teacher_result = train(
             train_set,
             model if isinstance(model, Sequential) else None,  # its twin, built seeded
+            recipe=replace(r, teacher=None, lr=TWIN_LR, optimizer="adam"),
             twin=True,
             augment=None if augment is None else replace(augment),  # a fresh generator
-            epochs=epochs,
-            lr=TWIN_LR,
-            batch_size=batch_size,
             seed=seed,
             val_data=val_set,
-            keep=keep,
             progress=progress,
             threads=threads,
-            **architecture,
         )
     elif isinstance(teacher, TrainResult):
         teacher_result = teacher
     if teacher_result is not None:
         teacher = teacher_result.model
+    elif not teacher_given:
+        teacher = None
     start = time.perf_counter()
     with _reproducible(seed, threads):
         if model is None:
             model = conv_classifier(
-                *data.input_shape, data.num_classes, data.class_names, **architecture
-            )
-        elif architecture:
-            raise TinyBNNError(
-                f"{', '.join(architecture)}: architecture options apply only when train "
-                "builds the model"
+                *data.input_shape, data.num_classes, data.class_names, **r.architecture
             )
         for name, part in (("training", train_set), ("validation", val_set)):
-            _check_fits(model, part, name)
+            if part is not None:
+                _check_fits(model, part, name)
         if twin and isinstance(model, Sequential):
             model = FloatTwin(model)
         history, best = _fit(
-            model,
-            train_set,
-            val_set,
-            epochs,
-            lr,
-            batch_size,
-            seed,
-            progress,
-            teacher=teacher,
-            distill_weight=distill_weight,
-            distill_temperature=distill_temperature,
-            augment=augment,
-            optimizer=optimizer,
-            keep=keep,
+            model, train_set, val_set, r, seed, progress, teacher=teacher, augment=augment
         )
     best_epoch, state, evaluation = best
     model.load_state_dict(state)
     model.eval()
+    if evaluation is None:  # nothing held out: the training set, in eval mode
+        evaluation = evaluate(model, train_set.X, train_set.y)
     result = TrainResult(
         model=model,
         history=history,
@@ -240,6 +235,8 @@ def train(
         confusion=evaluation.confusion,
         seconds=time.perf_counter() - start,
         teacher=teacher_result,
+        recipe=r,
+        validated=val_set is not None,
     )
     if out is not None:
         result.files = _write_outputs(out, result)
@@ -269,21 +266,17 @@ def evaluate(model: Sequential, X, y, batch_size: int = 1024) -> Evaluation:
 def _fit(
     model: Sequential | FloatTwin,
     train_set: Dataset,
-    val_set: Dataset,
-    epochs: int,
-    lr: float,
-    batch_size: int,
+    val_set: Dataset | None,
+    r: Recipe,
     seed: int,
     progress: bool,
     *,
     teacher: torch.nn.Module | None,
-    distill_weight: float,
-    distill_temperature: float,
     augment: Augment | None,
-    optimizer: str,
-    keep: str,
-) -> tuple[list[EpochStats], tuple[int, dict, Evaluation]]:
-    """The training loop; returns the history and (kept epoch, its state_dict, its evaluation)."""
+) -> tuple[list[EpochStats], tuple[int, dict, Evaluation | None]]:
+    """The training loop; returns the history and (kept epoch, its state_dict, its evaluation
+    on the validation data, None without)."""
+    epochs, lr, batch_size, keep = r.epochs, r.lr, r.batch_size, r.keep
     X = _samples(train_set.X)
     y = torch.from_numpy(train_set.y.copy())
     if isinstance(model, Sequential):
@@ -294,7 +287,7 @@ def _fit(
         teacher.eval()
     batch_size = min(batch_size, len(y))
     steps = math.ceil(len(y) / batch_size)
-    if optimizer == "bop":
+    if r.optimizer == "bop":
         optimizers = bop.optimizers(model, lr=lr)  # [Bop, Adam]: only Adam follows the schedule
     else:
         optimizers = [torch.optim.Adam(model.parameters(), lr=lr)]
@@ -321,7 +314,12 @@ def _fit(
                 with torch.no_grad():
                     teacher_logits = None if teacher is None else teacher(xb)
                 loss = distill_loss(
-                    model.logits(scores), yb, teacher_logits, distill_weight, distill_temperature
+                    model.logits(scores),
+                    yb,
+                    teacher_logits,
+                    r.distill_weight,
+                    r.distill_temperature,
+                    r.label_smoothing,
                 )
                 if not torch.isfinite(loss):
                     raise TinyBNNError(
@@ -337,19 +335,22 @@ def _fit(
                 loss_sum += loss.item() * len(yb)
                 correct += int((scores.argmax(1) == yb).sum())
                 bar.step(epoch, step + 1, loss_sum / (step * batch_size + len(yb)))
-            evaluation = evaluate(model, val_set.X, val_set.y)
+            evaluation = None if val_set is None else evaluate(model, val_set.X, val_set.y)
             stats = EpochStats(
                 epoch=epoch,
                 loss=loss_sum / len(y),
                 train_accuracy=correct / len(y),
-                val_accuracy=evaluation.accuracy,
+                val_accuracy=math.nan if evaluation is None else evaluation.accuracy,
                 lr=schedule.get_last_lr()[0],
             )
             history.append(stats)
+            if keep == "last" and epoch < epochs:
+                bar.epoch(stats)
+                continue
             if best is None or keep == "last" or evaluation.accuracy > best[2].accuracy:
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best = (epoch, state, evaluation)
-            bar.epoch(stats, best[0], best[2].accuracy)
+            bar.epoch(stats, (best[0], best[2].accuracy) if keep == "best" else None)
     finally:
         bar.close()
     return history, best
@@ -491,7 +492,8 @@ def _curves_png(result: TrainResult) -> bytes:
     loss_ax.plot(epochs, [s.loss for s in result.history])
     loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
     acc_ax.plot(epochs, [100 * s.train_accuracy for s in result.history], label="train")
-    acc_ax.plot(epochs, [100 * s.val_accuracy for s in result.history], label="validation")
+    if result.validated:
+        acc_ax.plot(epochs, [100 * s.val_accuracy for s in result.history], label="validation")
     acc_ax.axvline(result.best_epoch, color="grey", linestyle="--", label="kept")
     acc_ax.set(title="accuracy", xlabel="epoch", ylabel="%", ylim=(0, 100.5))
     acc_ax.legend(loc="lower right")
@@ -499,7 +501,8 @@ def _curves_png(result: TrainResult) -> bytes:
 
 
 def _confusion_png(result: TrainResult) -> bytes:
-    title = f"validation, epoch {result.best_epoch}: {100 * result.val_accuracy:.1f}% correct"
+    part = "validation" if result.validated else "training set (nothing held out)"
+    title = f"{part}, epoch {result.best_epoch}: {100 * result.val_accuracy:.1f}% correct"
     return confusion_png(result.confusion, result.class_names, title)
 
 
@@ -543,14 +546,19 @@ class _Progress:
             bar = "#" * filled + "." * (20 - filled)
             self._show(f"epoch {epoch:{self.width}}/{self.epochs} [{bar}] loss {loss:.3f}", "")
 
-    def epoch(self, s: EpochStats, best_epoch: int, best_accuracy: float) -> None:
-        if self.enabled:
-            self._show(
-                f"epoch {s.epoch:{self.width}}/{self.epochs}  loss {s.loss:.3f}  "
-                f"train {100 * s.train_accuracy:5.1f}%  val {100 * s.val_accuracy:5.1f}%  "
-                f"best {100 * best_accuracy:5.1f}% (epoch {best_epoch})",
-                "\n",
-            )
+    def epoch(self, s: EpochStats, best: tuple[int, float] | None = None) -> None:
+        """One line for the epoch (about 30 lines in all over a long run); `best`: the kept
+        epoch and its validation accuracy, when the best epoch is kept."""
+        every = max(1, self.epochs // 30)
+        if not self.enabled or (s.epoch % every and s.epoch != self.epochs):
+            return
+        val = "" if math.isnan(s.val_accuracy) else f"  val {100 * s.val_accuracy:5.1f}%"
+        kept = "" if best is None else f"  best {100 * best[1]:5.1f}% (epoch {best[0]})"
+        self._show(
+            f"epoch {s.epoch:{self.width}}/{self.epochs}  loss {s.loss:.3f}  "
+            f"train {100 * s.train_accuracy:5.1f}%{val}{kept}",
+            "\n",
+        )
 
     def close(self) -> None:
         """Clear a bar left drawn by an interruption, so an error message starts the line."""
@@ -561,18 +569,14 @@ class _Progress:
 def train_twin(
     data: str | os.PathLike | Dataset,
     twin: FloatTwin | Sequential | None = None,
-    *,
-    epochs: int = 30,
-    lr: float = TWIN_LR,
     **options,
 ) -> TrainResult:
-    """Train a float twin with tinybnn's loop (`tinybnn.train.train(twin=True)`: Adam,
-    one-cycle, best epoch on validation) and return its result; `result.val_accuracy` is its
-    accuracy.
+    """Train a float twin with tinybnn's loop and recipe (`train(twin=True)`) and return its
+    result; `result.val_accuracy` is its accuracy.
 
-    twin: a `FloatTwin`, a tinybnn `Sequential` to mirror, or None for the twin of the default
-    `conv_classifier` (architecture keywords such as `widths` pass through `options`).
-    The peak lr is lower than the binary network's: float weights need no sign flips.
+    twin: a `FloatTwin`, a tinybnn `Sequential` to mirror, or None for the twin of the
+    recipe's architecture (options such as `widths` override it). Its peak lr is `TWIN_LR`
+    unless given: float weights need no sign flips.
     """
     options.setdefault("progress", False)
-    return train(data, twin, epochs=epochs, lr=lr, twin=True, **options)
+    return train(data, twin, twin=True, **options)

@@ -24,8 +24,6 @@ from .. import nn as tnn
 from ..models import conv_classifier
 from .data import Dataset
 
-TWIN_LR = 1e-2  # peak lr of a twin: float weights need no sign flips
-
 
 class FloatTwin(nn.Module):
     """A float network with the layer sizes of a tinybnn `Sequential`; returns logits.

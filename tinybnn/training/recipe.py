@@ -1,0 +1,195 @@
+"""The training recipe: everything `tinybnn.train` decides besides the data and the seed, as
+one object, and the defaults it chooses from the data.
+
+`default_recipe(data)` looks at the number of windows, their length, channels and classes,
+and returns a `Recipe` that says in one line what it chose and why (`Recipe.why`). Every
+field can be overridden (`Recipe.but(...)`, or keyword options of `tinybnn.train` and of
+`tinybnn train`); an override replaces the choice and nothing else.
+
+The rules were chosen on the development panel of issue 12 only (benchmarks/panel.py;
+the per-option experiments are in benchmarks/results/recipe.md):
+
+- **A fixed budget of optimizer steps, not of epochs.** Small sets (50 windows) get as many
+  weight updates as large ones get in `MIN_EPOCHS` epochs: `STEPS` at least. With a
+  one-cycle schedule the last epoch is the one to keep.
+- **No validation split, the last epoch.** Picking an epoch on a fifth of 50 windows picks
+  noise and trains on 40; a fixed schedule needs no picking. The validation accuracy then
+  reported is the training set's, in eval mode (say so). A separate `val_data` still
+  gets scored every epoch.
+- **An architecture that fits the signal**, within `flash_budget` bytes of constants: see
+  `architecture`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+from ..errors import TinyBNNError
+
+STEPS = 2000  # optimizer steps at least
+MIN_EPOCHS = 30  # epochs at least (large sets)
+BATCH = 32
+LR = 5e-2  # peak lr of the one-cycle schedule (binary latent weights)
+TWIN_LR = 1e-2  # the float twin's
+FLASH_BUDGET = 16 * 1024
+DEFAULT_WIDTHS = (32, 64, 64)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How `tinybnn.train` trains: the schedule, the data handling, the options, and the
+    architecture it builds when it is not given a model (`conv_classifier` keywords)."""
+
+    epochs: int = MIN_EPOCHS
+    lr: float = LR
+    batch_size: int = BATCH
+    val_fraction: float = 0.0  # share held out per class to pick an epoch; 0: none
+    keep: str = "last"  # "best" on the validation data, or "last"
+    teacher: str | None = None  # "twin": distil from the full-precision twin, trained first
+    augment: bool = False  # jitter, gain, time shift (`tinybnn.training.augment.Augment`)
+    optimizer: str = "adam"  # or "bop"
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
+    label_smoothing: float = 0.0
+    architecture: dict = field(default_factory=dict)
+    why: str = ""  # one line: what the defaults chose and why
+
+    def but(self, **overrides) -> Recipe:
+        """This recipe with some fields or architecture keywords replaced; the line `why`
+        then lists the overrides."""
+        own = {f.name for f in fields(self)} - {"architecture", "why"}
+        unknown = [k for k in overrides if k not in own and k not in ARCHITECTURE_KEYS]
+        if unknown:
+            raise TinyBNNError(
+                f"unknown training option {unknown[0]!r}; the recipe's are "
+                f"{', '.join(sorted(own | set(ARCHITECTURE_KEYS)))}"
+            )
+        arch = {k: v for k, v in overrides.items() if k in ARCHITECTURE_KEYS}
+        own_overrides = {k: v for k, v in overrides.items() if k in own}
+        said = ", ".join(f"{k}={_text(v)}" for k, v in overrides.items())
+        new = replace(
+            self,
+            **own_overrides,
+            architecture={**self.architecture, **arch},
+            why=f"{self.why}; overridden: {said}" if said else self.why,
+        )
+        new.check()
+        return new
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise TinyBNNError(
+                f"epochs and batch_size must be >= 1 and lr > 0 (got {self.epochs}, "
+                f"{self.batch_size}, {self.lr})"
+            )
+        if not 0 <= self.val_fraction < 1:
+            raise TinyBNNError(f"val_fraction must be in [0, 1), not {self.val_fraction}")
+        if self.keep not in ("best", "last"):
+            raise TinyBNNError(f"keep must be 'best' or 'last', not {self.keep!r}")
+        if self.optimizer not in ("adam", "bop"):
+            raise TinyBNNError(f"optimizer must be 'adam' or 'bop', not {self.optimizer!r}")
+        if not 0 <= self.distill_weight <= 1 or not self.distill_temperature > 0:
+            raise TinyBNNError("distill_weight must be in [0, 1] and distill_temperature > 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise TinyBNNError(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
+
+    def describe(self) -> str:
+        """The recipe on one line."""
+        arch = ", ".join(f"{k} {_text(v)}" for k, v in self.architecture.items())
+        parts = [
+            f"{self.epochs} epochs of batch {self.batch_size}, lr {self.lr:g}",
+            f"validation {self.val_fraction:.0%}, keep {self.keep}"
+            if self.val_fraction
+            else "every window trained on, last epoch kept",
+        ]
+        if self.teacher:
+            parts.append(f"teacher {self.teacher}")
+        if self.augment:
+            parts.append("augmentation")
+        if self.label_smoothing:
+            parts.append(f"label smoothing {self.label_smoothing:g}")
+        if self.optimizer != "adam":
+            parts.append(self.optimizer)
+        text = "; ".join(([arch] if arch else []) + parts)
+        return f"{text} ({self.why})" if self.why else text
+
+
+ARCHITECTURE_KEYS = (
+    "widths",
+    "kernel_size",
+    "first_weights",
+    "head",
+    "pool",
+    "quantizer",
+    "learnable_threshold",
+    "rprelu",
+    "scaling",
+)
+
+
+def _text(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def architecture(channels: int, length: int, classes: int) -> tuple[dict, str]:
+    """`conv_classifier` keywords for windows of `channels` x `length` and `classes` classes,
+    and why."""
+    arch: dict = {}
+    reasons = []
+    if length >= 256:
+        arch.update(pool=4, kernel_size=9)
+        reasons.append(f"length {length}: pool 4 and a first kernel of 9 reach further")
+    return arch, "; ".join(reasons)
+
+
+def default_recipe(
+    windows: int, channels: int, length: int, classes: int, flash_budget: int = FLASH_BUDGET
+) -> Recipe:
+    """The defaults for a data set of `windows` windows of `channels` x `length`, `classes`
+    classes (see the module docstring)."""
+    batch = min(BATCH, windows)
+    steps_per_epoch = math.ceil(windows / batch)
+    epochs = max(MIN_EPOCHS, math.ceil(STEPS / steps_per_epoch))
+    reasons = [
+        f"{windows} windows: {epochs} epochs for at least {STEPS} steps"
+        if epochs > MIN_EPOCHS
+        else f"{windows} windows: {MIN_EPOCHS} epochs"
+    ]
+    arch, why = architecture(channels, length, classes)
+    if why:
+        reasons.append(why)
+    arch, why = fit_flash(arch, channels, length, classes, flash_budget)
+    if why:
+        reasons.append(why)
+    return Recipe(epochs=epochs, batch_size=BATCH, architecture=arch, why="; ".join(reasons))
+
+
+def flash_bytes(arch: dict, channels: int, length: int, classes: int) -> int:
+    """Bytes of constants of the portable C of `conv_classifier(**arch)` (`tinybnn.summary`)."""
+    import torch
+
+    from ..compiler.summary import summary
+    from ..models import conv_classifier
+
+    with torch.random.fork_rng(devices=[]):  # building a model draws weights: not the caller's
+        return summary(conv_classifier(channels, length, classes, **arch)).flash_bytes
+
+
+def fit_flash(
+    arch: dict, channels: int, length: int, classes: int, budget: int
+) -> tuple[dict, str]:
+    """`arch` with its widths scaled down until its constants fit `budget` bytes."""
+    widths = tuple(arch.get("widths", DEFAULT_WIDTHS))
+    if flash_bytes({**arch, "widths": widths}, channels, length, classes) <= budget:
+        return arch, ""
+    while max(widths) > 4:
+        widths = tuple(max(4, w * 3 // 4) for w in widths)
+        if flash_bytes({**arch, "widths": widths}, channels, length, classes) <= budget:
+            return {**arch, "widths": widths}, f"widths {_text(widths)} to fit {budget} B"
+    raise TinyBNNError(
+        f"no architecture of the default shape fits {budget} B of flash for "
+        f"{channels}x{length} windows and {classes} classes; raise --flash-budget"
+    )
