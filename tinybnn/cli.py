@@ -93,8 +93,8 @@ def kernel_options(command):
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="CPU threads for training [default: up to 2; these small networks gain little from "
-    "more, and lose much when other work shares the cores].",
+    help="CPU threads for training [default: 1; these small networks gain little from more, "
+    "and lose much when other work shares the cores].",
 )
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
 @click.option(

@@ -137,8 +137,11 @@ def train(
         not a tinybnn model file, so it cannot be combined with `out`.
     out: where to save the kept model (`tinybnn.save`) and its two plots.
     progress: a status line on stderr.
-    threads: torch CPU threads while training (default: up to 2; these small convolutions
-        gain little from more). Bit-exact reproducibility holds for a fixed thread count.
+    threads: torch CPU threads while training (default 1: these small convolutions gain
+        little from more, and with other work on the cores several threads wait on each
+        other: on a 2-core machine under a load of 5, BasicMotions took 812 s with 2
+        threads and 70 s with 1).
+        Bit-exact reproducibility holds for a fixed thread count.
     flash_budget: bytes of constants the default architecture may take (default 16 KiB).
     """
     teacher = options.get("teacher")
@@ -377,7 +380,7 @@ def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+        torch.set_num_threads(threads or 1)
         _use_deterministic_algorithms(True)
         try:
             yield
