@@ -34,6 +34,7 @@ from .base import (
     RoundSte,
     Value,
     binarize_weight,
+    channel_view,
     expect,
     quantize_int8,
     register,
@@ -109,7 +110,9 @@ class BinaryLinear(_Dense):
         return scaling_factor(self.weight) if self.scaling else torch.ones_like(self.weight[:, 0])
 
     def to_preact(self, acc: torch.Tensor) -> torch.Tensor:
-        return acc * self.scale().to(acc.dtype) if self.scaling else acc
+        """alpha_o * acc with scaling (channel dim 1: [N, O], or [1, O, R] in
+        `fold_threshold`), else acc."""
+        return acc * channel_view(self.scale(), acc) if self.scaling else acc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self._eval_dtype()
