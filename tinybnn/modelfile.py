@@ -45,9 +45,13 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call write(file object) on a temporary file next to `path`, then rename it into place."""
+    """Call write(file object) on a temporary file next to `path`, then rename it into place.
+    An `OSError` names `path`, never the temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise renamed(e, path) from None
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
@@ -55,9 +59,16 @@ def atomic_write(path: Path, write) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise renamed(e, path) from None
         raise
+
+
+def renamed(e: OSError, path: str | os.PathLike) -> OSError:
+    """The same error about `path` (the destination the user named), not a temporary file."""
+    return OSError(e.errno, e.strerror or one_line(e), str(path))
 
 
 def load(path: str | os.PathLike) -> Sequential:
