@@ -22,7 +22,7 @@ from torch import nn
 
 from .errors import ModelError
 from .ops import LAYERS, Layer, Value
-from .ops.base import INT16_MAX, INT16_MIN, register
+from .ops.base import register
 from .ops.batchnorm_sign import BatchNormSign, RPReLU
 from .ops.binary_conv import BinaryConv1d
 from .ops.dense import BinaryLinear, Int8Linear
@@ -30,6 +30,8 @@ from .ops.flatten import Flatten
 from .ops.input_conv import InputConv1d
 from .ops.pool import GlobalPool1d, MaxPool1d
 from .ops.spec import (
+    INT16_MAX,
+    INT16_MIN,
     MAX_CLASSES,
     MAX_LAYERS,
     MAX_RAM_BYTES,

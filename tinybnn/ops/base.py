@@ -36,8 +36,6 @@ from .spec import SpecError, check_config, check_weight_size
 if TYPE_CHECKING:
     from ..compiler.lowering import Lowerer
 
-INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
-
 
 @dataclass(frozen=True)
 class Value:

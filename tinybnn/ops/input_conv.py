@@ -23,8 +23,6 @@ from ..compiler.kernels import LIMITS
 from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import (
-    INT16_MAX,
-    INT16_MIN,
     Layer,
     Value,
     binarize_weight,
@@ -39,7 +37,17 @@ from .base import (
     scaling_factor,
 )
 from .conv import ConvStage
-from .spec import CONV_SCHEMA, INT32_MAX, Bool, Choice, Int, IntRange, ints
+from .spec import (
+    CONV_SCHEMA,
+    INT16_MAX,
+    INT16_MIN,
+    INT32_MAX,
+    Bool,
+    Choice,
+    Int,
+    IntRange,
+    ints,
+)
 
 # The largest shift of the input scale 2^-shift: `fit_normalization` gives at most 23 (8-bit
 # multipliers over a standard deviation of at most 2^15).

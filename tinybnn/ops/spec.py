@@ -18,8 +18,8 @@ Sizes are bounded up front, from what a microcontroller holds, so that an absurd
 refused in a second rather than by the kernel's out-of-memory killer:
 
 - a layer's weights at most `MAX_FLASH_BYTES` (4 MiB, twice the largest on-chip flash of
-  Cortex-M parts, 2 MB); with one float32 latent weight per binary weight, training such a
-  layer needs about 1 GiB;
+  Cortex-M parts, 2 MB); with a float32 latent weight, its gradient and Adam's two moments
+  per binary weight, training such a layer takes 512 MiB;
 - any one value between layers at most `MAX_RAM_BYTES` (2 MiB, more than the largest
   Cortex-M SRAM): an int16 input window, int32 accumulators or counts, packed bits;
 - hence at most `MAX_CHANNELS` channels (one int32 count each) and `MAX_LENGTH` steps (one
