@@ -88,6 +88,10 @@ BAD_DATASETS = {
     "label_negative": (lambda p: _write_signals(p, y=np.full(12, -1)), "negative label"),
     "label_out_of_range": (lambda p: _write_signals(p, y=np.full(12, 3)), "out of range for 3"),
     "label_float": (lambda p: _write_signals(p, y=np.full(12, 0.5)), "integer class labels"),
+    "label_million": (
+        lambda p: _write_signals(p, y=np.full(12, 1_000_000), class_names=None),
+        "at most 1024 classes",
+    ),
     "nan": (lambda p: _write_signals(p, X=_with((5, 2, 7), np.nan)), "NaN or infinite"),
     "inf": (lambda p: _write_signals(p, X=_with((5, 2, 7), np.inf)), "NaN or infinite"),
     "scaled_floats": (lambda p: _write_signals(p, X=lambda X: X / 4096), "non-integer values"),

@@ -103,7 +103,7 @@ def test_input_conv1d(layers, in_channels, length, tmp_path):
     run_case(layers, in_channels, length, tmp_path)
 
 
-def head_case(c, t, pool_mode, head, flatten=False, hidden=None):
+def head_case(c, t, pool_mode, head, flatten=False, hidden=None, scaling=False):
     def layers():
         out = [InputConv1d(4, c, 3, padding=1), BatchNormSign(c, quantizer="approx")]
         f = c * t
@@ -113,7 +113,7 @@ def head_case(c, t, pool_mode, head, flatten=False, hidden=None):
             out.append(GlobalPool1d(pool_mode))
             f = c
         if hidden:
-            out += [BinaryLinear(f, hidden), BatchNormSign(hidden)]
+            out += [BinaryLinear(f, hidden, scaling=scaling), BatchNormSign(hidden)]
             f = hidden
         out.append((Int8Linear if head == "int8" else BinaryLinear)(f, 5, bias=True))
         return out
@@ -133,6 +133,13 @@ HEAD_CASES = [
         *head_case(33, 7, None, "int8", flatten=True, hidden=65), id="flatten_dense65_int8"
     ),
     pytest.param(*head_case(64, 5, "max", "binary", hidden=33), id="max_dense33_binary"),
+    pytest.param(
+        *head_case(33, 7, None, "int8", flatten=True, hidden=65, scaling=True),
+        id="flatten_dense65_alpha_int8",
+    ),
+    pytest.param(
+        *head_case(64, 5, "max", "binary", hidden=33, scaling=True), id="max_dense33_alpha_binary"
+    ),
 ]
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -25,7 +27,7 @@ from .compiler.api import compile as compile_model
 from .compiler.summary import summary
 from .compiler.targets import CORES, DEFAULT_TARGET, TARGETS
 from .compiler.variants import OPTIMIZE
-from .errors import TinyBNNError, one_line
+from .errors import ModelError, TinyBNNError, one_line
 from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
 from .modelfile import load
@@ -226,11 +228,24 @@ def convert_command(
         )
 
 
+@contextmanager
+def about(path: Path) -> Iterator[None]:
+    """Refusals of what a command does with the model it loaded name its file too."""
+    try:
+        yield
+    except TinyBNNError as e:
+        if str(e).startswith(f"{path}: "):
+            raise
+        raise (ModelError if isinstance(e, ModelError) else TinyBNNError)(f"{path}: {e}") from None
+
+
 @tinybnn.command("summary")
 @click.argument("model", type=click.Path(path_type=Path))
 def summary_command(model: Path) -> None:
     """Print a per-layer table of MODEL's parameters, flash bytes and MACs."""
-    click.echo(summary(load(model)))
+    loaded = load(model)
+    with about(model):
+        click.echo(summary(loaded))
 
 
 @tinybnn.command("evaluate")
@@ -340,15 +355,16 @@ def profile_command(
     for i, core in enumerate(dict.fromkeys(targets)):
         if i:
             click.echo()
-        report = profile_model(
-            loaded,
-            core=core,
-            opt=opt,
-            name=name,
-            portable=portable,
-            optimize=optimize,
-            flash_budget=flash_budget,
-        )
+        with about(model):
+            report = profile_model(
+                loaded,
+                core=core,
+                opt=opt,
+                name=name,
+                portable=portable,
+                optimize=optimize,
+                flash_budget=flash_budget,
+            )
         click.echo(report.format())
 
 

@@ -6,7 +6,10 @@ with `torch.load(..., weights_only=True)` and opening a file never runs code fro
     {"format": "tinybnn-model", "version": 1, "tinybnn": "<package version>",
      "spec": Sequential.spec(), "state_dict": {...}}
 
-A newer `version` than this package knows is refused rather than misread.
+A newer `version` than this package knows is refused rather than misread. Everything in the
+file is checked before a model is built from it: the spec against each layer kind's schema,
+and every tensor of the state_dict (`Sequential.from_spec`, `Sequential.check_state`, with
+`tinybnn.ops.spec`); a refusal is one line naming the file and the layer.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from . import __version__
 from .errors import ModelError, TinyBNNError, one_line
 from .nn import Sequential
+from .ops.spec import shown
 
 FORMAT = "tinybnn-model"
 VERSION = 1
@@ -41,9 +45,13 @@ def save(model: Sequential, path: str | os.PathLike) -> None:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call write(file object) on a temporary file next to `path`, then rename it into place."""
+    """Call write(file object) on a temporary file next to `path`, then rename it into place.
+    An `OSError` names `path`, never the temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise renamed(e, path) from None
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
@@ -51,16 +59,30 @@ def atomic_write(path: Path, write) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise renamed(e, path) from None
         raise
+
+
+def renamed(e: OSError, path: str | os.PathLike) -> OSError:
+    """The same error about `path` (the destination the user named), not a temporary file."""
+    return OSError(e.errno, e.strerror or one_line(e), str(path))
 
 
 def load(path: str | os.PathLike) -> Sequential:
     """Read a model file written by `save`; a one-line `TinyBNNError` for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise TinyBNNError(f"{path}: no such model file")
+        why = (
+            "is a directory, not a model file"
+            if path.is_dir()
+            else "not a model file (not a regular file)"
+            if path.exists()
+            else "no such model file"
+        )
+        raise TinyBNNError(f"{path}: {why}")
     if not zipfile.is_zipfile(path):
         raise TinyBNNError(
             f"{path}: not a tinybnn model file (not a torch zip archive, or truncated)"
@@ -78,14 +100,21 @@ def load(path: str | os.PathLike) -> Sequential:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TinyBNNError(f"{path}: not a tinybnn model file")
     version = payload.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if version is None:
+        raise TinyBNNError(f"{path}: the model format version is missing (a damaged model file)")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TinyBNNError(f"{path}: the model format version {shown(version)} is not valid")
+    if version > VERSION:
         raise TinyBNNError(
             f"{path}: model format version {version} is newer than this tinybnn supports "
             f"({VERSION}); upgrade tinybnn"
         )
+    for key in ("spec", "state_dict"):
+        if key not in payload:
+            raise TinyBNNError(f"{path}: the model file's {key} is missing")
     try:
         model = Sequential.from_spec(payload["spec"])
-        model.load_state_dict(payload["state_dict"], strict=True)
+        model.load_state_dict(model.check_state(payload["state_dict"]), strict=True)
     except TinyBNNError as e:
         raise TinyBNNError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:

@@ -13,6 +13,7 @@ from .nn import (
     MaxPool1d,
     Sequential,
 )
+from .ops.spec import SpecError
 
 
 def conv_classifier(
@@ -36,36 +37,46 @@ def conv_classifier(
     'same', pad +1) -> [maxpool] -> bn+sign; then global sum pooling and an int8 (or binary)
     classifier. Pooling sits before the sign, on the pre-activations, where it keeps more
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
+    A refused size or option names the layer it would have built.
     """
     if not widths:
         raise ModelError("conv_classifier needs at least one width")
     layers = []
+
+    def add(kind, *args, **kwargs) -> None:
+        """Append a layer; a refused argument names the layer's place in the model."""
+        try:
+            layers.append(kind(*args, **kwargs))
+        except SpecError as e:
+            raise e.at(f"layer {len(layers)} ({e.kind})") from None
+
     t = length
     c = in_channels
     for i, w in enumerate(widths):
         if i == 0:
-            layers.append(
-                InputConv1d(
-                    c,
-                    w,
-                    kernel_size,
-                    padding="same" if kernel_size % 2 else 0,
-                    weights=first_weights,
-                    scaling=scaling,
-                )
+            odd = isinstance(kernel_size, int) and kernel_size % 2
+            add(
+                InputConv1d,
+                c,
+                w,
+                kernel_size,
+                padding="same" if odd else 0,
+                weights=first_weights,
+                scaling=scaling,
             )
         else:
-            layers.append(BinaryConv1d(c, w, 3, padding="same", pad_value=1, scaling=scaling))
+            add(BinaryConv1d, c, w, 3, padding="same", pad_value=1, scaling=scaling)
         if pool > 1 and t // pool >= 4:
-            layers.append(MaxPool1d(pool))
+            add(MaxPool1d, pool)
             t //= pool
-        layers.append(
-            BatchNormSign(
-                w, quantizer=quantizer, learnable_threshold=learnable_threshold, rprelu=rprelu
-            )
+        add(
+            BatchNormSign,
+            w,
+            quantizer=quantizer,
+            learnable_threshold=learnable_threshold,
+            rprelu=rprelu,
         )
         c = w
-    layers.append(GlobalPool1d("sum"))
-    classifier = Int8Linear if head == "int8" else BinaryLinear
-    layers.append(classifier(c, num_classes, bias=True))
+    add(GlobalPool1d, "sum")
+    add(Int8Linear if head == "int8" else BinaryLinear, c, num_classes, bias=True)
     return Sequential(*layers, input_shape=(in_channels, length), class_names=class_names)

@@ -36,7 +36,7 @@ import torch
 from ..errors import ModelError
 
 WORD_BITS = 32
-INT32_MAX = 2**31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def words(bits: int) -> int:
@@ -67,13 +67,13 @@ def popcount(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.asarray(x, dtype=np.uint32)).astype(np.int64)
 
 
-def int_ctype(lo: int, hi: int) -> str:
-    """The smallest C integer type (int16 or int32) that holds [lo, hi]."""
+def int_ctype(lo: int, hi: int, where: str = "thresholds") -> str:
+    """The smallest C integer type (int16 or int32) that holds [lo, hi] (exact ints)."""
     if -(2**15) <= lo and hi < 2**15:
         return "int16"
-    if -(2**31) <= lo and hi <= INT32_MAX:
+    if INT32_MIN <= lo and hi <= INT32_MAX:
         return "int32"
-    raise ValueError(f"[{lo}, {hi}] does not fit in int32")
+    raise ModelError(f"{where}: thresholds in [{lo}, {hi}] do not fit int32")
 
 
 @dataclass
@@ -100,12 +100,13 @@ class Threshold:
         }
 
 
-def fold_threshold(f, c: int, lo: int, hi: int) -> Threshold:
-    """The integer thresholds for sign(f(acc)) over integer acc in [lo, hi].
+def fold_threshold(f, c: int, lo: int, hi: int, where: str = "thresholds") -> Threshold:
+    """The integer thresholds for sign(f(acc)) over integer acc in [lo, hi] (within int32).
 
     f maps a float64 tensor [1, C, R] of accumulators to the eval-mode pre-activation whose
     sign (with sign(0) = +1) is the output; it must be monotone in acc per channel, which
-    every tinybnn chain is (products with positive scales, BatchNorm, shifts).
+    every tinybnn chain is (products with positive scales, BatchNorm, shifts). A refusal is
+    a `ModelError` that starts with `where` (the layer).
     """
 
     def evaluate(acc: np.ndarray) -> np.ndarray:  # acc [C] int -> f(acc) >= 0, [C] bool
@@ -119,7 +120,7 @@ def fold_threshold(f, c: int, lo: int, hi: int) -> Threshold:
         y_lo = f(torch.tensor(lo_v, dtype=torch.float64).view(1, c, 1)).view(c).numpy()
         y_hi = f(torch.tensor(hi_v, dtype=torch.float64).view(1, c, 1)).view(c).numpy()
     if not (np.isfinite(y_lo).all() and np.isfinite(y_hi).all()):
-        raise ModelError("a BatchNorm or scale holds NaN or infinity")
+        raise ModelError(f"{where}: a BatchNorm or scale gives NaN or infinity")
     neg = y_hi < y_lo
     pos_lo, pos_hi = y_lo >= 0, y_hi >= 0
     # Bisect for the boundary: increasing f -> smallest acc with f >= 0 (+1 from there up);
@@ -145,7 +146,12 @@ def fold_threshold(f, c: int, lo: int, hi: int) -> Threshold:
     th = np.where(~const & ~neg & ~pos_hi, hi + 1, th)  # never reaches 0: always -1
     th = np.where(~const & neg & ~pos_lo, lo - 1, th)  # always -1
     neg = neg & ~const
-    return Threshold(th=th.astype(np.int64), neg=neg, ctype=int_ctype(int(th.min()), int(th.max())))
+    if hi + 1 > INT32_MAX:  # "always -1" as acc > lo - 1 instead of acc < hi + 1
+        past = th > hi
+        th, neg = np.where(past, lo - 1, th), neg | past
+    return Threshold(
+        th=th.astype(np.int64), neg=neg, ctype=int_ctype(int(th.min()), int(th.max()), where)
+    )
 
 
 def packed_words(shape: tuple[int, ...]) -> int:

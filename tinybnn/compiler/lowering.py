@@ -7,8 +7,6 @@ on its accumulator and its batchnorm_sign into one stage (`take_pool_and_sign`).
 
 from __future__ import annotations
 
-import torch
-
 from ..errors import ModelError
 from ..nn import Sequential, describe, infer
 from ..ops.batchnorm_sign import BatchNormSign
@@ -83,9 +81,7 @@ def lower(model) -> Program:
     infer(list(model.layers), model.input_shape)  # re-check: layers may have been swapped
     if not isinstance(model.layers[0], InputConv1d):
         raise ModelError(f"{describe(0, model.layers[0])}: the first layer must be input_conv1d")
-    for name, p in model.state_dict().items():
-        if p.is_floating_point() and not torch.isfinite(p).all():
-            raise ModelError(f"parameter {name} holds NaN or infinity")
+    model.check_state()  # finite weights, integer buffers within their ranges
     model.eval()
     stages = Lowerer(model).run()
     first = model.layers[0]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from .contract import packed_words
 
@@ -75,8 +74,3 @@ class Program:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-
-def ints(t: torch.Tensor) -> np.ndarray:
-    """A tensor of integer values as int64."""
-    return t.detach().cpu().numpy().round().astype(np.int64)

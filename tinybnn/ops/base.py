@@ -11,26 +11,30 @@ says what the device will hold:
 - ``count``: integer sums of binary activations (global sum pooling);
 - ``scores``: integer class scores (the output).
 
-A layer kind is one class decorated with `register`; it says how it trains (`forward`), how
-it lowers to the integer program (`lower`), and what its float twin is (`twin`). Everything
-else about the op (its stage, reference, C and variants) sits beside it in its op module.
+A layer kind is one class decorated with `register`; it declares what its config may hold
+(`schema`, checked by `spec.check_config` in every constructor), says how it trains
+(`forward`), how it lowers to the integer program (`lower`), and what its float twin is
+(`twin`). Everything else about the op (its stage, reference, C and variants) sits beside it
+in its op module.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..compiler.contract import packed_words
 from ..errors import ModelError
 from ..quantizers import SteSignFn
+from .spec import SpecError, check_config, check_weight_size
 
 if TYPE_CHECKING:
     from ..compiler.lowering import Lowerer
-
-INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,52 @@ class Value:
     def __str__(self) -> str:
         return f"{self.kind}{list(self.shape)}"
 
+    @property
+    def device_bytes(self) -> int:
+        """Bytes the value would take on the device: int16 samples, packed bits, or int32
+        (accumulators, counts, scores)."""
+        if self.kind == "bin":
+            return 4 * packed_words(self.shape)
+        n = 1
+        for d in self.shape:
+            n *= d
+        return (2 if self.kind == "int" else 4) * n
+
 
 LAYERS: dict[str, type[Layer]] = {}
 
 
 def register(cls: type[Layer]) -> type[Layer]:
-    """Class decorator: make a layer kind known to model files, the compiler and the twin."""
+    """Class decorator: make a layer kind known to model files, the compiler and the twin,
+    and make its constructor check its arguments against `cls.schema` (and the size of its
+    weights, `cls.weight_bits`) before it allocates anything.
+
+    The constructor then receives each argument as the schema stores it (a Python int,
+    float, bool, str or tuple); a refusal is a `spec.SpecError` naming the kind and field.
+    """
+    init = cls.__init__
+    signature = inspect.signature(init)
+    fields = [name for name in signature.parameters if name != "self"]
+    if set(fields) != set(cls.schema):
+        raise TypeError(
+            f"{cls.__name__}: the schema's fields {sorted(cls.schema)} are not its "
+            f"constructor's {sorted(fields)}"
+        )
+    cls.defaults = {
+        name: p.default
+        for name, p in signature.parameters.items()
+        if name != "self" and p.default is not p.empty
+    }
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        config = check_config(cls.kind, cls.schema, dict(list(bound.arguments.items())[1:]))
+        check_weight_size(cls.kind, cls.weight_bits(config))
+        init(self, **config)
+
+    cls.__init__ = checked_init
     LAYERS[cls.kind] = cls
     return cls
 
@@ -70,6 +114,18 @@ class Layer(nn.Module):
     lowering and its float twin."""
 
     kind: ClassVar[str]
+    # field -> its type and range (`spec.Int`, `spec.Choice`, ...), one per constructor argument
+    schema: ClassVar[dict[str, Any]] = {}
+    # tensor name (as in its state_dict) -> the range of its values, where more than finite
+    tensors: ClassVar[dict[str, Any]] = {}
+    # constructor arguments with a default (set by `register`)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    @staticmethod
+    def weight_bits(config: dict) -> int:
+        """Bits the weights of a layer of this config take on the device (`register` bounds it
+        before the constructor allocates them)."""
+        return 0
 
     def config(self) -> dict:
         """Constructor arguments, enough to rebuild the layer (weights come separately)."""
@@ -116,16 +172,15 @@ def conv_length(where: str, t: int, k: int, stride: int, pad: int) -> int:
     return out
 
 
-def pad_steps(padding: int | str, kernel_size: int, stride: int) -> int:
-    """Padding on each side: an int, 'valid' (0) or 'same' (odd kernels, stride 1)."""
+def pad_steps(kind: str, padding: int | str, kernel_size: int, stride: int) -> int:
+    """Padding on each side of a checked `padding` (`spec.PADDING`): an int, 'valid' (0) or
+    'same' (odd kernels, stride 1)."""
     if padding == "valid":
         return 0
     if padding == "same":
         if kernel_size % 2 == 0 or stride != 1:
-            raise ModelError("padding='same' needs an odd kernel_size and stride 1")
+            raise SpecError(kind, "padding='same' needs an odd kernel_size and stride 1")
         return kernel_size // 2
-    if not isinstance(padding, int) or padding < 0:
-        raise ModelError(f"padding must be a non-negative int, 'valid' or 'same', not {padding!r}")
     return padding
 
 
@@ -156,6 +211,11 @@ def quantize_int8(w: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, tor
 def channel_view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-channel vector [C] shaped to broadcast over `like` (channel dim 1)."""
     return t.to(like.dtype).view((1, -1) + (1,) * (like.dim() - 2))
+
+
+def conv_weight_bits(config: dict, bits_per_weight: int = 1) -> int:
+    """`weight_bits` of a convolution: out_channels x in_channels x kernel_size weights."""
+    return config["out_channels"] * config["in_channels"] * config["kernel_size"] * bits_per_weight
 
 
 def conv_config(layer, **more) -> dict:

@@ -13,6 +13,7 @@ from torch import nn
 from ..errors import ModelError
 from ..quantizers import QUANTIZERS, RSign, sign
 from .base import Layer, Value, register
+from .spec import CHANNELS, INT64_MAX, Bool, Choice, Either, Int, Null, Real
 
 
 class RPReLU(nn.Module):
@@ -56,6 +57,15 @@ class BatchNormSign(Layer):
     """
 
     kind = "batchnorm_sign"
+    schema = dict(
+        num_features=CHANNELS,
+        quantizer=Choice(tuple(QUANTIZERS)),
+        learnable_threshold=Bool(),
+        momentum=Either((Real(0.0, 1.0), Null())),  # None: a cumulative average, as in torch
+        eps=Real(0.0, 1.0, lo_open=True),
+        rprelu=Bool(),
+    )
+    tensors = {"bn.running_var": Real(0.0), "bn.num_batches_tracked": Int(0, INT64_MAX)}
 
     def __init__(
         self,
@@ -67,10 +77,6 @@ class BatchNormSign(Layer):
         rprelu: bool = False,
     ):
         super().__init__()
-        if quantizer not in QUANTIZERS:
-            raise ModelError(
-                f"batchnorm_sign: quantizer must be one of {sorted(QUANTIZERS)}, not {quantizer!r}"
-            )
         self.num_features, self.quantizer = num_features, quantizer
         self.momentum, self.eps = momentum, eps
         self.bn = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)

@@ -17,9 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..compiler.contract import fold_threshold, pack_bits, popcount, words
-from ..compiler.program import ints
 from ..compiler.variants import Variant
-from ..errors import ModelError
 from ..quantizers import sign
 from . import sliced
 from .base import (
@@ -29,12 +27,14 @@ from .base import (
     channel_view,
     conv_config,
     conv_infer,
+    conv_weight_bits,
     float_conv,
     pad_steps,
     register,
     scaling_factor,
 )
 from .conv import ConvStage
+from .spec import CONV_SCHEMA, Bool, Choice, ints
 
 
 @register
@@ -47,6 +47,8 @@ class BinaryConv1d(Layer):
     """
 
     kind = "binary_conv1d"
+    schema = dict(CONV_SCHEMA, pad_value=Choice((1, -1)), scaling=Bool())
+    weight_bits = staticmethod(conv_weight_bits)
 
     def __init__(
         self,
@@ -59,12 +61,10 @@ class BinaryConv1d(Layer):
         scaling: bool = False,
     ):
         super().__init__()
-        if pad_value not in (1, -1):
-            raise ModelError(f"binary_conv1d: pad_value must be +1 or -1, not {pad_value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding, self.pad_value = padding, pad_value
-        self.pad = pad_steps(padding, kernel_size, stride)
+        self.pad = pad_steps(self.kind, padding, kernel_size, stride)
         self.scaling = scaling
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
         nn.init.uniform_(self.weight, -1, 1)
@@ -104,7 +104,9 @@ class BinaryConv1d(Layer):
 
     def lower(self, lw) -> None:
         i = lw.i
-        weight = ints(sign(self.weight)).transpose(0, 2, 1)  # [O][k][C]
+        weight = ints(sign(self.weight), f"{lw.where(i)}: weights", -1, 1).transpose(
+            0, 2, 1
+        )  # [O][k][C]
         k_bits = self.in_channels * self.kernel_size
         pool_k, pool_s, last, f = lw.take_pool_and_sign(i, self.to_preact)
         lw.emit(
@@ -120,7 +122,7 @@ class BinaryConv1d(Layer):
                 weight=weight,
                 pool_k=pool_k,
                 pool_s=pool_s,
-                threshold=fold_threshold(f, self.out_channels, -k_bits, k_bits),
+                threshold=fold_threshold(f, self.out_channels, -k_bits, k_bits, lw.where(i)),
             ),
             last,
         )

@@ -24,7 +24,7 @@ from ..compiler.contract import (
     unpack_bits,
     words,
 )
-from ..compiler.program import Stage, ints
+from ..compiler.program import Stage
 from ..compiler.variants import Variant
 from ..errors import ModelError
 from ..quantizers import sign
@@ -34,13 +34,13 @@ from .base import (
     RoundSte,
     Value,
     binarize_weight,
+    channel_view,
     expect,
     quantize_int8,
     register,
     scaling_factor,
 )
-
-INT32_MAX = 2**31 - 1
+from .spec import CHANNELS, INT32_MAX, INT32_MIN, Bool, SpecError, ints
 
 
 class _Dense(Layer):
@@ -76,13 +76,18 @@ class BinaryLinear(_Dense):
     """
 
     kind = "binary_linear"
+    schema = dict(in_features=CHANNELS, out_features=CHANNELS, bias=Bool(), scaling=Bool())
+
+    @staticmethod
+    def weight_bits(config: dict) -> int:
+        return config["out_features"] * config["in_features"]
 
     def __init__(
         self, in_features: int, out_features: int, bias: bool = False, scaling: bool = False
     ):
         super().__init__()
         if bias and scaling:
-            raise ModelError("binary_linear: a classifier (bias=True) cannot use scaling")
+            raise SpecError(self.kind, "a classifier (bias=True) cannot use scaling")
         self.in_features, self.out_features = in_features, out_features
         self.scaling = scaling
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
@@ -109,7 +114,9 @@ class BinaryLinear(_Dense):
         return scaling_factor(self.weight) if self.scaling else torch.ones_like(self.weight[:, 0])
 
     def to_preact(self, acc: torch.Tensor) -> torch.Tensor:
-        return acc * self.scale().to(acc.dtype) if self.scaling else acc
+        """alpha_o * acc with scaling (channel dim 1: [N, O], or [1, O, R] in
+        `fold_threshold`), else acc."""
+        return acc * channel_view(self.scale(), acc) if self.scaling else acc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self._eval_dtype()
@@ -120,9 +127,9 @@ class BinaryLinear(_Dense):
 
     def lower(self, lw) -> None:
         i = lw.i
-        w = ints(sign(self.weight))
+        w = ints(sign(self.weight), f"{lw.where(i)}: weights", -1, 1)
         if self.bias is not None:
-            _lower_classifier(lw, i, binary_weights=True, weight=w, bias=ints(self.integer_bias()))
+            _lower_classifier(lw, i, binary_weights=True, weight=w, bias=self.integer_bias())
             return
         layout, n_words = flat_layout(lw.flat_source_shape(i))
         pool_k, _, last, f = lw.take_pool_and_sign(i, self.to_preact)
@@ -136,7 +143,9 @@ class BinaryLinear(_Dense):
                 out_kind="bin",
                 weight=place_bits(w, layout, n_words),
                 in_features=self.in_features,
-                threshold=fold_threshold(f, self.out_features, -self.in_features, self.in_features),
+                threshold=fold_threshold(
+                    f, self.out_features, -self.in_features, self.in_features, lw.where(i)
+                ),
             ),
             last,
         )
@@ -151,6 +160,11 @@ class Int8Linear(_Dense):
     """
 
     kind = "int8_linear"
+    schema = dict(in_features=CHANNELS, out_features=CHANNELS, bias=Bool())
+
+    @staticmethod
+    def weight_bits(config: dict) -> int:
+        return 8 * config["out_features"] * config["in_features"]
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
@@ -173,11 +187,14 @@ class Int8Linear(_Dense):
         return x.to(dtype) @ self.integer_weight().to(dtype).T + self.integer_bias().to(dtype)
 
     def lower(self, lw) -> None:
-        w = ints(self.integer_weight())
-        _lower_classifier(lw, lw.i, binary_weights=False, weight=w, bias=ints(self.integer_bias()))
+        w = ints(self.integer_weight(), f"{lw.where(lw.i)}: weights", -127, 127)
+        _lower_classifier(lw, lw.i, binary_weights=False, weight=w, bias=self.integer_bias())
 
 
-def _lower_classifier(lw, i: int, binary_weights: bool, weight: np.ndarray, bias: np.ndarray):
+def _lower_classifier(lw, i: int, binary_weights: bool, weight: np.ndarray, bias: torch.Tensor):
+    """The classifier's stage, once its integer scores are known to fit int32: the bias
+    and the bound on |scores| are checked as exact integers."""
+    bias = ints(bias, f"{lw.where(i)}: bias", INT32_MIN, INT32_MAX)
     v_in = lw.values[i - 1]
     binary_input = v_in.kind == "bin"
     k, n = weight.shape
@@ -190,7 +207,10 @@ def _lower_classifier(lw, i: int, binary_weights: bool, weight: np.ndarray, bias
     else:
         w = weight
     in_max = 1 if binary_input else lw.in_shape(i - 1)[1]  # |count| <= T
-    bound = int((np.abs(weight).sum(1) * in_max + np.abs(bias)).max())
+    bound = max(  # Python integers: nothing can wrap
+        s * in_max + abs(b)
+        for s, b in zip(np.abs(weight).sum(1).tolist(), bias.tolist(), strict=True)
+    )
     if bound > INT32_MAX:
         raise ModelError(f"{lw.where(i)}: class scores could overflow int32 (bound {bound})")
     lw.emit(

@@ -17,6 +17,9 @@ class Flatten(Layer):
 
     kind = "flatten"
 
+    def __init__(self):
+        super().__init__()
+
     def config(self) -> dict:
         return {}
 

@@ -20,18 +20,16 @@ from torch import nn
 
 from ..compiler.contract import fold_threshold, pack_bits
 from ..compiler.kernels import LIMITS
-from ..compiler.program import ints
 from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import (
-    INT16_MAX,
-    INT16_MIN,
     Layer,
     Value,
     binarize_weight,
     channel_view,
     conv_config,
     conv_infer,
+    conv_weight_bits,
     float_conv,
     pad_steps,
     quantize_int8,
@@ -39,8 +37,21 @@ from .base import (
     scaling_factor,
 )
 from .conv import ConvStage
+from .spec import (
+    CONV_SCHEMA,
+    INT16_MAX,
+    INT16_MIN,
+    INT32_MAX,
+    Bool,
+    Choice,
+    Int,
+    IntRange,
+    ints,
+)
 
-INT32_MAX = 2**31 - 1
+# The largest shift of the input scale 2^-shift: `fit_normalization` gives at most 23 (8-bit
+# multipliers over a standard deviation of at most 2^15).
+MAX_SHIFT = 31
 
 
 @register
@@ -58,6 +69,20 @@ class InputConv1d(Layer):
     """
 
     kind = "input_conv1d"
+    schema = dict(
+        CONV_SCHEMA,
+        weights=Choice(("binary", "int8")),
+        scaling=Bool(),
+        input_range=IntRange(INT16_MIN, INT16_MAX),
+    )
+    # x' = (x - offset) * multiplier stays within int32 for every int16 x (|x'| < 2^31).
+    tensors = dict(
+        offset=Int(INT16_MIN, INT16_MAX), multiplier=Int(1, INT16_MAX), shift=Int(0, MAX_SHIFT)
+    )
+
+    @staticmethod
+    def weight_bits(config: dict) -> int:
+        return conv_weight_bits(config, 1 if config["weights"] == "binary" else 8)
 
     def __init__(
         self,
@@ -71,17 +96,12 @@ class InputConv1d(Layer):
         input_range: tuple[int, int] = (INT16_MIN, INT16_MAX),
     ):
         super().__init__()
-        if weights not in ("binary", "int8"):
-            raise ModelError(f"input_conv1d: weights must be 'binary' or 'int8', not {weights!r}")
-        lo, hi = (int(v) for v in input_range)
-        if not INT16_MIN <= lo < hi <= INT16_MAX:
-            raise ModelError(f"input_conv1d: input_range {input_range} is not within int16")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = padding
-        self.pad = pad_steps(padding, kernel_size, stride)
+        self.pad = pad_steps(self.kind, padding, kernel_size, stride)
         self.weights, self.scaling = weights, scaling
-        self.input_range = (lo, hi)
+        self.input_range = input_range
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
         nn.init.uniform_(self.weight, -1, 1)
         self.register_buffer("offset", torch.zeros(in_channels, dtype=torch.int64))
@@ -161,19 +181,24 @@ class InputConv1d(Layer):
         i = lw.i
         if i != 0:
             raise ModelError(f"{lw.where(i)}: input_conv1d must be the first layer")
+        where = lw.where(i)
         wq, scale = self.integer_weight()
-        weight = ints(wq).transpose(0, 2, 1)  # [O][k][C]
-        offset, mult = ints(self.offset), ints(self.multiplier)
-        lo, hi = self.input_range
-        if np.any(np.abs(offset) > 2**15 - 1) or np.any(mult < 1) or np.any(mult > 2**15 - 1):
-            raise ModelError(
-                f"{lw.where(i)}: input offsets must fit int16 and multipliers be in [1, 32767]"
+        weight = ints(wq, f"{where}: weights", -127, 127).transpose(0, 2, 1)  # [O][k][C]
+        offset, mult = (
+            ints(
+                getattr(self, name),
+                f"{where}: {name}",
+                self.tensors[name].lo,
+                self.tensors[name].hi,
             )
-        xmax = np.maximum(np.abs(lo - offset), np.abs(hi - offset)) * mult  # max |x'| per channel
-        bound = int((np.abs(weight) * xmax[None, None, :]).sum(axis=(1, 2)).max())
+            for name in ("offset", "multiplier")
+        )
+        lo, hi = self.input_range
+        xmax = np.maximum(np.abs(lo - offset), np.abs(hi - offset)) * mult  # |x'| < 2^31
+        bound = self.accumulator_bound(weight, xmax)
         if bound > INT32_MAX:
             raise ModelError(
-                f"{lw.where(i)}: the int32 accumulator could overflow (bound {bound} > 2^31-1 for "
+                f"{where}: the int32 accumulator could overflow (bound {bound} > 2^31-1 for "
                 f"input_range {self.input_range}); narrow input_range or lower the multipliers"
             )
         pool_k, pool_s, last, f = lw.take_pool_and_sign(i, lambda acc: self.to_preact(acc, scale))
@@ -195,10 +220,21 @@ class InputConv1d(Layer):
                 pool_k=pool_k,
                 pool_s=pool_s,
                 acc_bound=bound,
-                threshold=fold_threshold(f, self.out_channels, -bound, bound),
+                threshold=fold_threshold(f, self.out_channels, -bound, bound, where),
             ),
             last,
         )
+
+    @staticmethod
+    def accumulator_bound(weight: np.ndarray, xmax: np.ndarray) -> int:
+        """max over output channels of sum |w| * max |x'_c|, exactly: in float64 first, and
+        in int64 only when that estimate (relative error far below 2^-20) is below 2^62, so
+        the integer sum cannot wrap; a larger one is returned as is (it is refused anyway)."""
+        w = np.abs(weight).sum(axis=1)  # [O][C]
+        estimate = float((w.astype(np.float64) @ xmax.astype(np.float64)).max())
+        if estimate >= 2.0**62:
+            return int(estimate)
+        return int((w @ xmax).max())
 
 
 class Standardize(nn.Module):

@@ -20,6 +20,7 @@ from ..compiler.program import Stage
 from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import Layer, Value, conv_length, expect, register
+from .spec import STEPS, Choice, Either, Null
 
 
 @register
@@ -31,11 +32,12 @@ class MaxPool1d(Layer):
     """
 
     kind = "maxpool1d"
+    schema = dict(kernel_size=STEPS, stride=Either((STEPS, Null())))
 
     def __init__(self, kernel_size: int, stride: int | None = None):
         super().__init__()
         self.kernel_size = kernel_size
-        self.stride = stride or kernel_size
+        self.stride = kernel_size if stride is None else stride
 
     def config(self) -> dict:
         return dict(kernel_size=self.kernel_size, stride=self.stride)
@@ -94,11 +96,10 @@ class GlobalPool1d(Layer):
     """
 
     kind = "global_pool1d"
+    schema = dict(mode=Choice(("sum", "max")))
 
     def __init__(self, mode: str = "sum"):
         super().__init__()
-        if mode not in ("sum", "max"):
-            raise ModelError(f"global_pool1d: mode must be 'sum' or 'max', not {mode!r}")
         self.mode = mode
 
     def config(self) -> dict:

@@ -8,9 +8,9 @@ The format (one `numpy.savez` archive, no pickled objects):
                  not normalised ones: the model's first layer learns the normalisation.
                  Floats with fractions are refused, since scaled data would not match the
                  device; convert back to counts (e.g. `np.round(x * scale).astype(np.int16)`).
-    y            [N] integer class labels in [0, K).
-    class_names  optional [K] strings; without it K = max(y) + 1 and the names are
-                 "class0", "class1", ...
+    y            [N] integer class labels in [0, K), K at most 1024.
+    class_names  optional [K] strings (1 to 64 characters each); without it K = max(y) + 1
+                 and the names are "class0", "class1", ...
 
 Other arrays in the archive are ignored. Every problem is a one-line `TinyBNNError` that names
 the file. Non-goals: windowing raw recordings, augmentation, data formats other than `.npz`.
@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import TinyBNNError, one_line
 from ..modelfile import atomic_write
+from ..ops.spec import MAX_CLASSES, check_class_names
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -194,13 +195,18 @@ def _check_labels(y, n: int) -> np.ndarray:
         raise TinyBNNError(
             f"y must have shape [{n}] (one label per sample of X), not {list(y.shape)}"
         )
-    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iu":
+    whole = y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()
+    if y.dtype.kind not in "iu" and not whole:
         raise TinyBNNError(f"y must hold integer class labels, not {y.dtype} values")
-    if y.min() < 0:
-        raise TinyBNNError(f"y holds a negative label ({y.min()}); labels are 0 .. K-1")
-    return y.astype(np.int64, copy=False)
+    lo, hi = y.min().item(), y.max().item()  # Python numbers, compared exactly before any cast
+    if lo < 0:
+        raise TinyBNNError(f"y holds a negative label ({int(lo)}); labels are 0 .. K-1")
+    if hi >= MAX_CLASSES:
+        raise TinyBNNError(
+            f"y holds label {int(hi)}; tinybnn classifies into at most {MAX_CLASSES} classes "
+            f"(labels 0 .. {MAX_CLASSES - 1})"
+        )
+    return y.astype(np.int64)
 
 
 def _check_names(class_names, y: np.ndarray) -> list[str]:
@@ -209,7 +215,11 @@ def _check_names(class_names, y: np.ndarray) -> list[str]:
     names = np.asarray(class_names)
     if names.ndim != 1 or names.dtype.kind not in "US" or len(names) == 0:
         raise TinyBNNError("class_names must be a non-empty 1-D array of strings")
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+    try:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+    except UnicodeDecodeError:
+        raise TinyBNNError("class_names holds bytes that are not UTF-8 text") from None
+    names = check_class_names(names)
     if len(set(names)) != len(names):
         raise TinyBNNError(f"class_names has duplicates: {names}")
     if y.max() >= len(names):

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from ..errors import TinyBNNError
-from ..modelfile import save
+from ..modelfile import renamed, save
 from ..models import conv_classifier
 from ..nn import Sequential, clip_latent_
 from . import bop
@@ -459,20 +459,26 @@ def output_paths(out: str | os.PathLike) -> list[Path]:
 
 
 def _write_outputs(out: Path, result: TrainResult) -> list[Path]:
-    """Render everything first, stage each file next to its destination, then rename all."""
+    """Render everything first, stage each file next to its destination, then rename all.
+    An `OSError` names the destination it concerns, never a staged file."""
     paths = output_paths(out)
     pngs = [_curves_png(result), _confusion_png(result)]
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in paths]
+    current = paths[0]
     try:
         save(result.model, staged[0])
-        for tmp, png in zip(staged[1:], pngs, strict=True):
+        for tmp, png, path in zip(staged[1:], pngs, paths[1:], strict=True):
+            current = path
             tmp.write_bytes(png)
         for tmp, path in zip(staged, paths, strict=True):
+            current = path
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         for tmp in staged:
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise renamed(e, current) from None
         raise
     return paths
 
