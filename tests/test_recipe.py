@@ -98,5 +98,12 @@ def test_cli_prints_what_it_chose(signals, tmp_path, capsys):
     assert main(["train", str(data), "-o", str(tmp_path / "m.pt"), "--epochs", "2"]) == 0
     captured = capsys.readouterr()
     first = captured.err.splitlines()[0]
-    assert first.startswith("recipe: 2 epochs of batch 32") and "overridden: epochs=2" in first
+    assert first.startswith("recipe: first_weights int8; 2 epochs of batch 32")
+    assert "overridden: epochs=2" in first
     assert "last epoch 2/2: training-set accuracy (eval mode)" in captured.out
+
+
+def test_int8_first_layer_unless_it_takes_a_quarter_of_the_flash():
+    assert default_recipe(100, 3, 128, 4).architecture["first_weights"] == "int8"
+    wide = default_recipe(100, 64, 128, 4)  # 32 * 5 * 64 B = 10 KiB of int8 weights
+    assert "first_weights" not in wide.architecture

@@ -17,7 +17,9 @@ the per-option experiments are in benchmarks/results/recipe.md):
   reported is the training set's, in eval mode (say so). A separate `val_data` still
   gets scored every epoch.
 - **An architecture that fits the signal**, within `flash_budget` bytes of constants: see
-  `architecture`.
+  `architecture`. Long windows pool by 4 and start with a kernel of 9; the first layer has
+  int8 weights unless they would take over a quarter of the budget (binary weights on one
+  or two raw channels can only say which way a sample moved, not by how much).
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ def _text(v) -> str:
     return str(v)
 
 
-def architecture(channels: int, length: int, classes: int) -> tuple[dict, str]:
+def architecture(
+    channels: int, length: int, classes: int, flash_budget: int = FLASH_BUDGET
+) -> tuple[dict, str]:
     """`conv_classifier` keywords for windows of `channels` x `length` and `classes` classes,
     and why."""
     arch: dict = {}
@@ -142,6 +146,11 @@ def architecture(channels: int, length: int, classes: int) -> tuple[dict, str]:
     if length >= 256:
         arch.update(pool=4, kernel_size=9)
         reasons.append(f"length {length}: pool 4 and a first kernel of 9 reach further")
+    kernel = arch.get("kernel_size", 5)
+    first = DEFAULT_WIDTHS[0] * kernel * channels  # bytes of int8 first-layer weights
+    if first <= flash_budget // 4:
+        arch["first_weights"] = "int8"
+        reasons.append(f"int8 first layer ({first} B of weights): raw samples keep their scale")
     return arch, "; ".join(reasons)
 
 
@@ -158,7 +167,7 @@ def default_recipe(
         if epochs > MIN_EPOCHS
         else f"{windows} windows: {MIN_EPOCHS} epochs"
     ]
-    arch, why = architecture(channels, length, classes)
+    arch, why = architecture(channels, length, classes, flash_budget)
     if why:
         reasons.append(why)
     arch, why = fit_flash(arch, channels, length, classes, flash_budget)
