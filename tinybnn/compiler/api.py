@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import TinyBNNError
 from ..modelfile import load
 from ..nn import Sequential
+from ..outputs import check_outputs
 from ..table import format_table
 from . import codegen
 from .lowering import lower
@@ -58,6 +59,11 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     source = None
     if not isinstance(model, Sequential):
         source = Path(model)
+        check_outputs(
+            codegen.output_paths(Path(out_dir), name),
+            {"the model file": source},
+            "give another --name or output directory",
+        )
         model = load(source)
     program = lower(model)
     header = codegen.header_info(source, command)

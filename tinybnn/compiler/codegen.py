@@ -320,8 +320,18 @@ def check_name(name: str) -> None:
         )
 
 
+def output_paths(out_dir: Path, name: str) -> list[Path]:
+    """The files `render` makes, in `out_dir`: `<name>.h`, `<name>.c`, the kernels header."""
+    return [out_dir / f"{name}.h", out_dir / f"{name}.c", out_dir / KERNELS_HEADER]
+
+
 def write(files: dict[str, str], out_dir: Path) -> list[Path]:
     """Write all files or none: render into a temporary directory, then move them in."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TinyBNNError(f"{out_dir}: is not a directory; give a directory for the C files")
+    for fname in files:
+        if (out_dir / fname).is_dir():
+            raise TinyBNNError(f"{out_dir / fname}: is a directory; the C file cannot go there")
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tinybnn-", dir=out_dir))
     try:

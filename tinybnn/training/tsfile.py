@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TinyBNNError
+from ..outputs import check_outputs
 from .data import Dataset, save_dataset
 
 DEFAULT_FULL_SCALE = 16000
@@ -304,7 +305,11 @@ def convert(
 
     For a test file pass `like=<the training .ts>` so that both share length and scales.
     Returns the `Conversion` (the scales let a device feed the model the same units).
+    The `.npz` is written atomically, and never over `ts_path` or `like`.
     """
+    check_outputs([npz_path], {"the .ts file to convert": ts_path, "the --like file": like})
+    if Path(npz_path).is_dir():
+        raise TinyBNNError(f"{npz_path}: is a directory; give a file name for the .npz")
     conv = load_ts(
         ts_path, length, like=like, variable=variable, scaling=scaling, full_scale=full_scale
     )
