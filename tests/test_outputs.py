@@ -188,7 +188,7 @@ def test_class_macros_loop_until_free():
 
 
 @given(st.lists(st.text(max_size=6), min_size=1, max_size=12))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=10 * settings().max_examples)
 def test_class_macros_are_distinct_identifiers(names):
     macros = codegen.class_macros(names)
     assert len(set(macros)) == len(names)
@@ -199,7 +199,7 @@ COMMENT_HAZARDS = ["*/", "/*", "??/", "?" * 5, "\\", "\\ ", "\n#error", "\t", "\
 
 
 @given(st.lists(st.sampled_from([*COMMENT_HAZARDS, "*", "/", "?", "a", " ", "é"])).map("".join))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=20 * settings().max_examples)
 def test_comment_text_cannot_end_the_comment(text):
     out = codegen.c_comment(text)
     assert all(32 <= ord(c) < 127 for c in out)
