@@ -61,7 +61,7 @@ def load(path: str | os.PathLike) -> Sequential:
     path = Path(path)
     if not path.is_file():
         raise TinyBNNError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
+    if not _is_zipfile(path):
         raise TinyBNNError(
             f"{path}: not a tinybnn model file (not a torch zip archive, or truncated)"
         )
@@ -93,3 +93,11 @@ def load(path: str | os.PathLike) -> Sequential:
             f"{path}: damaged tinybnn model file ({one_line(e, first_sentence=True)})"
         ) from None
     return model.eval()
+
+
+def _is_zipfile(path: Path) -> bool:
+    """zipfile.is_zipfile, which raises BadZipFile on a damaged ZIP64 locator."""
+    try:
+        return zipfile.is_zipfile(path)
+    except zipfile.BadZipFile:
+        return False
