@@ -294,7 +294,12 @@ def summary_command(model: Path) -> None:
     show_default=True,
     help="Directory for <name>.h, <name>.c and tinybnn_kernels.h.",
 )
-@click.option("--name", default="model", show_default=True, help="C name prefix of every symbol.")
+@click.option(
+    "--name",
+    default="model",
+    show_default=True,
+    help="C name prefix of every symbol: a lower-case C identifier of at most 32 characters.",
+)
 @click.option(
     "--target",
     type=click.Choice(list(TARGETS)),
