@@ -41,7 +41,7 @@
 #error "build with -DTB_NAME=<name>, the model's C prefix"
 #endif
 
-/* The caller owns the arena: static, uint32_t-aligned, as the README shows. */
+/* The caller owns the arena: static uint32_t words, as <name>_classify takes it. */
 static uint32_t tb_main_arena[(TB_ARENA_BYTES + 3) / 4];
 
 /* Print one difference; score is a class index, or -1 for the class itself. Returns 1. */

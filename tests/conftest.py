@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from tinybnn.training.data import save_dataset
 
@@ -116,3 +119,13 @@ def bad_dataset(request, tmp_path):
     if write is not None:
         write(path)
     return path, fragment
+
+
+# Hypothesis profiles (tests/test_properties.py, test_fuzz.py, test_outputs.py): "ci", the
+# default, runs a bounded, derandomised number of examples in `make test`;
+# TINYBNN_HYPOTHESIS=long runs many more, by hand.
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, derandomize=True, print_blob=True, database=None
+)
+settings.register_profile("long", max_examples=1000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("TINYBNN_HYPOTHESIS", "ci"))

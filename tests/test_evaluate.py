@@ -84,7 +84,7 @@ def test_cli_prints_the_report_and_writes_the_png(files, capsys):
     [
         pytest.param("other_shape", "windows of [C, T] = [6, 40]", id="other_shape"),
         pytest.param("other_names", "class names", id="other_names"),
-        pytest.param("png_is_input", "is an input of this command", id="png_is_input"),
+        pytest.param("png_is_input", "is the data file", id="png_is_input"),
     ],
 )
 def test_bad_input_is_one_line(files, tmp_path, capsys, case, fragment):

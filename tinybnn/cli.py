@@ -15,6 +15,7 @@ script beyond these options.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -285,7 +286,12 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
     show_default=True,
     help="Directory for <name>.h, <name>.c and tinybnn_kernels.h.",
 )
-@click.option("--name", default="model", show_default=True, help="C name prefix of every symbol.")
+@click.option(
+    "--name",
+    default="model",
+    show_default=True,
+    help="C name prefix of every symbol: a lower-case C identifier of at most 32 characters.",
+)
 @click.option(
     "--target",
     type=click.Choice(list(TARGETS)),
@@ -298,7 +304,8 @@ def compile_command(
     model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
 ) -> None:
     """Compile MODEL to dependency-free C and print the per-layer report."""
-    command = " ".join(["tinybnn", *sys.argv[1:]]) if sys.argv[1:] else f"tinybnn compile {model}"
+    obj = click.get_current_context().find_root().obj or {}
+    command = shlex.join(["tinybnn", *obj.get("argv", sys.argv[1:])])  # recorded in the C
     result = compile_model(
         model,
         out_dir,
@@ -371,7 +378,10 @@ def profile_command(
 def main(argv: list[str] | None = None) -> int:
     """Run the `tinybnn` command; returns the exit status (the console script exits with it)."""
     try:
-        status = tinybnn.main(args=argv, prog_name="tinybnn", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+        status = tinybnn.main(
+            args=args, prog_name="tinybnn", standalone_mode=False, obj={"argv": args}
+        )
         return status if isinstance(status, int) else 0
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.format_message())

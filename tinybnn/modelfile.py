@@ -83,7 +83,7 @@ def load(path: str | os.PathLike) -> Sequential:
             else "no such model file"
         )
         raise TinyBNNError(f"{path}: {why}")
-    if not zipfile.is_zipfile(path):
+    if not _is_zipfile(path):
         raise TinyBNNError(
             f"{path}: not a tinybnn model file (not a torch zip archive, or truncated)"
         )
@@ -122,3 +122,11 @@ def load(path: str | os.PathLike) -> Sequential:
             f"{path}: damaged tinybnn model file ({one_line(e, first_sentence=True)})"
         ) from None
     return model.eval()
+
+
+def _is_zipfile(path: Path) -> bool:
+    """zipfile.is_zipfile, which raises BadZipFile on a damaged ZIP64 locator."""
+    try:
+        return zipfile.is_zipfile(path)
+    except zipfile.BadZipFile:
+        return False

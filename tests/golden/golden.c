@@ -136,7 +136,7 @@ static const tb_classifier_t golden_l3 = {
     .bias = golden_l3_bias,
 };
 
-int golden_classify(const int16_t *samples, int32_t *scores, void *arena)
+int golden_classify(const int16_t *samples, int32_t *scores, uint32_t *arena)
 {
     unsigned char *a = (unsigned char *)arena;
     TB_STAGE_BEGIN(0);

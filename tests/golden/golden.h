@@ -31,7 +31,7 @@ extern "C" {
 #define GOLDEN_CLASS_DOUBLE_TAP 1
 #define GOLDEN_CLASS_NONE 2
 
-/* Scratch memory for one inference: uint32_t-aligned, GOLDEN_ARENA_BYTES bytes. */
+/* Scratch memory for one inference, in words: uint32_t arena[(GOLDEN_ARENA_BYTES + 3) / 4]. */
 #define GOLDEN_ARENA_BYTES 196
 
 /* Class names, indexed by class. */
@@ -41,10 +41,10 @@ extern const char *const golden_class_names[GOLDEN_NUM_CLASSES];
  * Classify one window.
  *   samples: int16 [GOLDEN_IN_LENGTH][GOLDEN_IN_CHANNELS], interleaved
  *   scores:  int32 [GOLDEN_NUM_CLASSES], written
- *   arena:   GOLDEN_ARENA_BYTES bytes, uint32_t-aligned, owned by the caller (reentrant)
+ *   arena:   uint32_t [(GOLDEN_ARENA_BYTES + 3) / 4], owned by the caller (reentrant)
  * Returns the class index (ties go to the lowest index).
  */
-int golden_classify(const int16_t *samples, int32_t *scores, void *arena);
+int golden_classify(const int16_t *samples, int32_t *scores, uint32_t *arena);
 
 /* The same with a static arena inside golden.c: simpler, not reentrant. */
 int golden_classify_static(const int16_t *samples, int32_t *scores);

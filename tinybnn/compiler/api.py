@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import TinyBNNError
+from ..errors import ModelError, TinyBNNError
 from ..modelfile import load
 from ..nn import Sequential
+from ..outputs import check_outputs
 from ..table import format_table
 from . import codegen
 from .lowering import lower
@@ -58,10 +59,22 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     source = None
     if not isinstance(model, Sequential):
         source = Path(model)
+        check_outputs(
+            codegen.output_paths(Path(out_dir), name),
+            {"the model file": source},
+            "give another --name or output directory",
+        )
         model = load(source)
-    program = lower(model)
-    header = codegen.header_info(source, command)
-    cm = codegen.build(program, name, header, target, optimize, flash_budget)
+    try:
+        program = lower(model)
+        header = codegen.header_info(source, command)
+        cm = codegen.build(program, name, header, target, optimize, flash_budget)
+    except TinyBNNError as e:
+        if source is None:
+            raise
+        raise (ModelError if isinstance(e, ModelError) else TinyBNNError)(
+            f"{source}: {e}"
+        ) from None
     files = codegen.write(codegen.render(cm), Path(out_dir))
     return CompileResult(program=program, cmodel=cm, files=files)
 

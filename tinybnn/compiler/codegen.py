@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import TinyBNNError
+from ..ops.spec import MAX_NAME_LENGTH as MAX_CLASS_NAME
 from .contract import Threshold
 from .kernels import KERNELS_HEADER, LIMITS, template_dir
 from .program import Program, Stage
@@ -239,6 +240,8 @@ def build(
     """Prepare the C of `program`: one kernel variant per stage for the target
     (`targets.TARGETS`), favouring `optimize` (`variants.OPTIMIZE`), with constants of at most
     `flash_budget` bytes when given (`fit_flash_budget`)."""
+    check_name(name)
+    check_class_names(program.class_names)
     core = target(target_name)
     check_optimize(optimize)
     stages = [emit_stage(i, st, name, core, optimize) for i, st in enumerate(program.stages)]
@@ -261,15 +264,38 @@ def c_identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper() or "X"
 
 
+def _bytes(text: str) -> bytes:
+    """UTF-8, lone surrogates included (from undecodable command-line bytes)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def c_string(text: str) -> str:
     """Escape a string for a C string literal (printable ASCII kept, the rest as octal)."""
     out = []
-    for ch in text.encode():
+    for ch in _bytes(text):
         c = chr(ch)
         out.append(
             "\\" + c if c in '"\\?' else c if 32 <= ch < 127 else f"\\{ch:03o}"
         )  # ? : trigraphs
     return "".join(out)
+
+
+def c_comment(text: str) -> str:
+    r"""Text for inside a /* */ comment, where nothing can end it or break the strict flags.
+
+    Printable ASCII is kept and everything else is an octal escape, as in `c_string` (so no
+    newline, tab or invalid UTF-8 reaches the comment); a backslash is doubled, and a final
+    one written \134, so it never splices the next line. A backslash breaks every `*/`
+    (which would end the comment), `/*` (-Wcomment) and `??` (a trigraph; `??/` is a
+    backslash): `*\/`, `/\*`, `?\?`.
+    """
+    out = "".join(
+        "\\\\" if b == 0x5C else chr(b) if 32 <= b < 127 else f"\\{b:03o}" for b in _bytes(text)
+    )
+    out = re.sub(r"\*(?=/)", r"*\\", out)
+    out = re.sub(r"/(?=\*)", r"/\\", out)
+    out = re.sub(r"\?(?=\?)", r"?\\", out)
+    return re.sub(r"\\\\(\s*)\Z", r"\\134\1", out)
 
 
 def _env() -> jinja2.Environment:
@@ -280,15 +306,42 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(cstring=c_string)
+    env.filters.update(cstring=c_string, ccomment=c_comment)
     env.tests.update(mapping=lambda v: isinstance(v, dict))
     return env
 
 
 def class_macros(names: list[str]) -> list[str]:
-    """Macro suffixes for the class names, made unique: a clash gets the class index."""
+    """Macro suffixes for the class names, unique: a tail that several classes share gets
+    the class index (TAP_0, TAP_1), and one still taken (a class named "tap_1") a further
+    counter (TAP_1_1, ...), until every suffix is distinct."""
     tails = [c_identifier(n) for n in names]
-    return [t if tails.count(t) == 1 else f"{t}_{i}" for i, t in enumerate(tails)]
+    taken = {t for t in tails if tails.count(t) == 1}
+    out = []
+    for i, t in enumerate(tails):
+        if tails.count(t) > 1:
+            t = candidate = f"{t}_{i}"
+            n = 0
+            while candidate in taken:
+                n += 1
+                candidate = f"{t}_{n}"
+            t = candidate
+            taken.add(t)
+        out.append(t)
+    return out
+
+
+def check_class_names(names: list[str]) -> None:
+    """Class names the C can hold (each as a string literal and a macro name): strings of
+    at most MAX_CLASS_NAME characters, the model files' own limit (`ops.spec`)."""
+    for i, n in enumerate(names):
+        if not isinstance(n, str):
+            raise TinyBNNError(f"class {i}: its name is a {type(n).__name__}, not a string")
+        if len(n) > MAX_CLASS_NAME:
+            raise TinyBNNError(
+                f"class {i} ({n[:20]!r}...) has a name of {len(n)} characters; the generated "
+                f"C takes at most {MAX_CLASS_NAME}"
+            )
 
 
 def render(cm: CModel) -> dict[str, str]:
@@ -303,25 +356,61 @@ def render(cm: CModel) -> dict[str, str]:
         version=__version__,
         **cm.header,
     )
+    header, source, kernels = (p.name for p in output_paths(Path(), cm.name))
     return {
-        f"{cm.name}.h": env.get_template("model.h.j2").render(ctx),
-        f"{cm.name}.c": env.get_template("model.c.j2").render(ctx),
-        KERNELS_HEADER: (template_dir() / KERNELS_HEADER).read_text(),
+        header: env.get_template("model.h.j2").render(ctx),
+        source: env.get_template("model.c.j2").render(ctx),
+        kernels: (template_dir() / KERNELS_HEADER).read_text(),
     }
 
 
-C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+C_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+MAX_NAME = 32  # characters of --name: its longest symbol, <name>_classify_static, takes 48
+# C's standard headers: <name>.h must not shadow one for code built with -I <out dir>.
+C_HEADERS = frozenset(
+    "assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal "
+    "stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath "
+    "threads time uchar wchar wctype".split()
+)
 
 
 def check_name(name: str) -> None:
-    if not C_NAME.match(name) or name.lower().startswith("tb_"):
-        raise TinyBNNError(
-            f"--name {name!r} must be a C identifier (letters, digits, _) not starting with tb_"
-        )
+    """Refuse a --name whose files, symbols, macros or include guard could clash or break
+    the strict flags: it must be a short lower-case C identifier (so no reserved `_X` or
+    `__` identifiers, and no two models whose names differ only in case), outside the
+    kernels' `tb_`/`TB_` namespace, and not the stem of the kernels header or of a standard
+    C header."""
+    stem = Path(KERNELS_HEADER).stem
+    if not isinstance(name, str) or not C_NAME.match(name):
+        why = "a lower-case C identifier: a-z, 0-9 and _, starting with a letter"
+    elif "__" in name or name.endswith("_"):
+        why = "free of '__' and of a final '_' (C and C++ reserve such identifiers)"
+    elif len(name) > MAX_NAME:
+        why = f"at most {MAX_NAME} characters"
+    elif name == "tb" or name.startswith("tb_"):
+        why = "outside tb_, the kernels' prefix"
+    elif name == stem:
+        why = f"another name than {stem}, whose header holds the kernels"
+    elif name in C_HEADERS:
+        why = f"another name than a standard C header's ({name}.h)"
+    else:
+        return
+    shown = repr(name) if len(repr(name)) <= 40 else repr(name)[:36] + "...'"
+    raise TinyBNNError(f"--name {shown} must be {why}")
+
+
+def output_paths(out_dir: Path, name: str) -> list[Path]:
+    """The files `render` makes, in `out_dir`: `<name>.h`, `<name>.c`, the kernels header."""
+    return [out_dir / f"{name}.h", out_dir / f"{name}.c", out_dir / KERNELS_HEADER]
 
 
 def write(files: dict[str, str], out_dir: Path) -> list[Path]:
     """Write all files or none: render into a temporary directory, then move them in."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TinyBNNError(f"{out_dir}: is not a directory; give a directory for the C files")
+    for fname in files:
+        if (out_dir / fname).is_dir():
+            raise TinyBNNError(f"{out_dir / fname}: is a directory; the C file cannot go there")
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tinybnn-", dir=out_dir))
     try:

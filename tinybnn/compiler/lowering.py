@@ -38,8 +38,15 @@ class Lowerer:
         return self.layers[i] if 0 <= i < len(self.layers) else None
 
     def run(self) -> list[Stage]:
+        """Lower every layer; a refusal that does not name its layer gets the layer's name."""
         while self.i < len(self.layers):
-            self.layers[self.i].lower(self)
+            i = self.i
+            try:
+                self.layers[i].lower(self)
+            except ModelError as e:
+                if str(e).startswith("layer "):
+                    raise
+                raise ModelError(f"{self.where(i)}: {e}") from None
         return self.stages
 
     def take_pool_and_sign(self, conv_index: int, preact):

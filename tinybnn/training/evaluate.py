@@ -25,6 +25,7 @@ from ..errors import TinyBNNError
 from ..firmware import host
 from ..modelfile import atomic_write, load
 from ..nn import Sequential
+from ..outputs import check_outputs
 from .data import Dataset, default_class_names, load_dataset
 from .train import confusion_png
 
@@ -138,9 +139,7 @@ def evaluate_file(
     model_path, data_path = Path(model_path), Path(data_path)
     if png is not None:
         png = Path(png)
-        for src in (model_path, data_path):
-            if png.exists() and src.exists() and os.path.samefile(png, src):
-                raise TinyBNNError(f"{png}: is an input of this command; give another name")
+        check_outputs([png], {"the model file": model_path, "the data file": data_path})
     model = load(model_path)
     data = load_dataset(data_path)
     check_data(model, data, str(data_path))

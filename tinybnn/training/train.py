@@ -57,6 +57,7 @@ from ..errors import TinyBNNError
 from ..modelfile import renamed, save
 from ..models import conv_classifier
 from ..nn import Sequential, clip_latent_
+from ..outputs import check_outputs
 from . import bop
 from .augment import Augment
 from .data import Dataset, default_class_names, load_dataset, split
@@ -162,7 +163,7 @@ def train(
     if out is not None:
         if twin or isinstance(model, FloatTwin):
             raise TinyBNNError("the float twin is not a tinybnn model and cannot be saved")
-        out = _check_out(Path(out), inputs=(data, val_data))
+        out = _check_out(Path(out), data, val_data)
     data = _as_dataset(data)
     if data.num_classes < 2:
         raise TinyBNNError(f"the data has {data.num_classes} class; a classifier needs two or more")
@@ -430,22 +431,16 @@ def _check_fits(model: Sequential | FloatTwin, data: Dataset, name: str) -> None
         )
 
 
-def _check_out(out: Path, inputs: tuple) -> Path:
+def _check_out(out: Path, data, val_data) -> Path:
     """Refuse an output path that could not be written, or that would overwrite the data,
     before training rather than after."""
     if out.is_dir():
         raise TinyBNNError(f"{out}: is a directory; give a file name for the model")
-    for path in output_paths(out):
-        if any(isinstance(i, (str, os.PathLike)) and _same_file(path, Path(i)) for i in inputs):
-            raise TinyBNNError(f"{path}: is the training data; give another output name")
+    check_outputs(output_paths(out), {"the training data": data, "the validation data": val_data})
     parent = next(p for p in (out.parent, *out.parent.parents) if p.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise TinyBNNError(f"{out}: cannot write in {parent}")
     return out
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
 def output_paths(out: str | os.PathLike) -> list[Path]:

@@ -19,6 +19,9 @@ file converted `like` its training file, the training file's.
 
 Policies (each documented where it is applied):
 
+- **Magnitudes**: a value is 0 or between 1e-300 and 1e300 in magnitude, so that
+  interpolation and scaling stay finite; anything else (a denormal, 1.7e308, inf) is refused
+  naming the line.
 - **Missing values** (`?` or `NaN`) are filled by linear interpolation between the nearest
   known values of the same dimension, held constant before the first and after the last;
   a dimension with no known value becomes 0.
@@ -49,9 +52,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TinyBNNError
+from ..outputs import check_outputs
 from .data import Dataset, save_dataset
 
 DEFAULT_FULL_SCALE = 16000
+# The magnitudes a value may have besides 0. Within them, interpolation (differences of two
+# values) and the int16 scale (full_scale / the largest |x|) stay finite in float64; a
+# denormal (1e-320) or a value near the largest float (1.7e308) would make them inf or NaN.
+MIN_MAGNITUDE, MAX_MAGNITUDE = 1e-300, 1e300
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,12 +248,18 @@ def _values(text: str, dim: int, fail) -> list[float]:
         if item in ("?", "NaN", "nan"):
             out.append(math.nan)
             continue
+        shown = repr(item if len(item) <= 40 else item[:37] + "...")
         try:
             v = float(item)
         except ValueError:
-            raise fail(f"dimension {dim}: {item!r} is not a number") from None
+            raise fail(f"dimension {dim}: {shown} is not a number") from None
         if not math.isfinite(v):
-            raise fail(f"dimension {dim}: {item!r} is not a finite number")
+            raise fail(f"dimension {dim}: {shown} is not a finite number")
+        if v and not MIN_MAGNITUDE <= abs(v) <= MAX_MAGNITUDE:
+            raise fail(
+                f"dimension {dim}: {shown} is outside the magnitudes tinybnn converts "
+                f"(0, or {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g})"
+            )
         out.append(v)
     return out
 
@@ -297,8 +311,10 @@ def fit_scale(
 
 
 def to_int16(X: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """round(x * scale_c), clipped to int16."""
-    return np.clip(np.round(X * scale[None, :, None]), -32768, 32767).astype(np.int16)
+    """round(x * scale_c), clipped to int16 (a product beyond float64 is inf, and clips)."""
+    with np.errstate(over="ignore"):
+        scaled = X * scale[None, :, None]
+    return np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
 
 
 @dataclass(frozen=True, eq=False)
@@ -371,7 +387,11 @@ def convert(
 
     For a test file pass `like=<the training .ts>` so that both share length and scales.
     Returns the `Conversion` (the scales let a device feed the model the same units).
+    The `.npz` is written atomically, and never over `ts_path` or `like`.
     """
+    check_outputs([npz_path], {"the .ts file to convert": ts_path, "the --like file": like})
+    if Path(npz_path).is_dir():
+        raise TinyBNNError(f"{npz_path}: is a directory; give a file name for the .npz")
     conv = load_ts(
         ts_path, length, like=like, variable=variable, scaling=scaling, full_scale=full_scale
     )
