@@ -340,7 +340,7 @@ def check_class_names(names: list[str]) -> None:
         if len(n) > MAX_CLASS_NAME:
             raise TinyBNNError(
                 f"class {i} ({n[:20]!r}...) has a name of {len(n)} characters; the generated "
-                f"C takes at most {MAX_CLASS_NAME}"
+                f"C takes names of at most {MAX_CLASS_NAME} characters"
             )
 
 
