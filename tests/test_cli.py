@@ -42,7 +42,7 @@ def test_train_then_summary(tmp_path, signals_npz, capsys):
     out = tmp_path / "model.pt"
     status, stdout, err = run(capsys, "train", signals_npz, "-o", out, *FAST)
     assert (status, err) == (0, "")
-    assert "validation accuracy" in stdout
+    assert "last epoch 10/10: training-set accuracy (eval mode)" in stdout
     assert {p.name for p in tmp_path.iterdir()} == {
         "signals.npz",
         "model.pt",
@@ -149,10 +149,14 @@ def test_refuses_to_overwrite_the_data(signals_npz, capsys):
     [
         pytest.param(
             ["--teacher", "twin", "--augment", "--keep", "last"],
-            ["teacher (float twin): validation accuracy", "last epoch 2/2"],
+            ["teacher (float twin): accuracy", "(training set)", "last epoch 2/2"],
             id="twin_teacher_augment_last",
         ),
-        pytest.param(["--optimizer", "bop"], ["best epoch"], id="bop"),
+        pytest.param(
+            ["--optimizer", "bop", "--val-fraction", "0.2"],
+            ["best epoch", "validation accuracy"],
+            id="bop_validation_split_best",
+        ),
     ],
 )
 def test_train_options_write_a_model_that_reloads(tmp_path, signals_npz, capsys, options, says):

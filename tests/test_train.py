@@ -129,7 +129,8 @@ def test_failed_output_leaves_nothing(tmp_path, signals, monkeypatch):
 def test_progress_prints_one_line_per_epoch(signals, capsys):
     train(signals, **{**FAST, "epochs": 3, "progress": True}, **SMALL)
     recipe, *lines = capsys.readouterr().err.splitlines()
-    assert recipe.startswith("recipe: widths 16,32; 3 epochs of batch 32, lr 0.02; validation 20%")
+    assert recipe.startswith("recipe: ") and "widths 16,32" in recipe
+    assert "3 epochs of batch 32, lr 0.02; validation 20%, keep best" in recipe
     assert "overridden: epochs=3" in recipe
     assert len(lines) == 3 and lines[-1].startswith("epoch 3/3") and "val" in lines[-1]
 
