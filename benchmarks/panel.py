@@ -16,7 +16,9 @@ call with `twin=True` (the full-precision network of the same layers and recipe)
 split is used for nothing but the figures below. Per seed it records the test accuracy of
 both, the training time of the BNN, flash and arena bytes of the compiled model
 (`tinybnn.compile`, constants without code), and whether the host C (gcc, the fast kernels)
-and the integer reference give PyTorch's scores on every test window.
+and the integer reference give PyTorch's scores on every test window. Flash is the portable
+build's constants (weights, thresholds, normalisation: `tinybnn summary`'s figure); a fast
+target's subset tables add to it, within `--flash-budget` at compile time.
 
 Seeds: 5, or 3 for sets with over 3,000 windows. The published figures are the best 1-NN
 DTW (`PUBLISHED`, with its source) and a deep-learning reference (ResNet, mean of five runs).
@@ -109,7 +111,7 @@ def run_set(name: str, seeds: int | None, threads: int) -> dict:
         twin = tinybnn.train(train, seed=seed, threads=threads, progress=False, twin=True)
         model = bnn.model
         with tempfile.TemporaryDirectory() as tmp:
-            cm = tinybnn.compile(model, tmp, "m", target="host").cmodel
+            cm = tinybnn.compile(model, tmp, "m").cmodel  # portable: the weights' own flash
         check = c_check(model, test.X, scores(model, test.X))
         row = dict(
             seed=seed,

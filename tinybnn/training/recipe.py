@@ -143,7 +143,7 @@ def architecture(
     and why."""
     arch: dict = {}
     reasons = []
-    if length >= 256:
+    if length >= 300:
         arch.update(pool=4, kernel_size=9)
         reasons.append(f"length {length}: pool 4 and a first kernel of 9 reach further")
     kernel = arch.get("kernel_size", 5)
