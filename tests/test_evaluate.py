@@ -82,7 +82,7 @@ def test_cli_prints_the_report_and_writes_the_png(files, capsys):
 @pytest.mark.parametrize(
     "case, fragment",
     [
-        pytest.param("other_shape", "windows of [C, T] = [6, 40]", id="other_shape"),
+        pytest.param("other_shape", "has [C, T] = [6, 40]", id="other_shape"),
         pytest.param("other_names", "class names", id="other_names"),
         pytest.param("png_is_input", "is the data file", id="png_is_input"),
     ],

@@ -21,13 +21,12 @@ import torch
 
 from ..compiler import reference
 from ..compiler.api import compile as compile_model
-from ..errors import TinyBNNError
 from ..firmware import host
 from ..modelfile import atomic_write, load
 from ..nn import Sequential
 from ..outputs import check_outputs
-from .data import Dataset, default_class_names, load_dataset
-from .train import confusion_png
+from .data import load_dataset
+from .train import check_fits, confusion_png
 
 
 @dataclass(frozen=True)
@@ -96,25 +95,6 @@ def scores(model: Sequential, X: np.ndarray, batch_size: int = 1024) -> np.ndarr
     return out.round().to(torch.int64).numpy()
 
 
-def check_data(model: Sequential, data: Dataset, where: str) -> None:
-    """The data must fit the model: its [C, T], and its class names if it names them."""
-    if tuple(data.input_shape) != tuple(model.input_shape):
-        raise TinyBNNError(
-            f"{where}: windows of [C, T] = {list(data.input_shape)}, but the model takes "
-            f"{list(model.input_shape)}"
-        )
-    if data.num_classes > model.num_classes:
-        raise TinyBNNError(
-            f"{where}: {data.num_classes} classes, but the model has {model.num_classes}"
-        )
-    named = data.class_names != default_class_names(data.num_classes)
-    if named and list(data.class_names) != list(model.class_names)[: data.num_classes]:
-        raise TinyBNNError(
-            f"{where}: class names {list(data.class_names)} differ from the model's "
-            f"{list(model.class_names)}"
-        )
-
-
 def c_check(model: Sequential, X: np.ndarray, torch_scores: np.ndarray) -> CCheck:
     """Compile `model` for the host, run the C on every window of X and compare its scores
     with PyTorch's and the integer reference's."""
@@ -142,7 +122,7 @@ def evaluate_file(
         check_outputs([png], {"the model file": model_path, "the data file": data_path})
     model = load(model_path)
     data = load_dataset(data_path)
-    check_data(model, data, str(data_path))
+    check_fits(model, data, str(data_path))
     torch_scores = scores(model, data.X)
     pred = reference.argmax(torch_scores)
     k = model.num_classes

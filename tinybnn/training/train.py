@@ -220,7 +220,7 @@ def train(
             )
         for name, part in (("training", train_set), ("validation", val_set)):
             if part is not None:
-                _check_fits(model, part, name)
+                check_fits(model, part, f"the {name} data")
         if twin and isinstance(model, Sequential):
             model = FloatTwin(model)
         history, best = _fit(
@@ -409,25 +409,25 @@ def _as_dataset(data: str | os.PathLike | Dataset) -> Dataset:
     return data if isinstance(data, Dataset) else load_dataset(data)
 
 
-def _check_fits(model: Sequential | FloatTwin, data: Dataset, name: str) -> None:
+def check_fits(model: Sequential | FloatTwin, data: Dataset, where: str) -> None:
+    """`data` fits `model`: its [C, T], its number of classes, and its class names if it
+    names them (`where` says which data, for the message)."""
     if not isinstance(model, (Sequential, FloatTwin)):
         raise TinyBNNError(
             f"train takes a tinybnn.nn.Sequential or a FloatTwin, not {type(model).__name__}"
         )
-    if tuple(model.input_shape) != data.input_shape:
+    if tuple(model.input_shape) != tuple(data.input_shape):
         raise TinyBNNError(
-            f"the {name} data has [C, T] = {list(data.input_shape)}, "
+            f"{where} has [C, T] = {list(data.input_shape)}, "
             f"but the model takes {list(model.input_shape)}"
         )
     if data.num_classes > model.num_classes:
-        raise TinyBNNError(
-            f"the {name} data has {data.num_classes} classes, the model {model.num_classes}"
-        )
+        raise TinyBNNError(f"{where} has {data.num_classes} classes, the model {model.num_classes}")
     named = data.class_names != default_class_names(data.num_classes)
-    if named and data.class_names != model.class_names:
+    if named and list(data.class_names) != list(model.class_names)[: data.num_classes]:
         raise TinyBNNError(
-            f"the {name} data's class names {data.class_names} differ from the model's "
-            f"{model.class_names}"
+            f"{where}'s class names {list(data.class_names)} differ from the model's "
+            f"{list(model.class_names)}"
         )
 
 
