@@ -121,7 +121,7 @@ def run_set(name: str, seeds: int | None, threads: int) -> dict:
             flash=cm.flash_bytes,
             arena=cm.arena_bytes,
             exact=check.exact,
-            recipe=getattr(bnn, "recipe", None),
+            recipe=bnn.recipe.describe(),
         )
         print(name, {k: v for k, v in row.items() if k != "recipe"}, flush=True)
         rows.append(row)
