@@ -215,6 +215,8 @@ def fit_flash_budget(stages: list[CStage], name: str, budget: int) -> list[CStag
         return stages
     swaps = []  # (binary MACs per byte the tables cost, the stage without them)
     for i, cs in enumerate(stages):
+        if select(cs.stage, cs.core, "size") is cs.variant:
+            continue  # the same kernel either way: nothing to trade
         small = emit_stage(i, cs.stage, name, cs.core, "size")
         if small.flash_bytes < cs.flash_bytes:
             swaps.append((cs.stage.macs()[0] / (cs.flash_bytes - small.flash_bytes), i, small))

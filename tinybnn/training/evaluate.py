@@ -26,7 +26,7 @@ from ..modelfile import atomic_write, load
 from ..nn import Sequential
 from ..outputs import check_outputs
 from .data import load_dataset
-from .train import check_fits, confusion_png
+from .train import check_fits, confusion, confusion_png
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,11 @@ def evaluate_file(
     check_fits(model, data, str(data_path))
     torch_scores = scores(model, data.X)
     pred = reference.argmax(torch_scores)
-    k = model.num_classes
-    confusion = np.bincount(data.y * k + pred, minlength=k * k).reshape(k, k)
+    matrix = confusion(data.y, pred, model.num_classes)
     checked = c_check(model, data.X, torch_scores) if check_c else None
-    report = Report(model_path.name, data_path.name, list(model.class_names), confusion, checked)
+    report = Report(model_path.name, data_path.name, list(model.class_names), matrix, checked)
     if png is not None:
         title = f"{data_path.name}: {100 * report.accuracy:.1f}% correct"
-        image = confusion_png(confusion, list(model.class_names), title)
+        image = confusion_png(matrix, list(model.class_names), title)
         atomic_write(png, lambda f: f.write(image))
     return report

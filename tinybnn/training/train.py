@@ -262,9 +262,14 @@ def evaluate(model: Sequential, X, y, batch_size: int = 1024) -> Evaluation:
         pred = torch.cat([model(xb).argmax(1) for xb in X.split(batch_size)]).numpy()
     finally:
         model.train(was_training)
-    k = model.num_classes
-    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-    return Evaluation(accuracy=float((pred == y).mean()), confusion=confusion)
+    return Evaluation(
+        accuracy=float((pred == y).mean()), confusion=confusion(y, pred, model.num_classes)
+    )
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """Counts [k, k] of (true class, predicted class) pairs."""
+    return np.bincount(np.asarray(y) * k + np.asarray(pred), minlength=k * k).reshape(k, k)
 
 
 def _fit(
