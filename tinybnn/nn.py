@@ -1,7 +1,7 @@
 """Binarized layers for 1-D signals, written so that each one lowers to integers exactly.
 
 Tensors follow PyTorch: `[N, C, T]`. A model is a `Sequential` of the layers below; the
-value kinds between them (``int``, ``acc``, ``bin``, ``count``, ``scores``) are described in
+value kinds between them (``int``, ``acc``, ``sum``, ``bin``, ``count``, ``scores``) are described in
 `tinybnn.ops.base`. Each layer kind lives in its op module under `tinybnn.ops`, with its
 lowering, reference and C; this module gathers them for users and holds `Sequential`.
 
@@ -29,6 +29,7 @@ from .ops.dense import BinaryLinear, Int8Linear
 from .ops.flatten import Flatten
 from .ops.input_conv import InputConv1d
 from .ops.pool import GlobalPool1d, MaxPool1d
+from .ops.residual import BinaryResidual1d
 from .ops.spec import (
     INT16_MAX,
     INT16_MIN,
@@ -52,6 +53,7 @@ __all__ = [
     "BatchNormSign",
     "BinaryConv1d",
     "BinaryLinear",
+    "BinaryResidual1d",
     "Flatten",
     "GlobalPool1d",
     "InputConv1d",

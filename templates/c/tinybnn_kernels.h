@@ -31,6 +31,7 @@
 #define TB_VST_GROUP_BITS 3  /* subset tables: input bits per lookup (8 patterns) */
 #define TB_SST_MAX_SPAN 16   /* subset-sum first layer: the most input steps of one output */
 #define TB_SST_MAX_IN 8      /* ... and the most input channels (2^c_in sums per step) */
+#define TB_SUM_MAX 32767     /* shortcuts: the largest |sum| of an int16 sum buffer */
 
 #if TB_VSL_MAX_SLICES < TB_SLICES_MIN || TB_SLICES_MIN != 5
 #error "the bit-sliced kernels keep exactly 4 carry-save slices below the high ones"
@@ -140,6 +141,23 @@ static inline void tb_conv1d_walk(const void *layer, const void *x, tb_acc_fn ac
     }
 }
 
+/* As tb_conv1d_walk, but the pooled accumulators leave as sums, each within +-TB_SUM_MAX
+ * (the compiler proves it): out: int16 [t_out][c_out]. */
+static inline void tb_conv1d_walk_sum(const void *layer, const void *x, tb_acc_fn acc, int c_out,
+                                      int t_out, int pool_k, int pool_s, int16_t *y)
+{
+    for (int p = 0; p < t_out; p++) {
+        for (int o = 0; o < c_out; o++) {
+            int32_t best = INT32_MIN;
+            for (int j = 0; j < pool_k; j++) {
+                int32_t a = acc(layer, x, o, p * pool_s + j);
+                best = a > best ? a : best;
+            }
+            y[p * c_out + o] = (int16_t)best;
+        }
+    }
+}
+
 static inline int32_t tb_iconv1d_acc_any(const void *L, const void *x, int o, int t)
 {
     return tb_iconv1d_acc((const tb_iconv1d_t *)L, (const int16_t *)x, o, t);
@@ -191,6 +209,61 @@ static inline int32_t tb_bconv1d_acc_any(const void *L, const void *x, int o, in
 static inline void tb_bconv1d_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
 {
     tb_conv1d_walk(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
+}
+
+/* The same convolution and pooling without the sign, for a shortcut (binary_residual1d)
+ * that adds to its sums (th unused).
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int16 [t_out][c_out], |sum| <= kernel_size*c_in. */
+static inline void tb_bconv1d_sum_b32(const tb_bconv1d_t *L, const uint32_t *x, int16_t *y)
+{
+    tb_conv1d_walk_sum(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, y);
+}
+
+/* A real-valued shortcut around a binary convolution (Bi-Real / ReActNet), on integers:
+ * out = maxpool(x + bconv(sign(bn(x)))), where x are sums of +-1 products (the unit every
+ * binary convolution shares, so the add needs no scale). The block's batchnorm_sign is
+ * in_th; the batchnorm_sign after the block, when there is one, is th (out_bits = 1). */
+typedef struct {
+    tb_bconv1d_t conv;    /* c_in = c_out = c, t_in = t, stride 1, 'same' padding (k odd);
+                           * pool_k, pool_s: max-pool after the add; t_out after pooling */
+    tb_threshold_t in_th; /* sign of the input sums: its bits feed conv */
+    tb_threshold_t th;    /* out_bits only: sign of the pooled output sums */
+    int out_bits;         /* 1: packed bits out; 0: int16 sums out */
+} tb_bresidual1d_t;
+
+/* What the residual's accumulator reads: the input sums and their signs. */
+typedef struct {
+    const int16_t *sums;  /* [t][c] */
+    const uint32_t *bits; /* [t][TB_WORDS(c)] */
+} tb_bresidual1d_in_t;
+
+/* The shortcut's sum of channel o at step t, in [-TB_SUM_MAX, TB_SUM_MAX]. */
+static inline int32_t tb_bresidual1d_acc_any(const void *layer, const void *x, int o, int t)
+{
+    const tb_bresidual1d_t *L = (const tb_bresidual1d_t *)layer;
+    const tb_bresidual1d_in_t *in = (const tb_bresidual1d_in_t *)x;
+    return (int32_t)in->sums[t * L->conv.c_in + o] + tb_bconv1d_acc(&L->conv, in->bits, o, t);
+}
+
+/* in: int16 [t][c] sums, |x| + kernel_size*c <= TB_SUM_MAX (the compiler proves it);
+ * out: int16 [t_out][c] sums, or [t_out][TB_WORDS(c)] packed bits when out_bits;
+ * scratch: [t][TB_WORDS(c)] words, the signs of the input. */
+static inline void tb_bresidual1d_s16(const tb_bresidual1d_t *L, const int16_t *x, void *y,
+                                      int32_t *scratch)
+{
+    int c = L->conv.c_in, cw = TB_WORDS(c), t = L->conv.t_in;
+    uint32_t *bits = (uint32_t *)scratch;
+    memset(bits, 0, (size_t)(t * cw) * sizeof(uint32_t));
+    for (int s = 0; s < t; s++)
+        for (int ch = 0; ch < c; ch++)
+            bits[s * cw + (ch >> 5)] |= tb_threshold_bit(&L->in_th, ch, x[s * c + ch]) << (ch & 31);
+    tb_bresidual1d_in_t in = {x, bits};
+    if (L->out_bits)
+        tb_conv1d_walk(L, &in, tb_bresidual1d_acc_any, c, L->conv.t_out, L->conv.pool_k,
+                       L->conv.pool_s, &L->th, (uint32_t *)y);
+    else
+        tb_conv1d_walk_sum(L, &in, tb_bresidual1d_acc_any, c, L->conv.t_out, L->conv.pool_k,
+                           L->conv.pool_s, (int16_t *)y);
 }
 
 /* Binary dense layer and sign over a packed vector. */

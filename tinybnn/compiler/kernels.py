@@ -21,6 +21,7 @@ LIMIT_NAMES = (
     "TB_VST_GROUP_BITS",  # subset tables: input bits per lookup (8 patterns of 3 bits)
     "TB_SST_MAX_SPAN",  # subset-sum first layer: the most input steps one output reads
     "TB_SST_MAX_IN",  # ... and the most input channels (a table of 2^c_in sums per step)
+    "TB_SUM_MAX",  # shortcuts: the largest |sum| an int16 sum buffer holds
 )
 
 

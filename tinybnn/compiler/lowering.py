@@ -49,10 +49,13 @@ class Lowerer:
                 raise ModelError(f"{self.where(i)}: {e}") from None
         return self.stages
 
-    def take_pool_and_sign(self, conv_index: int, preact):
+    def take_pool_and_sign(self, conv_index: int, preact, sign_optional: bool = False):
         """After a conv/dense at `conv_index`: optional maxpool on acc, then the required
         batchnorm_sign. Returns (pool_k, pool_s, last layer index, f), f the function of
-        acc whose sign is the output."""
+        acc whose sign is the output.
+
+        With `sign_optional` (a layer whose integer sums a shortcut may carry on), a missing
+        batchnorm_sign gives f = None and the last layer is the conv's or its pool's."""
         j = conv_index + 1
         pool_k = pool_s = 1
         if isinstance(self.layer(j), MaxPool1d):
@@ -60,6 +63,8 @@ class Lowerer:
             j += 1
         bn = self.layer(j)
         if not isinstance(bn, BatchNormSign):
+            if sign_optional and self.values[j - 1].kind == "sum":
+                return pool_k, pool_s, j - 1, None
             raise ModelError(
                 f"{self.where(conv_index)}: must be followed by batchnorm_sign (optionally after "
                 "maxpool1d); tinybnn compiles no float layers between binary ones"

@@ -26,7 +26,7 @@ class Stage:
     layers: list[int]
     in_shape: tuple[int, ...]  # [C, T] or [F]
     out_shape: tuple[int, ...]
-    out_kind: str  # "bin", "count" or "scores"
+    out_kind: str  # "bin", "sum" (int16 [T][C]), "count" or "scores"
 
     kernel: ClassVar[str]  # the C kernel family, e.g. "bconv1d" (reports, profile)
     ctype: ClassVar[str]  # the C type of its descriptor, e.g. "tb_bconv1d_t"
@@ -38,13 +38,17 @@ class Stage:
 
     @property
     def in_kind(self) -> str:
-        """What the stage reads: "samples" (int16), "bin" (packed words) or "count" (int32)."""
+        """What the stage reads: "samples" (int16), "bin" (packed words), "sum" (int16 [T][C])
+        or "count" (int32)."""
         return "bin"
 
     def out_bytes(self) -> int:
         """Bytes of this stage's output buffer."""
         if self.out_kind == "bin":
             return 4 * packed_words(self.out_shape)
+        if self.out_kind == "sum":  # int16 [T][C], rounded up to whole words
+            c, t = self.out_shape
+            return 4 * ((2 * c * t + 3) // 4)
         return 4 * self.out_shape[0]
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -64,7 +64,10 @@ def argmax(scores: np.ndarray) -> np.ndarray:
 
 
 def unpack_stage(stage: Stage, out: np.ndarray) -> np.ndarray:
-    """A stage's output [N, ...] as PyTorch holds it: +-1 [N, C, T] or [N, F], or integers."""
+    """A stage's output [N, ...] as PyTorch holds it: +-1 [N, C, T] or [N, F], or integers
+    (sums [N, C, T], held [N][T][C] like the C)."""
+    if stage.out_kind == "sum":
+        return out.transpose(0, 2, 1)
     if stage.out_kind != "bin":
         return out
     n = out.shape[0]

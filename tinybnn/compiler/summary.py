@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..nn import Sequential, Value
+from ..nn import Layer, Sequential, Value
 from ..table import format_table
 from .codegen import build
 from .lowering import lower
@@ -113,9 +113,10 @@ def summary(model: Sequential) -> Summary:
         threshold = getattr(st, "threshold", None)
         if threshold is not None:
             notes[last] = f"{threshold.ctype} thresholds"
-    for i, layer in enumerate(model.layers):
-        if layer.binary_weights:
-            counts[i]["binary_weights"] = layer.weight.numel()
+    for i, layer in enumerate(model.layers):  # a composite layer's binary sub-layers too
+        counts[i]["binary_weights"] = sum(
+            m.weight.numel() for m in layer.modules() if isinstance(m, Layer) and m.binary_weights
+        )
     rows = [
         Row(index=i, kind=layer.kind, note=notes[i], output=value, **counts[i])
         for i, (layer, value) in enumerate(zip(model.layers, model.values, strict=True))

@@ -7,6 +7,9 @@ says what the device will hold:
 - ``int``: raw integer sensor samples (the model input, int16 on the device);
 - ``acc``: a real-valued pre-activation that is a per-channel positive scale times an integer
   accumulator (the output of a convolution or a dense layer);
+- ``sum``: an integer pre-activation in the unit of a +-1 dot product: the accumulator of a
+  binary convolution without scaling, or such a sum plus a shortcut (`binary_residual1d`);
+  int16 on the device where a shortcut keeps it between layers;
 - ``bin``: activations in {-1, +1} (one bit each on the device);
 - ``count``: integer sums of binary activations (global sum pooling);
 - ``scores``: integer class scores (the output).
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 from ..compiler.contract import packed_words
+from ..compiler.kernels import LIMITS
 from ..errors import ModelError
 from ..quantizers import SteSignFn
 from .spec import SpecError, check_config, check_weight_size
@@ -50,7 +54,7 @@ class Value:
     @property
     def device_bytes(self) -> int:
         """Bytes the value would take on the device: int16 samples, packed bits, or int32
-        (accumulators, counts, scores)."""
+        (accumulators, sums, counts, scores)."""
         if self.kind == "bin":
             return 4 * packed_words(self.shape)
         n = 1
@@ -155,6 +159,20 @@ class Layer(nn.Module):
 
     def _eval_dtype(self) -> torch.dtype:
         return torch.float32 if self.training else torch.float64
+
+
+def check_sum_bound(bound: int, where: str) -> int:
+    """`bound` (exact) if sums of at most that size fit the device's int16 sum buffers
+    (`TB_SUM_MAX` of the kernels header), else a `ModelError` naming the layer."""
+    if bound > LIMITS["TB_SUM_MAX"]:
+        raise ModelError(
+            f"{where}: its sums reach +-{bound}, beyond the +-{LIMITS['TB_SUM_MAX']} "
+            "(TB_SUM_MAX) that the int16 buffers of a shortcut hold"
+        )
+    return bound
+
+
+PREACT_KINDS = ("acc", "sum")  # pre-activations: what max pooling and batchnorm_sign take
 
 
 def expect(v: Value, kinds: tuple[str, ...], ndim: int, where: str, what: str) -> None:

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..quantizers import QUANTIZERS, RSign, sign
-from .base import Layer, Value, register
+from .base import PREACT_KINDS, Layer, Value, register
 from .spec import CHANNELS, INT64_MAX, Bool, Choice, Either, Int, Null, Real
 
 
@@ -94,7 +94,7 @@ class BatchNormSign(Layer):
         )
 
     def infer(self, v: Value, where: str) -> Value:
-        if v.kind != "acc":
+        if v.kind not in PREACT_KINDS:
             raise ModelError(
                 f"{where}: follows a convolution or dense layer (an accumulator), not {v}"
             )

@@ -25,6 +25,7 @@ from .base import (
     Value,
     binarize_weight,
     channel_view,
+    check_sum_bound,
     conv_config,
     conv_infer,
     conv_weight_bits,
@@ -81,7 +82,8 @@ class BinaryConv1d(Layer):
         return f"k={self.kernel_size}"
 
     def infer(self, v: Value, where: str) -> Value:
-        return conv_infer(self, v, where, "bin", "binary activations")
+        out = conv_infer(self, v, where, "bin", "binary activations")
+        return out if self.scaling else Value("sum", out.shape)  # unscaled: +-1 dot products
 
     def scale(self) -> torch.Tensor:
         return (
@@ -102,30 +104,33 @@ class BinaryConv1d(Layer):
     def twin(self) -> nn.Module:
         return float_conv(self)
 
+    def lowered_weight(self, where: str) -> np.ndarray:
+        """The binary weights as the stage holds them: int8 +-1 [O][k][C]."""
+        return ints(sign(self.weight), f"{where}: weights", -1, 1).transpose(0, 2, 1)
+
     def lower(self, lw) -> None:
         i = lw.i
-        weight = ints(sign(self.weight), f"{lw.where(i)}: weights", -1, 1).transpose(
-            0, 2, 1
-        )  # [O][k][C]
+        weight = self.lowered_weight(lw.where(i))
         k_bits = self.in_channels * self.kernel_size
-        pool_k, pool_s, last, f = lw.take_pool_and_sign(i, self.to_preact)
-        lw.emit(
-            BinConv(
-                layers=list(range(i, last + 1)),
-                in_shape=lw.in_shape(i),
-                out_shape=lw.values[last].shape,
-                out_kind="bin",
-                kernel_size=self.kernel_size,
-                stride=self.stride,
-                pad=self.pad,
-                pad_value=self.pad_value,
-                weight=weight,
-                pool_k=pool_k,
-                pool_s=pool_s,
-                threshold=fold_threshold(f, self.out_channels, -k_bits, k_bits, lw.where(i)),
-            ),
-            last,
+        pool_k, pool_s, last, f = lw.take_pool_and_sign(i, self.to_preact, sign_optional=True)
+        shape = dict(
+            layers=list(range(i, last + 1)),
+            in_shape=lw.in_shape(i),
+            out_shape=lw.values[last].shape,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            pad=self.pad,
+            pad_value=self.pad_value,
+            weight=weight,
+            pool_k=pool_k,
+            pool_s=pool_s,
         )
+        if f is None:  # the sums go on, to a shortcut (binary_residual1d)
+            bound = check_sum_bound(k_bits, lw.where(i))
+            lw.emit(BinConvSum(out_kind="sum", bound=bound, **shape), last)
+            return
+        threshold = fold_threshold(f, self.out_channels, -k_bits, k_bits, lw.where(i))
+        lw.emit(BinConv(out_kind="bin", threshold=threshold, **shape), last)
 
 
 @dataclass
@@ -149,8 +154,8 @@ class BinConv(ConvStage):
         o, k, c = self.weight.shape
         return o * k * c * self.conv_length(), 0
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """x: packed [T][CW] -> packed [T_out][OW]."""
+    def accumulate(self, x: np.ndarray) -> np.ndarray:
+        """x: packed [T][CW] -> the dot products int64 [T_conv][O], before pooling."""
         pad_word = pack_bits(np.full(self.in_shape[0], self.pad_value))
         edge = np.tile(pad_word, (self.pad, 1))
         xp = np.concatenate([edge, x, edge])
@@ -159,7 +164,11 @@ class BinConv(ConvStage):
         for t in range(len(acc)):
             win = xp[t * self.stride : t * self.stride + self.kernel_size]  # [k][CW]
             acc[t] = self.k_bits - 2 * popcount(win[None] ^ w).sum(axis=(1, 2))
-        return self.sign(acc)
+        return acc
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: packed [T][CW] -> packed [T_out][OW]."""
+        return self.sign(self.accumulate(x))
 
     def comment(self, index: int) -> str:
         c, t = self.in_shape
@@ -233,3 +242,42 @@ BinConv.variants = (
     Variant("lanes", "tb_bconv1d_lanes_b32", _ref_fields),
     Variant("ref", "tb_bconv1d_b32", _ref_fields),
 )
+
+
+@dataclass
+class BinConvSum(BinConv):
+    """packed [T][CW] -> binary conv -> [pool] -> int16 sums [T_out][O], for a shortcut.
+
+    No sign: the next layer (`binary_residual1d`) adds to these sums, so they leave the
+    stage as integers in [-bound, bound], bound = k * c_in."""
+
+    kernel = "bconv1d_sum"
+
+    bound: int = 0  # |sum| <= bound, exact
+
+    def arrays(self):
+        return {"w": pack_bits(self.weight)}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: packed [T][CW] -> int [T_out][O]."""
+        return self.pool(self.accumulate(x))
+
+    def comment(self, index: int) -> str:
+        c, t = self.in_shape
+        return (
+            f"L{index} bconv1d to sums: {t}x{c}b -> {self.out_shape[1]}x{self.weight.shape[0]} "
+            f"int16 (|sum| <= {self.bound}), k={self.kernel_size} s={self.stride} "
+            f"pad={self.pad}x({self.pad_value:+d}){self.pool_note()}"
+        )
+
+
+def _sum_fields(cs, st: BinConvSum) -> int:
+    """Weights [O][k][CW]; no thresholds. The int16 output needs TB_SUM_MAX >= bound."""
+    _base_fields(cs, st)
+    o, k, c = st.weight.shape
+    cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
+    cs.require("TB_SUM_MAX", st.bound)
+    return 0
+
+
+BinConvSum.variants = (Variant("ref", "tb_bconv1d_sum_b32", _sum_fields),)

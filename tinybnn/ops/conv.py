@@ -50,11 +50,14 @@ class ConvStage(Stage):
             f", max-pool {self.pool_k}/{self.pool_s}" if self.pool_k > 1 or self.pool_s > 1 else ""
         )
 
-    def sign(self, acc: np.ndarray) -> np.ndarray:
+    def pool(self, acc: np.ndarray) -> np.ndarray:
         """Reference: max-pool accumulators [T][C] over time (the pre-activation's scale is
-        > 0), then threshold into packed bits [T_out][OW]."""
+        > 0, so this is the max of the pre-activation too)."""
         t_out = (acc.shape[0] - self.pool_k) // self.pool_s + 1
-        pooled = np.stack(
+        return np.stack(
             [acc[j * self.pool_s : j * self.pool_s + self.pool_k].max(0) for j in range(t_out)]
         )
-        return self.threshold.packed(pooled)
+
+    def sign(self, acc: np.ndarray) -> np.ndarray:
+        """Reference: `pool`, then threshold into packed bits [T_out][OW]."""
+        return self.threshold.packed(self.pool(acc))

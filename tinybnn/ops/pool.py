@@ -19,7 +19,7 @@ from ..compiler.contract import unpack_bits
 from ..compiler.program import Stage
 from ..compiler.variants import Variant
 from ..errors import ModelError
-from .base import Layer, Value, conv_length, expect, register
+from .base import PREACT_KINDS, Layer, Value, conv_length, expect, register
 from .spec import STEPS, Choice, Either, Null
 
 
@@ -47,7 +47,7 @@ class MaxPool1d(Layer):
         return f"k={self.kernel_size}"
 
     def infer(self, v: Value, where: str) -> Value:
-        expect(v, ("acc", "bin"), 2, where, "activations or pre-activations")
+        expect(v, (*PREACT_KINDS, "bin"), 2, where, "activations or pre-activations")
         t = conv_length(where, v.shape[1], self.kernel_size, self.stride, 0)
         return Value(v.kind, (v.shape[0], t))
 
@@ -62,8 +62,8 @@ class MaxPool1d(Layer):
         v_in = lw.values[i - 1] if i > 0 else None
         if v_in is None or v_in.kind != "bin":
             raise ModelError(
-                f"{lw.where(i)}: maxpool1d on accumulators must sit between a conv and its "
-                "batchnorm_sign"
+                f"{lw.where(i)}: maxpool1d on pre-activations must follow a conv or a "
+                "binary_residual1d"
             )
         stage = MaxPoolBits(
             layers=[i],
