@@ -71,7 +71,7 @@ def calibrate(model: Sequential, x: np.ndarray, seed: int) -> Sequential:
     first = model.layers[0]
     if isinstance(first, InputConv1d):
         first.fit_normalization(xt)
-    bns = [m for m in model.layers if isinstance(m, BatchNormSign)]
+    bns = [m for m in model.modules() if isinstance(m, BatchNormSign)]  # blocks' too
     for bn in bns:
         bn.bn.momentum = None  # cumulative average: running stats = this batch's stats
         bn.bn.reset_running_stats()

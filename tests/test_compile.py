@@ -12,6 +12,7 @@ from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
     BinaryLinear,
+    BinaryResidual1d,
     Flatten,
     GlobalPool1d,
     InputConv1d,
@@ -61,6 +62,102 @@ BCONV_CASES = [
 @pytest.mark.parametrize("layers,length", BCONV_CASES)
 def test_binary_conv1d(layers, length, tmp_path):
     run_case(layers, 3, length, tmp_path)
+
+
+def residual_case(c, t, blocks, pool=None, last_pool=None, k=3, pad_value=1, rsign=False):
+    """input conv -> sign -> binary conv keeping its sums [-> pool] -> residual blocks (kernel
+    sizes `blocks`, the pad values alternating from `pad_value`) [-> pool] -> sign -> head."""
+
+    def layers():
+        out = [
+            InputConv1d(3, 8, 3, padding=1),
+            BatchNormSign(8),
+            BinaryConv1d(8, c, k, padding="same"),
+        ]
+        if pool:
+            out.append(MaxPool1d(*pool))
+        for j, kb in enumerate(blocks):
+            pv = pad_value if j % 2 == 0 else -pad_value
+            out.append(BinaryResidual1d(c, kb, pad_value=pv, learnable_threshold=rsign))
+        if last_pool:
+            out.append(MaxPool1d(*last_pool))
+        return out + [BatchNormSign(c), GlobalPool1d("sum"), Int8Linear(c, 3)]
+
+    return layers, t
+
+
+RESIDUAL_CASES = [
+    pytest.param(*residual_case(c, t, blocks), id=f"c{c}_t{t}_blocks{len(blocks)}")
+    for c in WORD_CHANNELS
+    for (t, blocks) in [(17, (3,)), (10, (3, 5))]
+] + [
+    pytest.param(*residual_case(33, 23, (3,), pool=(2, 2)), id="c33_pool2_block"),
+    pytest.param(*residual_case(65, 21, (5, 1), last_pool=(3, 2)), id="c65_blocks_pool3s2"),
+    pytest.param(
+        *residual_case(31, 19, (3, 3, 3), pool=(2, 1), last_pool=(2, 2), pad_value=-1, rsign=True),
+        id="c31_three_blocks_pools_rsign",
+    ),
+    pytest.param(*residual_case(64, 9, (1,), k=1), id="c64_k1"),
+]
+
+
+@pytest.mark.parametrize("layers,length", RESIDUAL_CASES)
+def test_binary_residual1d(layers, length, tmp_path):
+    run_case(layers, 3, length, tmp_path)
+
+
+SUM_K, SUM_C = 151, 31  # 7 layers of 151 x 31: sums up to 7 * 4681 = 32767 = TB_SUM_MAX
+
+
+@torch.no_grad()
+def bound_model(blocks: int = 6, length: int = 5) -> Sequential:
+    """Sums at the bound: a binary conv and `blocks` residual blocks of k=151 on 31 channels,
+    every sign +1 (gamma 0, beta 1) and every tap matching or every tap opposing its weight
+    (+1 padding), so channels reach +-4681 per layer: +-32767 = TB_SUM_MAX after 6 blocks.
+    The last sign's thresholds sit at the bound: (+-32767 - mean) with mean = +-32767."""
+    c, k = SUM_C, SUM_K
+    layers = [InputConv1d(1, c, 1), BatchNormSign(c), BinaryConv1d(c, c, k, padding="same")]
+    layers += [BinaryResidual1d(c, k) for _ in range(blocks)]
+    layers += [BatchNormSign(c), GlobalPool1d("sum"), Int8Linear(c, 3)]
+    model = Sequential(*layers, input_shape=(1, length))
+    signs = torch.where(torch.arange(c) % 2 == 0, 1.0, -1.0)  # even channels up, odd down
+    for m in model.modules():
+        if isinstance(m, BinaryConv1d):
+            m.weight.copy_(0.5 * signs.view(c, 1, 1).expand_as(m.weight))
+        if isinstance(m, BatchNormSign):
+            m.bn.weight.zero_()
+            m.bn.bias.fill_(1.0)
+    last = model.layers[-3]
+    last.bn.weight.fill_(1.0)
+    last.bn.bias.zero_()
+    last.bn.running_mean.copy_(signs * (SUM_K * SUM_C * (blocks + 1)))
+    model.layers[-1].bias.copy_(torch.tensor([1.0, -2.0, 3.0]))
+    return model.eval()
+
+
+def test_sums_at_the_bound(tmp_path):
+    """Every channel's sums reach exactly +-TB_SUM_MAX, in PyTorch, the reference and the C."""
+    from tinybnn.compiler.kernels import LIMITS
+
+    model = bound_model()
+    x = random_inputs(4, 1, 5, 0)
+    with torch.no_grad():
+        sums = model.activations(torch.tensor(x, dtype=torch.float64))[-4]
+    assert sums.abs().max() == LIMITS["TB_SUM_MAX"] == SUM_K * SUM_C * 7
+    check_model(model, [x], tmp_path)
+
+
+def test_sums_past_the_bound_are_refused(tmp_path):
+    from tinybnn.compiler.api import compile
+    from tinybnn.errors import ModelError
+
+    with pytest.raises(ModelError) as e:
+        compile(bound_model(blocks=7), tmp_path, "m")
+    assert str(e.value) == (
+        "layer 9 (binary_residual1d): its sums reach +-37448, beyond the +-32767 (TB_SUM_MAX) "
+        "that the int16 buffers of a shortcut hold"
+    )
+    assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 def iconv_case(

@@ -384,7 +384,7 @@ def test_cli_refuses_hostile_model_files_in_one_line(tmp_path, capsys):
     "args,message",
     [
         pytest.param(["--widths", "100000000"], "layer 0 (input_conv1d): out_channels must be", id="width_huge"),
-        pytest.param(["--widths", "32,100000"], "layer 3 (binary_conv1d): its output acc[100000, 32]", id="activations_huge"),
+        pytest.param(["--widths", "32,100000"], "layer 3 (binary_conv1d): its output sum[100000, 32]", id="activations_huge"),
     ],
 )  # fmt: skip
 def test_cli_refuses_absurd_widths_at_once(args, message, tmp_path, signals_npz, capsys):

@@ -132,6 +132,12 @@ def kernel_options(command):
 @click.option("--rprelu", is_flag=True, default=None, help="RPReLU between BatchNorm and sign.")
 @click.option("--scaling", is_flag=True, default=None, help="XNOR-Net scaling factors.")
 @click.option(
+    "--shortcuts",
+    is_flag=True,
+    default=None,
+    help="Integer shortcuts around the binary convolutions of equal width (Bi-Real style).",
+)
+@click.option(
     "--teacher", type=click.Choice(["none", "twin"]), help="Override: distil from the float twin."
 )
 @click.option("--augment/--no-augment", default=None, help="Override: augment training batches.")

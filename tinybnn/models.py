@@ -7,6 +7,7 @@ from .nn import (
     BatchNormSign,
     BinaryConv1d,
     BinaryLinear,
+    BinaryResidual1d,
     GlobalPool1d,
     InputConv1d,
     Int8Linear,
@@ -30,6 +31,7 @@ def conv_classifier(
     learnable_threshold: bool = False,
     rprelu: bool = False,
     scaling: bool = False,
+    shortcuts: bool = False,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -38,9 +40,21 @@ def conv_classifier(
     classifier. Pooling sits before the sign, on the pre-activations, where it keeps more
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
     A refused size or option names the layer it would have built.
+
+    shortcuts=True: each binary convolution whose width equals the one before it, from the
+    third layer on, becomes a residual block (`BinaryResidual1d`: the integer sums of the
+    convolution before it plus its own, then the pool), Bi-Real / ReActNet style; the
+    batchnorm_sign before it moves into the block. Where widths change (32 -> 64) the layer
+    stays plain. Shortcuts add integer sums, so they need scaling=False.
     """
     if not widths:
         raise ModelError("conv_classifier needs at least one width")
+    if shortcuts and scaling:
+        raise ModelError(
+            "conv_classifier: shortcuts add integer sums of +-1 products, which scaling "
+            "factors would weigh differently; use one of shortcuts and scaling"
+        )
+    residual = [shortcuts and i >= 2 and widths[i] == widths[i - 1] for i in range(len(widths))]
     layers = []
 
     def add(kind, *args, **kwargs) -> None:
@@ -50,6 +64,7 @@ def conv_classifier(
         except SpecError as e:
             raise e.at(f"layer {len(layers)} ({e.kind})") from None
 
+    sign = dict(quantizer=quantizer, learnable_threshold=learnable_threshold, rprelu=rprelu)
     t = length
     c = in_channels
     for i, w in enumerate(widths):
@@ -64,18 +79,15 @@ def conv_classifier(
                 weights=first_weights,
                 scaling=scaling,
             )
+        elif residual[i]:
+            add(BinaryResidual1d, w, 3, pad_value=1, **sign)
         else:
             add(BinaryConv1d, c, w, 3, padding="same", pad_value=1, scaling=scaling)
         if pool > 1 and t // pool >= 4:
             add(MaxPool1d, pool)
             t //= pool
-        add(
-            BatchNormSign,
-            w,
-            quantizer=quantizer,
-            learnable_threshold=learnable_threshold,
-            rprelu=rprelu,
-        )
+        if i + 1 == len(widths) or not residual[i + 1]:  # else the next block holds the sign
+            add(BatchNormSign, w, **sign)
         c = w
     add(GlobalPool1d, "sum")
     add(Int8Linear if head == "int8" else BinaryLinear, c, num_classes, bias=True)
