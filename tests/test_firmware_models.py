@@ -19,7 +19,7 @@ import torch
 from click.testing import CliRunner
 from modelcheck import calibrate, random_inputs, signals
 from test_codegen import golden_model
-from test_compile import random_model
+from test_compile import bound_model, random_model, residual_case
 
 import tinybnn
 from tinybnn import firmware, models
@@ -40,10 +40,11 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
-from tinybnn.ops.binary_conv import BinConv
+from tinybnn.ops.binary_conv import BinConv, BinConvSum
 from tinybnn.ops.dense import BinDense, Classifier
 from tinybnn.ops.input_conv import InputConv
 from tinybnn.ops.pool import GlobalSum, MaxPoolBits
+from tinybnn.ops.residual import Residual
 
 try:
     firmware.find_toolchain()
@@ -105,6 +106,13 @@ def kinds_c() -> Sequential:
     )
 
 
+def shortcuts() -> Sequential:
+    """Shortcuts on 33 channels: a binary conv keeping its sums, pooled; residual blocks of
+    k=3 (pad +1) and k=5 (pad -1), the second giving bits through its pool and sign."""
+    layers, t = residual_case(33, 23, (3, 5), pool=(2, 2), last_pool=(2, 2))
+    return Sequential(*layers(), input_shape=(3, t))
+
+
 KINDS = ["kinds_a", "kinds_b", "kinds_c"]
 # name -> (builder, seed of its calibration and vectors; None: the model is fixed as built)
 MODELS = {
@@ -113,6 +121,8 @@ MODELS = {
     "kinds_b": (kinds_b, 8),
     "kinds_c": (kinds_c, 9),
     "golden": (golden_model, None),
+    "shortcuts": (shortcuts, 10),
+    "sums_bound": (bound_model, None),  # every sum at +-TB_SUM_MAX
 }
 
 
@@ -172,6 +182,10 @@ def features(result: CompileResult) -> set[str]:
             found.update({"bconv stride 2"} if st.stride == 2 else set())
         if isinstance(st, (InputConv, BinConv)) and st.pool_k > 1:
             found.add("pool on accumulators")
+        if isinstance(st, BinConvSum):
+            found.add("bconv to sums")
+        if isinstance(st, Residual):
+            found.add(f"shortcut to {'bits' if st.out_kind == 'bin' else 'sums'}")
         if isinstance(st, MaxPoolBits):
             found.add("pool on bits" if len(st.out_shape) == 2 else "global max")
         if isinstance(st, BinDense):
@@ -202,6 +216,9 @@ def test_every_kind_is_covered(compiled: Compiled) -> None:
         "binary classifier on counts",
         "int8 classifier on bits",
         "int8 classifier on counts",
+        "bconv to sums",
+        "shortcut to sums",
+        "shortcut to bits",
     }
     assert wanted <= covered, f"not covered: {sorted(wanted - covered)}"
 

@@ -19,6 +19,7 @@ from test_compile import (
     BCONV_CASES,
     HEAD_CASES,
     ICONV_CASES,
+    RESIDUAL_CASES,
     bconv_case,
     iconv_case,
     random_model,
@@ -104,6 +105,7 @@ FAST_CASES = (
     + ICONV_CASES
     + EXTRA_ICONV
     + _with_channels([p for p in HEAD_CASES if "binary" in p.id], 4)
+    + _with_channels(RESIDUAL_CASES, 3)  # the fast kernels around the shortcuts' stages
 )
 
 
@@ -293,7 +295,8 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
 
     from tinybnn.firmware.profile import run_on_core
 
-    models = {n: build_model(n) for n in ("random1", "kinds_a", "kinds_b", "kinds_c")}
+    names = ("random1", "kinds_a", "kinds_b", "kinds_c", "shortcuts")
+    models = {n: build_model(n) for n in names}
     in6_pool = next(c for c in ICONV_CASES if c.id == "in6_pool2_binary")
     in6_int8 = next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8")
     for key, case in (("in8", EXTRA_ICONV[0]), ("in6_pool", in6_pool), ("in6_int8", in6_int8)):
