@@ -38,10 +38,12 @@ from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
     BinaryLinear,
+    BinaryResidual1d,
     Flatten,
     GlobalPool1d,
     InputConv1d,
     Int8Linear,
+    Layer,
     MaxPool1d,
     Sequential,
 )
@@ -159,11 +161,45 @@ def maybe_pool(draw, layers: list, length: int) -> int:
 
 
 @st.composite
-def extreme_models(draw) -> Sequential:
-    """An architecture with extreme statistics, weights, biases and input normalisation."""
-    model = draw(architectures())
+def shortcut_architectures(draw) -> Sequential:
+    """Shortcuts: an input_conv1d and its sign, a binary conv keeping its sums, one to three
+    residual blocks (kernel sizes, pad values, RSign, RPReLU), max pools between them, the
+    last sign, global sum pooling and a classifier; widths straddle 32-bit words."""
+    c_in, t = draw(st.sampled_from([1, 3])), draw(st.integers(1, 30))
+    lo, hi = draw(st.sampled_from([(-32768, 32767), (-1, 0), (-100, 4095)]))
+    first, width = draw(st.sampled_from(WIDTHS)), draw(st.sampled_from(WIDTHS))
+    k = draw(st.sampled_from([1, 3, 5]))
+    pad_value = st.sampled_from([-1, 1])
+    sign = dict(learnable_threshold=st.booleans(), rprelu=st.booleans())
+    layers = [
+        InputConv1d(
+            c_in, first, 1, weights=draw(st.sampled_from(["binary", "int8"])), input_range=(lo, hi)
+        ),
+        BatchNormSign(first),
+        BinaryConv1d(first, width, k, padding="same", pad_value=draw(pad_value)),
+    ]
+    length = maybe_pool(draw, layers, t)
+    for _ in range(draw(st.integers(1, 3))):
+        kb = draw(st.sampled_from([1, 3, 5]))
+        layers.append(
+            BinaryResidual1d(
+                width, kb, pad_value=draw(pad_value), **{n: draw(v) for n, v in sign.items()}
+            )
+        )
+        length = maybe_pool(draw, layers, length)
+    layers.append(BatchNormSign(width, **{n: draw(v) for n, v in sign.items()}))
+    head = draw(st.sampled_from([Int8Linear, BinaryLinear]))
+    layers += [GlobalPool1d("sum"), head(width, draw(st.integers(2, 6)), bias=True)]
+    return Sequential(*layers, input_shape=(c_in, t))
+
+
+@st.composite
+def extreme_models(draw, shapes=None) -> Sequential:
+    """An architecture (`shapes`, default `architectures()`) with extreme statistics,
+    weights, biases and input normalisation, in every layer and in the layers of a block."""
+    model = draw(architectures() if shapes is None else shapes)
     with torch.no_grad():
-        for layer in model.layers:
+        for layer in [m for m in model.modules() if isinstance(m, Layer)]:
             if hasattr(layer, "weight") and isinstance(layer.weight, torch.nn.Parameter):
                 w = layer.weight
                 w.copy_(draw(vectors(w.numel())).view_as(w))
@@ -285,6 +321,21 @@ def check_exact(model: Sequential, x: np.ndarray, target: str, opt: str) -> None
 )
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 def test_c_equals_reference_equals_pytorch(data, model, target, opt):
+    note(repr(model))
+    c, t = model.input_shape
+    check_exact(model, data.draw(windows(c, t)), target, opt)
+
+
+@given(
+    data=st.data(),
+    model=extreme_models(shortcut_architectures()),
+    target=st.sampled_from(["host", "portable"]),
+    opt=st.sampled_from(["-O0", "-O2"]),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_shortcuts_c_equals_reference_equals_pytorch(data, model, target, opt):
+    """The same property for shortcut models: integer sums added across residual blocks,
+    every sign folded from extreme statistics, exact or refused in one line with a cause."""
     note(repr(model))
     c, t = model.input_shape
     check_exact(model, data.draw(windows(c, t)), target, opt)
