@@ -134,10 +134,10 @@ class BinaryConv1d(Layer):
 
 
 @dataclass
-class BinConv(ConvStage):
-    """packed [T][CW] -> binary conv (declared pad value) -> [pool] -> sign -> packed."""
+class BinConvWindow(ConvStage):
+    """What the stages of a binary convolution share (`BinConv`, `BinConvSum` and the
+    shortcut's `residual.Residual`): the weights, the declared pad value, the dot products."""
 
-    kernel = "bconv1d"
     ctype = "tb_bconv1d_t"
 
     pad_value: int = 1
@@ -146,9 +146,6 @@ class BinConv(ConvStage):
     @property
     def k_bits(self) -> int:
         return self.kernel_size * self.in_shape[0]
-
-    def arrays(self):
-        return {"w": pack_bits(self.weight), **self.threshold.arrays()}
 
     def macs(self):
         o, k, c = self.weight.shape
@@ -165,6 +162,16 @@ class BinConv(ConvStage):
             win = xp[t * self.stride : t * self.stride + self.kernel_size]  # [k][CW]
             acc[t] = self.k_bits - 2 * popcount(win[None] ^ w).sum(axis=(1, 2))
         return acc
+
+
+@dataclass
+class BinConv(BinConvWindow):
+    """packed [T][CW] -> binary conv (declared pad value) -> [pool] -> sign -> packed."""
+
+    kernel = "bconv1d"
+
+    def arrays(self):
+        return {"w": pack_bits(self.weight), **self.threshold.arrays()}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """x: packed [T][CW] -> packed [T_out][OW]."""
@@ -183,7 +190,7 @@ class BinConv(ConvStage):
 # The C: descriptor fields per variant (tb_bconv1d_t).
 
 
-def _base_fields(cs, st: BinConv) -> None:
+def _base_fields(cs, st: BinConvWindow) -> None:
     c = st.in_shape[0]
     cs.fields = dict(
         **st.conv_fields(),
@@ -245,7 +252,7 @@ BinConv.variants = (
 
 
 @dataclass
-class BinConvSum(BinConv):
+class BinConvSum(BinConvWindow):
     """packed [T][CW] -> binary conv -> [pool] -> int16 sums [T_out][O], for a shortcut.
 
     No sign: the next layer (`binary_residual1d`) adds to these sums, so they leave the

@@ -32,7 +32,7 @@ from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import Layer, Value, check_sum_bound, register
 from .batchnorm_sign import BatchNormSign
-from .binary_conv import BinaryConv1d, BinConv, _base_fields
+from .binary_conv import BinaryConv1d, BinConvWindow, _base_fields
 from .spec import CHANNELS, STEPS, Choice, SpecError
 
 
@@ -151,7 +151,7 @@ class FloatResidual(nn.Module):
 
 
 @dataclass
-class Residual(BinConv):
+class Residual(BinConvWindow):
     """int16 sums [T][C] -> sign -> binary conv, + the sums -> [pool] -> [sign] -> out."""
 
     kernel = "bresidual1d"
