@@ -114,6 +114,11 @@ def test_fast_variants_on_host(layers, in_channels, length, tmp_path):
     model = seeded(layers, in_channels, length)
     variants = check_variants(model, "host", tmp_path)
     assert set(variants.values()) - {"ref"}, "the host target chose no fast variant"
+    assert all(
+        variants[i] == "lanes"
+        for i, st in enumerate(lower(model).stages)
+        if st.kernel in ("bconv1d_sum", "bresidual1d")
+    )
     assert "vsl" not in variants.values()  # speed: the subset tables where bit-sliced works
 
 
@@ -255,11 +260,12 @@ def test_unknown_target_is_refused(tmp_path):
     "layers,in_channels,length",
     _with_channels([EXTRA_BCONV[2]], 3)
     + [EXTRA_ICONV[2], next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8")]
-    + _with_channels([HEAD_CASES[-4], HEAD_CASES[-2]], 4),
+    + _with_channels([HEAD_CASES[-4], HEAD_CASES[-2]], 4)
+    + _with_channels([RESIDUAL_CASES[-2]], 3),
 )
 def test_every_variant_with_clang(layers, in_channels, length, tmp_path):
-    """sst + vst (vsl with optimize="size"); xn; xs; classifier lanes; bdense lanes: built
-    by clang, strict flags."""
+    """sst + vst (vsl with optimize="size"); xn; xs; classifier lanes; bdense lanes; the
+    shortcuts' lanes: built by clang, strict flags."""
     model = seeded(layers, in_channels, length)
     check_variants(model, "host", tmp_path / "speed", cc="clang")
     check_variants(model, "host", tmp_path / "size", cc="clang", optimize="size")
@@ -295,7 +301,7 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
 
     from tinybnn.firmware.profile import run_on_core
 
-    names = ("random1", "kinds_a", "kinds_b", "kinds_c", "shortcuts")
+    names = ("random1", "kinds_a", "kinds_b", "kinds_c", "shortcuts", "sums_bound")
     models = {n: build_model(n) for n in names}
     in6_pool = next(c for c in ICONV_CASES if c.id == "in6_pool2_binary")
     in6_int8 = next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8")

@@ -245,18 +245,25 @@ static inline int32_t tb_bresidual1d_acc_any(const void *layer, const void *x, i
     return (int32_t)in->sums[t * L->conv.c_in + o] + tb_bconv1d_acc(&L->conv, in->bits, o, t);
 }
 
+/* The block's signs of its input sums x [t][c]: bits [t][TB_WORDS(c)] packed. */
+static inline void tb_bresidual1d_signs(const tb_bresidual1d_t *L, const int16_t *x, uint32_t *bits)
+{
+    int c = L->conv.c_in, cw = TB_WORDS(c), t = L->conv.t_in;
+    memset(bits, 0, (size_t)(t * cw) * sizeof(uint32_t));
+    for (int s = 0; s < t; s++)
+        for (int ch = 0; ch < c; ch++)
+            bits[s * cw + (ch >> 5)] |= tb_threshold_bit(&L->in_th, ch, x[s * c + ch]) << (ch & 31);
+}
+
 /* in: int16 [t][c] sums, |x| + kernel_size*c <= TB_SUM_MAX (the compiler proves it);
  * out: int16 [t_out][c] sums, or [t_out][TB_WORDS(c)] packed bits when out_bits;
  * scratch: [t][TB_WORDS(c)] words, the signs of the input. */
 static inline void tb_bresidual1d_s16(const tb_bresidual1d_t *L, const int16_t *x, void *y,
                                       int32_t *scratch)
 {
-    int c = L->conv.c_in, cw = TB_WORDS(c), t = L->conv.t_in;
+    int c = L->conv.c_in;
     uint32_t *bits = (uint32_t *)scratch;
-    memset(bits, 0, (size_t)(t * cw) * sizeof(uint32_t));
-    for (int s = 0; s < t; s++)
-        for (int ch = 0; ch < c; ch++)
-            bits[s * cw + (ch >> 5)] |= tb_threshold_bit(&L->in_th, ch, x[s * c + ch]) << (ch & 31);
+    tb_bresidual1d_signs(L, x, bits);
     tb_bresidual1d_in_t in = {x, bits};
     if (L->out_bits)
         tb_conv1d_walk(L, &in, tb_bresidual1d_acc_any, c, L->conv.t_out, L->conv.pool_k,
@@ -482,6 +489,70 @@ TB_SPECIALISE void tb_bconv1d_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x
                 bits |= tb_sign_bit(best, tb_threshold_at(&L->th, o), (negw >> b) & 1u) << b;
             }
             y[p * ow + g] = bits;
+        }
+    }
+}
+
+/* dot of output channel o at conv position t, as tb_bconv1d_acc, by byte-lane popcounts over
+ * one contiguous run of k*TB_WORDS(c_in) words where the window is interior. */
+TB_SPECIALISE int32_t tb_bconv1d_dot_lanes(const tb_bconv1d_t *L, const uint32_t *x, int o, int t)
+{
+    int cw = TB_WORDS(L->c_in), n = L->kernel_size * cw;
+    const uint32_t *w = L->w + o * n;
+    int t0 = t * L->stride - L->pad;
+    int32_t ones = 0;
+    if (t0 >= 0 && t0 + L->kernel_size <= L->t_in) {
+        ones = tb_xorpop_lanes_b32(x + t0 * cw, w, n);
+    } else {
+        for (int k = 0; k < L->kernel_size; k++) {
+            int ti = t0 + k;
+            const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+            ones += tb_xorpop_lanes_b32(row, w + k * cw, cw);
+        }
+    }
+    return L->kernel_size * L->c_in - 2 * ones;
+}
+
+/* tb_bconv1d_sum_b32 by byte-lane popcounts. in: [t_in][TB_WORDS(c_in)] packed; out: int16
+ * [t_out][c_out], |sum| <= kernel_size*c_in. No scratch. */
+TB_SPECIALISE void tb_bconv1d_sum_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x, int16_t *y)
+{
+    for (int p = 0; p < L->t_out; p++) {
+        for (int o = 0; o < L->c_out; o++) {
+            int32_t best = INT32_MIN;
+            for (int j = 0; j < L->pool_k; j++) {
+                int32_t a = tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s + j);
+                best = a > best ? a : best;
+            }
+            y[p * L->c_out + o] = (int16_t)best;
+        }
+    }
+}
+
+/* tb_bresidual1d_s16 by byte-lane popcounts: in, out and scratch as there. */
+TB_SPECIALISE void tb_bresidual1d_lanes_s16(const tb_bresidual1d_t *L, const int16_t *x, void *y,
+                                            int32_t *scratch)
+{
+    const tb_bconv1d_t *C = &L->conv;
+    int c = C->c_in, cw = TB_WORDS(c);
+    uint32_t *bits = (uint32_t *)scratch;
+    uint32_t *yb = (uint32_t *)y;
+    int16_t *ys = (int16_t *)y;
+    tb_bresidual1d_signs(L, x, bits);
+    if (L->out_bits)
+        memset(yb, 0, (size_t)(C->t_out * cw) * sizeof(uint32_t));
+    for (int p = 0; p < C->t_out; p++) {
+        for (int o = 0; o < c; o++) {
+            int32_t best = INT32_MIN;
+            for (int j = 0; j < C->pool_k; j++) {
+                int s = p * C->pool_s + j;
+                int32_t a = (int32_t)x[s * c + o] + tb_bconv1d_dot_lanes(C, bits, o, s);
+                best = a > best ? a : best;
+            }
+            if (L->out_bits)
+                yb[p * cw + (o >> 5)] |= tb_threshold_bit(&L->th, o, best) << (o & 31);
+            else
+                ys[p * c + o] = (int16_t)best;
         }
     }
 }

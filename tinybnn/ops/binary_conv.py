@@ -287,4 +287,7 @@ def _sum_fields(cs, st: BinConvSum) -> int:
     return 0
 
 
-BinConvSum.variants = (Variant("ref", "tb_bconv1d_sum_b32", _sum_fields),)
+BinConvSum.variants = (
+    Variant("lanes", "tb_bconv1d_sum_lanes_b32", _sum_fields),
+    Variant("ref", "tb_bconv1d_sum_b32", _sum_fields),
+)

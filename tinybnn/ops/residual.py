@@ -13,7 +13,8 @@ kernel_size * channels), proved in Python and held in int16 buffers (`TB_SUM_MAX
 
 One home for the op: the training layer, its lowering to the `Residual` stage (with the
 max-pool and the batchnorm_sign after it, when they follow), the numpy reference and the C
-kernel `tb_bresidual1d_s16`. The sums it starts from come from a binary convolution that
+kernels `tb_bresidual1d_s16` (the reference loop) and `tb_bresidual1d_lanes_s16` (byte-lane
+popcounts, on the fast targets). The sums it starts from come from a binary convolution that
 keeps them (`binary_conv.BinConvSum`) or from the block before.
 
 Non-goals: shortcuts where the channel count or the length changes (a projection), and
@@ -207,4 +208,7 @@ def _residual_fields(cs, st: Residual) -> int:
     return 4 * st.in_shape[1] * words(c)  # scratch: the signs of the input
 
 
-Residual.variants = (Variant("ref", "tb_bresidual1d_s16", _residual_fields),)
+Residual.variants = (
+    Variant("lanes", "tb_bresidual1d_lanes_s16", _residual_fields),
+    Variant("ref", "tb_bresidual1d_s16", _residual_fields),
+)
