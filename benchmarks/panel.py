@@ -148,7 +148,7 @@ def run_set(name: str, seeds: int | None, threads: int, runs: Path) -> dict:
         with runs.open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows[seed] = row
-    return dict(name=name, shape=shape, rows=[rows[s] for s in range(n_seeds)])
+    return dict(name=name, shape=shape, rows=[rows[s] for s in sorted(rows)])
 
 
 def mean_sd(values: list[float]) -> str:
