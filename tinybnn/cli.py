@@ -25,6 +25,7 @@ import click
 
 from . import __version__
 from .compiler.api import compile as compile_model
+from .compiler.packages import DEFAULT_PACKAGE, PACKAGES
 from .compiler.summary import summary
 from .compiler.targets import CORES, DEFAULT_TARGET, TARGETS
 from .compiler.variants import OPTIMIZE
@@ -300,8 +301,25 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
     help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
 )
 @kernel_options
+@click.option(
+    "--package",
+    type=click.Choice(list(PACKAGES)),
+    default=DEFAULT_PACKAGE,
+    show_default=True,
+    help="Layout for a build system: "
+    + "; ".join(f"'{p.name}': {p.help}" for p in PACKAGES.values())
+    + " (docs/packages.md).",
+)
+@click.option("--url", help="The project's page, for an Arduino library's library.properties.")
 def compile_command(
-    model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
+    model: Path,
+    out_dir: Path,
+    name: str,
+    target: str,
+    optimize: str,
+    flash_budget: int | None,
+    package: str,
+    url: str | None,
 ) -> None:
     """Compile MODEL to dependency-free C and print the per-layer report."""
     obj = click.get_current_context().find_root().obj or {}
@@ -314,6 +332,8 @@ def compile_command(
         target=target,
         optimize=optimize,
         flash_budget=flash_budget,
+        package=package,
+        url=url,
     )
     click.echo(result.report())
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
