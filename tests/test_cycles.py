@@ -176,6 +176,11 @@ def test_refusals(classes, core, options, fragment):
         cycles.estimate(classes["cortex-m4"]["v7"], CORES[core], options)
 
 
+def test_the_plugin_names_exactly_the_classes_the_model_prices(classes):
+    names = set(classes["cortex-m4"]["v7"])
+    assert names == set(cycles.INSTRUCTION_CLASSES) | set(cycles.COUNT_CLASSES)
+
+
 def test_a_core_without_timing_is_refused_not_guessed():
     core = replace(CORES["cortex-m4"], timing=None)
     with pytest.raises(TinyBNNError, match="no cycle model"):

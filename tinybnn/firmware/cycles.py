@@ -93,7 +93,8 @@ def estimate(classes: dict[str, int], core: Core, options: Options = Options()) 
         raise TinyBNNError(f"{core.name} has no small-multiplier option (M0 and M0+ do)")
     if options.wait_states < 0:
         raise TinyBNNError(f"flash wait states {options.wait_states}: give 0 or more")
-    c = {k: int(v) for k, v in classes.items()}
+    c = {k: 0 for k in (*INSTRUCTION_CLASSES, *COUNT_CLASSES)}
+    c.update({k: int(v) for k, v in classes.items()})
     for kind, cost in (("dsp_mac", t.dsp_mac), ("div", t.div), ("mul_long", t.mul_long)):
         if c.get(kind) and cost is None:
             raise TinyBNNError(f"{c[kind]} {kind} instructions ran, which {core.name} has none of")
@@ -133,6 +134,10 @@ INSTRUCTION_CLASSES = (
     "alu load load_pipelined store store_pipelined load_multiple store_multiple pop_pc "
     "branch branch_link table_branch cond_taken cond_not_taken mul mla mul_long dsp_mac div"
 ).split()
+
+
+# The classes that count registers, halfwords and reads.
+COUNT_CLASSES = "load_multiple_regs store_multiple_regs pop_pc_regs halfwords code_reads".split()
 
 
 def add(segments: list[dict[str, int]]) -> dict[str, int]:
