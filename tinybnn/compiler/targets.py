@@ -70,6 +70,7 @@ class Core:
     fast: bool  # gets the fast kernel variants (else the reference loops only)
     sst_max_in: int = 0  # largest c_in for the subset-sum first layer (RAM: 4 * 2^c per step)
     unaligned: bool = False  # loads words at any address (xs reads sample pairs unpadded)
+    smlad: bool = False  # two int16 multiply-accumulates in one instruction: xs, else xm
     machine: str | None = None  # qemu-system-arm -M; None: not run under QEMU
     cflags: tuple[str, ...] = ()  # CPU and float ABI flags of arm-none-eabi-gcc
     board: str | None = None  # linker script: firmware_tests/boards/<board>.ld
@@ -89,7 +90,8 @@ TARGETS: dict[str, Core] = {
     c.name: c
     for c in (
         Core("portable", fast=False),
-        Core("host", fast=True, sst_max_in=8, unaligned=True),
+        # The host takes xs (its pairs in portable C); tests run xm there as a core without SMLAD.
+        Core("host", fast=True, sst_max_in=8, unaligned=True, smlad=True),
         # Small RAM on M0-class parts: tables up to 64 entries (6 channels: an IMU).
         Core(
             "cortex-m0",
@@ -127,6 +129,7 @@ TARGETS: dict[str, Core] = {
             True,
             8,
             unaligned=True,
+            smlad=True,
             machine="mps2-an386",
             cflags=("-mcpu=cortex-m4", *_M4_FLOAT),
             board="mps2-an386",
@@ -138,6 +141,7 @@ TARGETS: dict[str, Core] = {
             True,
             8,
             unaligned=True,
+            smlad=True,
             machine="mps2-an500",
             cflags=("-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
             board="mps2-an500",
@@ -147,6 +151,7 @@ TARGETS: dict[str, Core] = {
             True,
             8,
             unaligned=True,
+            smlad=True,
             machine="mps2-an505",
             cflags=("-mcpu=cortex-m33", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
             board="mps2-an505",
