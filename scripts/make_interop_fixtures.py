@@ -176,7 +176,10 @@ def larq_models(tf, lq):
             [
                 layers.Input((64, 3)),
                 lq.layers.QuantConv1D(
-                    32, 3, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                    32,
+                    3,
+                    kernel_quantizer="ste_sign",
+                    kernel_constraint="weight_clip",
                     use_bias=False,
                 ),
                 layers.MaxPool1D(2),
@@ -278,8 +281,151 @@ def make_larq() -> None:
 # Brevitas
 
 
+def brevitas_models(torch, qnn, quant):
+    """name -> (input (C, T), classes, builder). Binary layers pad nothing: PyTorch pads with
+    zeros, and tinybnn pads binary activations with +1 or -1."""
+    nn = torch.nn
+    wq = dict(weight_quant=quant.SignedBinaryWeightPerTensorConst, bias=False)
+
+    def sign():
+        return qnn.QuantIdentity(act_quant=quant.SignedBinaryActPerTensorConst)
+
+    def exact():
+        return nn.Sequential(
+            qnn.QuantConv1d(3, 33, 3, padding=1, **wq),  # raw samples in, zero padding
+            nn.BatchNorm1d(33),
+            sign(),
+            qnn.QuantConv1d(33, 32, 3, **wq),
+            nn.BatchNorm1d(32),
+            nn.MaxPool1d(2),
+            sign(),
+            qnn.QuantConv1d(32, 65, 3, **wq),
+            nn.BatchNorm1d(65),
+            sign(),
+            nn.MaxPool1d(3),
+            nn.Flatten(),
+            qnn.QuantLinear(65 * 4, 5, **wq),
+        )
+
+    def gap_float_head():
+        return nn.Sequential(
+            qnn.QuantConv1d(2, 31, 5, **wq),
+            nn.MaxPool1d(2),
+            nn.BatchNorm1d(31),
+            sign(),
+            qnn.QuantConv1d(31, 64, 3, **wq),
+            nn.BatchNorm1d(64),
+            sign(),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(64, 4),
+        )
+
+    def dense_hidden():
+        return nn.Sequential(
+            qnn.QuantConv1d(4, 32, 3, **wq),
+            nn.BatchNorm1d(32),
+            sign(),
+            nn.MaxPool1d(4),
+            nn.Flatten(),
+            qnn.QuantLinear(32 * 7, 33, **wq),
+            nn.BatchNorm1d(33),
+            sign(),
+            qnn.QuantLinear(33, 3, **wq),
+        )
+
+    def refuse_zero_pad():
+        return nn.Sequential(
+            qnn.QuantConv1d(2, 8, 3, **wq),
+            nn.BatchNorm1d(8),
+            sign(),
+            qnn.QuantConv1d(8, 8, 3, padding=1, **wq),
+            nn.BatchNorm1d(8),
+            sign(),
+            nn.Flatten(),
+            qnn.QuantLinear(8 * 14, 2, **wq),
+        )
+
+    return {
+        "brevitas_exact": ((3, 33), 5, exact),
+        "brevitas_gap_float_head": ((2, 40), 4, gap_float_head),
+        "brevitas_dense": ((4, 31), 3, dense_hidden),
+        "brevitas_refuse_zero_pad": ((2, 16), 2, refuse_zero_pad),
+    }
+
+
 def make_brevitas() -> None:
-    raise SystemExit("not yet")
+    import brevitas
+    import brevitas.nn as qnn
+    import brevitas.quant as quant
+    import qonnx
+    import torch
+    from brevitas.export import export_qonnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    qonnx.__version__ = getattr(qonnx, "__version__", None) or _dist_version("qonnx")
+    check_versions("brevitas", {"brevitas": brevitas, "torch": torch, "qonnx": qonnx})
+    torch.set_num_threads(1)
+    for seed, (name, ((channels, length), classes, build)) in enumerate(
+        brevitas_models(torch, qnn, quant).items()
+    ):
+        torch.manual_seed(seed)
+        model = build()
+        refused = "refuse" in name
+        if not refused:
+            x, y = seeded_data(seed, 256, channels, length, classes)
+            xt = torch.tensor(x.transpose(0, 2, 1), dtype=torch.float32)
+            yt = torch.tensor(y)
+            opt = torch.optim.Adam(model.parameters(), 0.01)
+            model.train()
+            for _ in range(4):
+                for i in range(0, len(x), 32):
+                    opt.zero_grad()
+                    loss = torch.nn.functional.cross_entropy(model(xt[i : i + 32]), yt[i : i + 32])
+                    loss.backward()
+                    opt.step()
+        model.eval()
+        path = OUT / f"{name}.onnx"
+        export_qonnx(model, torch.zeros(1, channels, length), str(path))
+        embed_weights(path)
+        if refused:
+            print(f"wrote {path} ({path.stat().st_size} B)")
+            continue
+        x, y = seeded_data(1000 + seed, N_TEST, channels, length, classes)
+        xc = x.transpose(0, 2, 1).astype(np.float32)  # [N, C, T]: PyTorch's layout
+        with torch.no_grad():
+            logits = model(torch.tensor(xc)).numpy()
+        # the QONNX executor's outputs: what the exported graph computes
+        wrapper = ModelWrapper(str(path))
+        iname, oname = wrapper.graph.input[0].name, wrapper.graph.output[0].name
+        executed = np.concatenate(
+            [execute_onnx(wrapper, {iname: xc[i : i + 1]})[oname] for i in range(len(xc))]
+        )
+        probs = torch.softmax(torch.tensor(logits), 1).numpy()
+        np.savez_compressed(
+            OUT / f"{name}.npz", X=x, y=y, logits=logits, probs=probs, qonnx_logits=executed
+        )
+        acc = (logits.argmax(1) == y).mean()
+        print(
+            f"wrote {path} ({path.stat().st_size} B), test accuracy {100 * acc:.0f}%, "
+            f"|brevitas - qonnx| <= {np.abs(executed - logits).max():.3g}"
+        )
+
+
+def embed_weights(path: Path) -> None:
+    """One self-contained .onnx: the exporter writes the weights to <name>.onnx.data."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.save(model, str(path), save_as_external_data=False)
+    Path(str(path) + ".data").unlink(missing_ok=True)
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
 
 
 def main() -> None:
