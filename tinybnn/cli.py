@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, interop
 from .compiler.api import compile as compile_model
 from .compiler.summary import summary
 from .compiler.targets import CORES, DEFAULT_TARGET, TARGETS
@@ -31,6 +31,8 @@ from .compiler.variants import OPTIMIZE
 from .errors import ModelError, TinyBNNError, one_line
 from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
+from .interop import commands as interop_commands
+from .interop.commands import import_report
 from .modelfile import load
 from .training import tsfile
 from .training.evaluate import evaluate_file
@@ -300,12 +302,30 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
     help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
 )
 @kernel_options
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="For a larq or QONNX model: a dataset .npz on which to measure tinybnn's agreement "
+    "with the framework's classes.",
+)
 def compile_command(
-    model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
+    model: Path,
+    out_dir: Path,
+    name: str,
+    target: str,
+    optimize: str,
+    flash_budget: int | None,
+    data: Path | None,
 ) -> None:
-    """Compile MODEL to dependency-free C and print the per-layer report."""
+    """Compile MODEL (a tinybnn model, or a larq .h5/.keras or QONNX .onnx model) to
+    dependency-free C and print the per-layer report."""
     obj = click.get_current_context().find_root().obj or {}
     command = shlex.join(["tinybnn", *obj.get("argv", sys.argv[1:])])  # recorded in the C
+    imported = []  # how exactly tinybnn computes a larq or QONNX model, before writing
+    if interop.is_foreign(model):
+        imported = import_report(interop.import_model(model), data)
+    elif data is not None:
+        raise TinyBNNError("--data is for larq and QONNX models; use tinybnn evaluate")
     result = compile_model(
         model,
         out_dir,
@@ -316,6 +336,8 @@ def compile_command(
         flash_budget=flash_budget,
     )
     click.echo(result.report())
+    for line in imported:
+        click.echo(line)
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 
 
@@ -373,6 +395,9 @@ def profile_command(
                 flash_budget=flash_budget,
             )
         click.echo(report.format())
+
+
+interop_commands.register(tinybnn)  # convert-model, export
 
 
 def main(argv: list[str] | None = None) -> int:

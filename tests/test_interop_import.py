@@ -1,0 +1,317 @@
+"""Importing larq and QONNX models (issue 17): the fixtures made by
+`scripts/make_interop_fixtures.py`, read without the frameworks, compiled, and compared with
+the outputs the frameworks stored beside them; then PyTorch == reference == host C, and the
+C under QEMU on Cortex-M4. Synthetic graphs cover every mapped layer on shapes that straddle
+32-bit words.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from modelcheck import assert_exact, check_model, signals
+
+pytest.importorskip("h5py")
+pytest.importorskip("onnx")
+
+import tinybnn  # noqa: E402
+from tinybnn import firmware  # noqa: E402
+from tinybnn.cli import tinybnn as cli  # noqa: E402
+from tinybnn.compiler import reference  # noqa: E402
+from tinybnn.compiler.api import compile  # noqa: E402
+from tinybnn.interop import import_model  # noqa: E402
+from tinybnn.interop.graph import (  # noqa: E402
+    BINARY,
+    SCALED,
+    BatchNorm,
+    Conv,
+    Dense,
+    FlattenOp,
+    GlobalPool,
+    Graph,
+    MaxPool,
+    Sign,
+    evaluate,
+    to_tinybnn,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "interop"
+
+# file -> integer-exact in the framework's graph (binary weights and activations, BN folded)
+MODELS = {
+    "larq_exact.h5": True,
+    "larq_gmp.h5": True,
+    "larq_gap_float_head.keras": False,  # float Dense head
+    "larq_float_first.h5": False,  # float first layer and a BatchNorm on the head
+    "larq_docs.keras": False,  # larq's documented example in 1-D: BatchNorm on the head
+    "brevitas_exact.onnx": True,
+    "brevitas_dense.onnx": True,
+    "brevitas_gap_float_head.onnx": False,
+}
+REFUSED = {
+    "larq_refuse_float_conv.h5": "layer 3 (Conv1D 'conv1d'): has float weights",
+    "larq_refuse_zero_pad.keras": "pads binary activations with 0",
+    "brevitas_refuse_zero_pad.onnx": "(Conv 'node_Conv_77'): pads binary activations with 0",
+}
+
+
+def stored(name: str) -> dict[str, np.ndarray]:
+    """The framework's outputs; X (stored [N, T, C]) in PyTorch's layout [N, C, T]."""
+    with np.load(FIXTURES / (name.rsplit(".", 1)[0] + ".npz")) as d:
+        out = dict(d)
+    out["X"] = np.ascontiguousarray(out["X"].transpose(0, 2, 1))
+    return out
+
+
+def tinybnn_scores(model, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.tensor(x, dtype=torch.float64)).numpy().astype(np.int64)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_reader_computes_what_the_framework_computed(name: str) -> None:
+    """The graph read from the file, run in float64, gives the framework's stored logits
+    (float32 in the framework: a relative tolerance, the only one in these tests)."""
+    imported = import_model(FIXTURES / name)
+    d = stored(name)
+    logits = evaluate(imported.graph, d["X"])
+    scale = np.abs(d["logits"]).max()
+    np.testing.assert_allclose(logits, d["logits"], rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("name", [n for n, exact in MODELS.items() if exact])
+def test_exact_models_give_the_frameworks_logits(name: str) -> None:
+    """Integer-exact graphs: tinybnn's integer scores are the framework's logits divided by
+    the factor the import reports, exactly (the logits are integers times it)."""
+    imported = import_model(FIXTURES / name)
+    assert imported.exactness.exact
+    d = stored(name)
+    scores = tinybnn_scores(imported.model, d["X"])
+    want = np.round(d["logits"] / imported.exactness.factor).astype(np.int64)
+    assert_exact(f"{name}: scores", scores, want)
+    # also the QONNX executor's own outputs, where the fixture stored them
+    if "qonnx_logits" in d:
+        want = np.round(d["qonnx_logits"] / imported.exactness.factor).astype(np.int64)
+        assert_exact(f"{name}: scores vs qonnx", scores, want)
+
+
+@pytest.mark.parametrize("name", [n for n, exact in MODELS.items() if not exact])
+def test_quantised_models_flag_every_window_they_may_get_wrong(name: str) -> None:
+    """Float layers quantised by tinybnn: a window whose class differs from the framework's
+    is always among the windows flagged at risk; the classifier's bound holds where the
+    first layer is exact."""
+    imported = import_model(FIXTURES / name)
+    ex = imported.exactness
+    assert not ex.exact and ex.reasons
+    d = stored(name)
+    agreement = imported.agreement(d["X"])
+    assert not (agreement.differs & ~agreement.risky).any()
+    assert agreement.same_class == int((~agreement.differs).sum())
+    if not any("first" in r or "int8 per channel" in r for r in ex.reasons):
+        scores = tinybnn_scores(imported.model, d["X"])
+        logits = evaluate(imported.graph, d["X"])
+        slack = 1e-9 * np.abs(logits).max()
+        assert (np.abs(ex.factor * scores - logits) <= ex.head_error[None] + slack).all()
+
+
+def test_docs_example_agrees_on_every_window() -> None:
+    """Issue 17's goal: larq's documented example in 1-D agrees with larq's class on 100%
+    of its seeded test set."""
+    imported = import_model(FIXTURES / "larq_docs.keras")
+    d = stored("larq_docs.keras")
+    scores = tinybnn_scores(imported.model, d["X"])
+    assert_exact("classes", scores.argmax(1), d["probs"].argmax(1))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fixture_c_on_host(name: str, tmp_path: Path) -> None:
+    """PyTorch == reference layer by layer == host C (gcc with sanitizers, clang)."""
+    model = import_model(FIXTURES / name).model
+    d = stored(name)
+    c, t = model.input_shape
+    check_model(model, [d["X"], signals(8, c, t, seed=3)], tmp_path)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fixture_c_on_cortex_m4(name: str, tmp_path: Path) -> None:
+    """The compiled fixture under QEMU on Cortex-M4 gives the reference's scores."""
+    try:
+        firmware.find_toolchain()
+    except firmware.ToolchainMissing as e:
+        pytest.skip(f"no firmware toolchain: {e}")
+    from tinybnn.firmware.profile import run_on_core
+
+    d = stored(name)
+    result = compile(FIXTURES / name, tmp_path, "m", target="cortex-m4")
+    x = d["X"][:8]
+    run_on_core(result, "m", "cortex-m4", x, reference.run(result.program, x))
+
+
+# ---------------------------------------------------------------------------------------
+# The commands
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_compile_command_reports_exactness(tmp_path: Path) -> None:
+    res = run("compile", FIXTURES / "larq_exact.h5", "-o", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert "a larq model, integer-exact" in res.output
+    assert (tmp_path / "out" / "model.c").is_file()
+
+
+def test_compile_command_measures_agreement_on_data(tmp_path: Path) -> None:
+    d = stored("larq_float_first.h5")
+    data = tmp_path / "data.npz"
+    np.savez(data, X=d["X"], y=d["y"])
+    res = run("compile", FIXTURES / "larq_float_first.h5", "-o", tmp_path / "out", "--data", data)
+    assert res.exit_code == 0, res.output
+    agreement = import_model(FIXTURES / "larq_float_first.h5").agreement(d["X"])
+    assert f"on {data}: tinybnn {agreement.describe()}" in res.output
+    assert ("warning:" in res.output) == bool(agreement.at_risk or agreement.differs.any())
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_unsupported_layers_are_refused_in_one_line(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for args in (
+        ("compile", FIXTURES / name, "-o", out),
+        ("convert-model", FIXTURES / name, tmp_path / "m.pt"),
+    ):
+        res = CliRunner().invoke(cli, [str(a) for a in args])
+        assert res.exit_code != 0
+        with pytest.raises(tinybnn.TinyBNNError) as e:
+            import_model(FIXTURES / name)
+        message = str(e.value)
+        assert "\n" not in message and message.startswith(str(FIXTURES / name))
+        assert REFUSED[name] in message
+    assert not out.exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_convert_model_writes_a_tinybnn_model(tmp_path: Path) -> None:
+    dst = tmp_path / "m.pt"
+    res = run("convert-model", FIXTURES / "larq_gmp.h5", dst)
+    assert res.exit_code == 0, res.output
+    d = stored("larq_gmp.h5")
+    want = tinybnn_scores(import_model(FIXTURES / "larq_gmp.h5").model, d["X"])
+    assert_exact("scores of the saved model", tinybnn_scores(tinybnn.load(dst), d["X"]), want)
+
+
+def test_convert_model_never_overwrites_its_source(tmp_path: Path) -> None:
+    src = tmp_path / "m.onnx"
+    src.write_bytes((FIXTURES / "brevitas_dense.onnx").read_bytes())
+    res = run("convert-model", src, src)
+    assert res.exit_code == 1
+    assert src.read_bytes() == (FIXTURES / "brevitas_dense.onnx").read_bytes()
+
+
+def test_summary_reads_a_larq_file() -> None:
+    res = run("summary", FIXTURES / "larq_docs.keras")
+    assert res.exit_code == 0, res.output
+    assert "binary_conv1d" in res.output and "int8_linear" in res.output
+
+
+def test_damaged_files_are_one_line(tmp_path: Path) -> None:
+    for suffix in (".h5", ".keras", ".onnx"):
+        bad = tmp_path / f"bad{suffix}"
+        bad.write_bytes(b"not a model" * 10)
+        res = run("compile", bad, "-o", tmp_path / "out")
+        assert res.exit_code == 1
+        with pytest.raises(tinybnn.TinyBNNError) as e:
+            import_model(bad)
+        assert str(e.value).startswith(str(bad)) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic graphs: every mapped layer, on shapes that straddle 32-bit words
+
+
+def synthetic(c_in: int, width: int, length: int, seed: int, head: str) -> Graph:
+    """raw -> binary conv (zero padding) -> BN -> maxpool -> sign -> binary conv (+1/-1
+    padding, scaled) -> maxpool on the accumulator -> BN -> [flatten -> dense -> BN ->] head."""
+    rng = np.random.default_rng(seed)
+
+    def bn(c, name):
+        return BatchNorm(
+            name,
+            rng.normal(0, 3, c),
+            rng.uniform(0.5, 9, c),
+            rng.normal(0, 1, c) * np.where(np.arange(c) % 5 == 1, -1, 1),
+            rng.normal(0, 0.5, c),
+            1e-3,
+        )
+
+    def pm(*shape):
+        return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+
+    alpha = rng.uniform(0.1, 2, width)[:, None, None]
+    ops = [
+        Conv("conv0", pm(width, c_in, 3), BINARY, pad=1, pad_value=0.0),
+        bn(width, "bn0"),
+        MaxPool("pool0", 2, 2),
+        Sign("sign0"),
+        Conv(
+            "conv1",
+            pm(width, width, 3) * alpha,
+            SCALED,
+            pad=1,
+            pad_value=float(rng.choice([-1, 1])),
+            sign_input=True,
+        ),
+        MaxPool("pool1", 3, 2),
+        bn(width, "bn1"),
+    ]
+    t = (length - 2) // 2 + 1  # conv0 keeps the length, pool0 halves it
+    t = (t - 3) // 2 + 1  # conv1 keeps it, pool1 (3, stride 2)
+    if head == "dense":
+        ops += [
+            FlattenOp("flat"),
+            Dense("dense", pm(33, width * t), BINARY, sign_input=True),
+            bn(33, "bn2"),
+            Dense("head", pm(5, 33), BINARY, sign_input=True),
+        ]
+    elif head == "gmax":
+        ops += [GlobalPool("gmax", "max"), Dense("head", pm(4, width), BINARY, sign_input=True)]
+    else:
+        ops += [Sign("sign1"), GlobalPool("gap", "mean"), Dense("head", pm(3, width), BINARY)]
+    return Graph("synthetic", (c_in, length), ops)
+
+
+SHAPES = [
+    pytest.param(1, 31, 33, "dense", id="c1_w31_t33_dense"),
+    pytest.param(3, 32, 40, "gmax", id="c3_w32_t40_gmax"),
+    pytest.param(2, 33, 29, "gap", id="c2_w33_t29_gap"),
+    pytest.param(4, 64, 31, "dense", id="c4_w64_t31_dense"),
+    pytest.param(5, 65, 27, "gmax", id="c5_w65_t27_gmax"),
+]
+
+
+@pytest.mark.parametrize("c_in, width, length, head", SHAPES)
+def test_synthetic_graph_is_exact_on_host(c_in, width, length, head, tmp_path: Path) -> None:
+    graph = synthetic(c_in, width, length, seed=width, head=head)
+    model, ex = to_tinybnn(graph)
+    assert ex.exact
+    x = signals(12, c_in, length, seed=width) // 8  # keeps the raw accumulator in range
+    logits = evaluate(graph, x)
+    assert_exact("scores", tinybnn_scores(model, x), np.round(logits / ex.factor).astype(np.int64))
+    check_model(model, [x], tmp_path)
+
+
+@pytest.mark.parametrize("c_in, width, length, head", SHAPES[1:4])
+def test_synthetic_graph_on_cortex_m4(c_in, width, length, head, tmp_path: Path) -> None:
+    try:
+        firmware.find_toolchain()
+    except firmware.ToolchainMissing as e:
+        pytest.skip(f"no firmware toolchain: {e}")
+    from tinybnn.firmware.profile import run_on_core
+
+    model, _ = to_tinybnn(synthetic(c_in, width, length, seed=width, head=head))
+    x = signals(6, c_in, length, seed=width) // 8
+    result = compile(model, tmp_path, "m", target="cortex-m4")
+    run_on_core(result, "m", "cortex-m4", x, reference.run(result.program, x))
