@@ -197,12 +197,14 @@ class _Reader:
     def graph(self) -> Graph:
         layers = self.layers()
         input_shape = None
+        number = 0  # as Keras numbers model.layers: without the InputLayer
         for index, layer in enumerate(layers):
             cls = layer.get("class_name")
             cfg = layer.get("config")
             if not isinstance(cfg, dict) or not isinstance(cls, str):
                 raise TinyBNNError(f"layer {index}: not a layer config")
-            self.where = f"layer {index} ({cls} '{cfg.get('name')}')"
+            self.where = f"layer {number} ({cls} '{cfg.get('name')}')"
+            number += cls != "InputLayer"
             if input_shape is None:
                 shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
                 if not (isinstance(shape, list) and len(shape) == 3):
