@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from modelcheck import assert_exact, check_model, signals
 
 pytest.importorskip("h5py")
@@ -311,6 +313,24 @@ def test_synthetic_graph_is_exact_on_host(c_in, width, length, head, tmp_path: P
     check_model(model, [x], tmp_path)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    c_in=st.integers(1, 6),
+    width=st.sampled_from([1, 2, 31, 32, 33, 63, 64, 65]),
+    length=st.integers(6, 40),
+    head=st.sampled_from(["dense", "gmax", "gap"]),
+    seed=st.integers(0, 2**16),
+)
+def test_random_graphs_are_exact(c_in, width, length, head, seed) -> None:
+    """Any graph of the mapped layers: tinybnn's integer scores are its logits exactly."""
+    graph = synthetic(c_in, width, length, seed=seed, head=head)
+    model, ex = to_tinybnn(graph)
+    assert ex.exact
+    x = signals(4, c_in, length, seed=seed) // 8
+    logits = evaluate(graph, x)
+    assert_exact("scores", tinybnn_scores(model, x), np.round(logits / ex.factor).astype(np.int64))
+
+
 @pytest.mark.parametrize("c_in, width, length, head", SHAPES[1:4])
 def test_synthetic_graph_on_cortex_m4(c_in, width, length, head, tmp_path: Path) -> None:
     try:
@@ -323,3 +343,80 @@ def test_synthetic_graph_on_cortex_m4(c_in, width, length, head, tmp_path: Path)
     x = signals(6, c_in, length, seed=width) // 8
     result = compile(model, tmp_path, "m", target="cortex-m4")
     run_on_core(result, "m", "cortex-m4", x, reference.run(result.program, x))
+
+
+# ---------------------------------------------------------------------------------------
+# QONNX as FINN streamlines it: MultiThreshold, checked against the qonnx executor
+
+
+def finn_style_graph(path: Path, x0: np.ndarray, width: int, seed: int) -> None:
+    """Quant (identity on int16) -> Conv (BipolarQuant weights) -> MultiThreshold -> Conv ->
+    BatchNormalization -> MultiThreshold -> Flatten -> MatMul (BipolarQuant weights). The
+    first thresholds of even channels equal the accumulator of window x0 [C, T] at t = 0,
+    so that ties (acc == threshold: +1) occur."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    c_in, length = x0.shape
+    inits, nodes = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def node(op, ins, out, domain="", **attrs):
+        nodes.append(helper.make_node(op, ins, [out], name=out, domain=domain, **attrs))
+        return out
+
+    q = "qonnx.custom_op.general"
+    t1 = length - 2
+    t2 = t1 - 2
+    x = node("Quant", ["x", const("s", 1.0), const("z", 0.0), const("b", 16.0)], "xq", q,
+             signed=1, narrow=0, rounding_mode="ROUND")  # fmt: skip
+    w0f = rng.normal(size=(width, c_in, 3))
+    w0 = node("BipolarQuant", [const("w0f", w0f), "s"], "w0", q)
+    a = node("Conv", [x, w0], "a0", kernel_shape=[3])
+    th0 = rng.integers(-3000, 3000, (width, 1))
+    tie = (np.where(w0f >= 0, 1, -1) * x0[None, :, :3]).sum((1, 2))
+    th0[::2, 0] = tie[::2]
+    a = node("MultiThreshold", [a, const("th0", th0)], "m0", q, out_dtype="BIPOLAR",
+             out_scale=2.0, out_bias=-1.0, data_layout="NCW")  # fmt: skip
+    w1 = node("BipolarQuant", [const("w1f", rng.normal(size=(width, width, 3))), "s"], "w1", q)
+    a = node("Conv", [a, w1], "a1", kernel_shape=[3])
+    bn = [const(n, v) for n, v in (("g", rng.normal(size=width)), ("be", rng.normal(size=width)),
+          ("mu", rng.normal(0, 3, width)), ("var", rng.uniform(1, 9, width)))]  # fmt: skip
+    a = node("BatchNormalization", [a, *bn], "bn", epsilon=1e-3)
+    a = node("MultiThreshold", [a, const("th1", rng.normal(0, 0.3, (width, 1)))], "m1", q,
+             out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0, data_layout="NCW")  # fmt: skip
+    a = node("Flatten", [a], "flat", axis=1)
+    w2 = node("BipolarQuant", [const("w2f", rng.normal(size=(width * t2, 4))), "s"], "w2", q)
+    node("MatMul", [a, w2], "scores")
+    graph = helper.make_graph(
+        nodes, "finn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, length])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4])], inits,
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(q, 1)]
+    )
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("c_in, width, length", [(1, 31, 21), (3, 33, 17), (2, 64, 12)])
+def test_multithreshold_graph_matches_the_qonnx_executor(c_in, width, length, tmp_path):
+    pytest.importorskip("qonnx")
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    path = tmp_path / "finn.onnx"
+    x = signals(6, c_in, length, seed=width) // 16
+    finn_style_graph(path, x[0], width, seed=width)
+    imported = import_model(path)
+    assert imported.exactness.exact
+    wrapper = ModelWrapper(str(path)).transform(InferShapes())
+    want = np.concatenate(
+        [execute_onnx(wrapper, {"x": x[i : i + 1].astype(np.float32)})["scores"] for i in range(6)]
+    )
+    assert_exact("scores", tinybnn_scores(imported.model, x), want.astype(np.int64))
+    check_model(imported.model, [x], tmp_path)
