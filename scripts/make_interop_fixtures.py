@@ -10,11 +10,12 @@ in a throwaway venv outside the repository (the frameworks are heavy and are not
 dependencies of tinybnn):
 
     python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install \\
-        tensorflow-cpu==2.15.1 larq==0.14.0 "numpy<2" h5py
+        tensorflow-cpu==2.15.1 larq==0.14.0 numpy==1.26.4 h5py==3.16.0
     /tmp/fixvenv/bin/python scripts/make_interop_fixtures.py larq
 
     python3 -m venv /tmp/brevvenv && /tmp/brevvenv/bin/pip install torch==2.13.0 && \\
-        /tmp/brevvenv/bin/pip install brevitas==0.13.4 onnx==1.17.0 onnxscript qonnx==1.0.0
+        /tmp/brevvenv/bin/pip install brevitas==0.13.4 onnx==1.17.0 onnxoptimizer==0.4.2 \\
+        onnxscript==0.7.2 qonnx==1.0.0
     /tmp/brevvenv/bin/python scripts/make_interop_fixtures.py brevitas
 
 Versions (checked below; other versions may save other formats): larq 0.14.0 on
@@ -34,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "interop"
-VERSIONS = {
-    "larq": {"larq": "0.14.0", "tensorflow": "2.15.1"},
-    "brevitas": {"brevitas": "0.13.4", "torch": "2.13.0", "qonnx": "1.0.0"},
+VERSIONS = {  # distribution -> version, per part
+    "larq": {"larq": "0.14.0", "tensorflow-cpu": "2.15.1"},
+    "brevitas": {"brevitas": "0.13.4", "torch": "2.13.0", "qonnx": "1.0.0", "onnx": "1.17.0"},
 }
 N_TEST = 48
 
@@ -54,9 +55,11 @@ def seeded_data(seed: int, n: int, channels: int, length: int, classes: int):
     return np.clip(np.round(x), -32768, 32767).astype(np.int16), y
 
 
-def check_versions(part: str, modules: dict) -> None:
+def check_versions(part: str) -> None:
+    from importlib.metadata import version
+
     for name, want in VERSIONS[part].items():
-        have = modules[name].__version__.split("+")[0]
+        have = version(name).split("+")[0]
         if have != want:
             raise SystemExit(f"{name} {have} is installed; these fixtures are made with {want}")
 
@@ -241,7 +244,7 @@ def make_larq() -> None:
     import larq as lq
     import tensorflow as tf
 
-    check_versions("larq", {"larq": lq, "tensorflow": tf})
+    check_versions("larq")
     for seed, (name, (suffix, build, classes)) in enumerate(larq_models(tf, lq).items()):
         tf.keras.utils.set_random_seed(seed)
         model = build()
@@ -355,17 +358,14 @@ def brevitas_models(torch, qnn, quant):
 
 
 def make_brevitas() -> None:
-    import brevitas
     import brevitas.nn as qnn
     import brevitas.quant as quant
-    import qonnx
     import torch
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    qonnx.__version__ = getattr(qonnx, "__version__", None) or _dist_version("qonnx")
-    check_versions("brevitas", {"brevitas": brevitas, "torch": torch, "qonnx": qonnx})
+    check_versions("brevitas")
     torch.set_num_threads(1)
     for seed, (name, ((channels, length), classes, build)) in enumerate(
         brevitas_models(torch, qnn, quant).items()
@@ -420,12 +420,6 @@ def embed_weights(path: Path) -> None:
     model = onnx.load(str(path))
     onnx.save(model, str(path), save_as_external_data=False)
     Path(str(path) + ".data").unlink(missing_ok=True)
-
-
-def _dist_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
 
 
 def main() -> None:
