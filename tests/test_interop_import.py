@@ -420,3 +420,37 @@ def test_multithreshold_graph_matches_the_qonnx_executor(c_in, width, length, tm
     )
     assert_exact("scores", tinybnn_scores(imported.model, x), want.astype(np.int64))
     check_model(imported.model, [x], tmp_path)
+
+
+MUTATIONS = {
+    "filters_text": ('"filters": 31', '"filters": "31"'),
+    "kernel_list": ('"kernel_size": [3]', '"kernel_size": [3, 3]'),
+    "strides_zero": ('"strides": [1]', '"strides": [0]'),
+    "axis_text": ('"axis": [2]', '"axis": "two"'),
+    "pool_huge": ('"pool_size": [2]', '"pool_size": [999]'),
+    "units_negative": ('"units": 5', '"units": -5'),
+    "class_lambda": ('"class_name": "Flatten"', '"class_name": "Lambda"'),
+    "layers_null": ('"layers": [', '"layers": null, "x": ['),
+    "quantizer_unknown": ('"class_name": "SteSign"', '"class_name": "DoReFaQuantizer"'),
+    "pad_text": ('"pad_values": 1.0', '"pad_values": "one"'),
+    "filters_more": ('"filters": 31', '"filters": 30'),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_damaged_configs_are_one_line(mutation: str, tmp_path: Path) -> None:
+    """A larq file whose architecture JSON was edited: read or refused in one line naming
+    the file, never another exception."""
+    import h5py
+
+    old, new = MUTATIONS[mutation]
+    path = tmp_path / "m.h5"
+    path.write_bytes((FIXTURES / "larq_exact.h5").read_bytes())
+    with h5py.File(path, "r+") as f:
+        config = f.attrs["model_config"]
+        config = config.decode() if isinstance(config, bytes) else config
+        assert old in config
+        f.attrs["model_config"] = config.replace(old, new, 1)
+    with pytest.raises(tinybnn.TinyBNNError) as e:
+        import_model(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)

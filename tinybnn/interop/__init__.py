@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, TinyBNNError
+from ..errors import ModelError, TinyBNNError, one_line
 from ..nn import Sequential
 from .graph import Agreement, Exactness, Graph, agreement, to_tinybnn
 
@@ -76,6 +76,12 @@ def read_graph(path: str | os.PathLike) -> Graph:
             return qonnx_import.read(path)
     except TinyBNNError as e:
         raise type(e)(f"{path}: {e}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OSError) as e:
+        # a config of unexpected types or a damaged HDF5/protobuf structure
+        raise TinyBNNError(
+            f"{path}: a damaged or unexpected {framework} file ({type(e).__name__}: "
+            f"{one_line(e, first_sentence=True)})"
+        ) from None
     raise TinyBNNError(f"{path}: not a larq (.h5, .keras) or QONNX (.onnx) file")
 
 
@@ -87,6 +93,10 @@ def import_model(path: str | os.PathLike) -> Imported:
         model, exactness = to_tinybnn(graph)
     except TinyBNNError as e:
         raise (ModelError if isinstance(e, ModelError) else TinyBNNError)(f"{path}: {e}") from None
+    except (TypeError, ValueError, RuntimeError) as e:  # e.g. weights of another shape
+        raise ModelError(
+            f"{path}: cannot be mapped onto tinybnn's layers ({one_line(e, first_sentence=True)})"
+        ) from None
     return Imported(path, graph, model, exactness)
 
 
