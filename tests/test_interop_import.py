@@ -454,3 +454,27 @@ def test_damaged_configs_are_one_line(mutation: str, tmp_path: Path) -> None:
     with pytest.raises(tinybnn.TinyBNNError) as e:
         import_model(path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_sign_of_an_accumulator_without_batchnorm(tmp_path: Path) -> None:
+    """A sign straight on a convolution's output (no BatchNorm between): an identity
+    batchnorm_sign, exact; a pool between them is moved after the sign."""
+    rng = np.random.default_rng(0)
+    pm = lambda *s: np.where(rng.random(s) < 0.5, -1.0, 1.0)  # noqa: E731
+    graph = Graph(
+        "synthetic",
+        (2, 19),
+        [
+            Conv("c0", pm(33, 2, 3), BINARY, bias=rng.normal(0, 5, 33)),
+            Conv("c1", pm(32, 33, 3), BINARY, sign_input=True),
+            MaxPool("p", 2, 2),
+            Dense("head", pm(3, 32 * 7), BINARY, sign_input=True),
+        ],
+    )
+    graph.ops.insert(3, FlattenOp("flat"))
+    model, ex = to_tinybnn(graph)
+    x = signals(8, 2, 19, seed=0) // 8
+    assert ex.exact
+    want = np.round(evaluate(graph, x) / ex.factor).astype(np.int64)
+    assert_exact("scores", tinybnn_scores(model, x), want)
+    check_model(model, [x], tmp_path)

@@ -218,7 +218,7 @@ class _Builder:
         self.bn: BatchNorm | None = None
         self.bias: np.ndarray | None = None  # of the conv/dense before the pending BatchNorm
         self.acc_pooled = False
-        self.after_bn: list[Op] = []  # max-pools, global max, flatten between BN and sign
+        self.after_bn: list[Op] = []  # max-pools, global max, flatten before the sign
         self.shape = graph.input_shape  # [C, T] or [F]
         self.count_length = 1  # T of a global average pool (counts = T * mean)
         self.reasons: list[str] = []
@@ -304,7 +304,7 @@ class _Builder:
         else:
             if op.quant == FLOAT:
                 self.refuse(op, "has float weights; tinybnn's hidden convolutions are binary")
-            if self.state == "bn" and op.sign_input:
+            if self.state in ("bn", "acc") and op.sign_input:
                 self.take_sign(op)
             if self.state != "bin":
                 self.refuse(
@@ -337,6 +337,12 @@ class _Builder:
         self.shape = (o, t)
 
     def batchnorm(self, op: BatchNorm) -> None:
+        if self.after_bn:
+            self.refuse(
+                op,
+                f"normalises after {self.after_bn[0].name}; tinybnn folds a "
+                "BatchNorm only into the convolution or dense layer right before it",
+            )
         if self.state != "acc":
             self.refuse(
                 op,
@@ -366,7 +372,7 @@ class _Builder:
         self.shape = (self.shape[0], t)
 
     def global_pool(self, op: GlobalPool) -> None:
-        if self.state == "bn" and op.mode == "max":
+        if self.state in ("bn", "acc") and op.mode == "max":
             self.after_bn.append(op)  # max commutes with sign
             return
         if self.state != "bin" or len(self.shape) != 2:
@@ -381,7 +387,7 @@ class _Builder:
         self.shape = (self.shape[0],)
 
     def flatten(self, op: FlattenOp) -> None:
-        if self.state == "bn":
+        if self.state in ("bn", "acc"):
             self.after_bn.append(op)
             return
         if self.state != "bin" or len(self.shape) != 2:
@@ -394,7 +400,7 @@ class _Builder:
             self.refuse(op, "a softmax before the classifier; tinybnn ignores only a final softmax")
 
     def dense(self, op: Dense) -> None:
-        if self.state == "bn" and op.sign_input:
+        if self.state in ("bn", "acc") and op.sign_input:
             self.take_sign(op)
         if self.state == "count" and op.sign_input:
             self.refuse(
