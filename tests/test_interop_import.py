@@ -90,7 +90,7 @@ def test_exact_models_give_the_frameworks_logits(name: str) -> None:
     """Integer-exact graphs: tinybnn's integer scores are the framework's logits divided by
     the factor the import reports, exactly (the logits are integers times it)."""
     imported = import_model(FIXTURES / name)
-    assert imported.exactness.exact
+    assert imported.exactness.exact and imported.exactness.borderline == 0
     d = stored(name)
     scores = tinybnn_scores(imported.model, d["X"])
     want = np.round(d["logits"] / imported.exactness.factor).astype(np.int64)
@@ -478,3 +478,14 @@ def test_sign_of_an_accumulator_without_batchnorm(tmp_path: Path) -> None:
     want = np.round(evaluate(graph, x) / ex.factor).astype(np.int64)
     assert_exact("scores", tinybnn_scores(model, x), want)
     check_model(model, [x], tmp_path)
+
+
+def test_thresholds_at_float32_rounding_are_reported() -> None:
+    """A BatchNorm whose zero falls on an integer accumulator: float32 could round either
+    way there, and the import says how many channels are so placed."""
+    graph = synthetic(2, 33, 21, seed=1, head="gmax")
+    bn = graph.ops[1]
+    bn.mean[:5], bn.gamma[:5], bn.beta[:5] = [3.0, -7.0, 0.0, 11.0, 1.0], 1.0, 0.0
+    _, ex = to_tinybnn(graph)
+    assert ex.exact and ex.borderline == 5
+    assert "5 channels' thresholds lie within float32 rounding" in ex.describe()

@@ -192,13 +192,21 @@ class Exactness:
     factor: float
     reasons: list[str] = field(default_factory=list)
     head_error: np.ndarray | None = None  # float64 [K]
+    borderline: int = 0  # thresholds within float32 rounding of the framework's BatchNorm
 
     def describe(self) -> str:
         if self.exact:
             how = (
                 "" if self.factor == 1 else f" up to a factor: logits = {self.factor:.6g} x scores"
             )
-            return f"integer-exact: tinybnn's scores are the framework's logits{how}"
+            text = f"integer-exact: tinybnn's scores are the framework's logits{how}"
+            if self.borderline:
+                text += (
+                    f" (but {self.borderline} channels' thresholds lie within float32 rounding "
+                    "of zero in the framework's BatchNorm: there the framework's own sign may "
+                    "differ)"
+                )
+            return text
         text = "not integer-exact (" + "; ".join(self.reasons) + ")"
         if self.head_error is not None:
             text += (
@@ -488,7 +496,40 @@ def to_tinybnn(graph: Graph) -> tuple[Sequential, Exactness]:
     for op in graph.ops:
         b.add(op)
     model = b.finish(graph.ops[-1])
+    b.exactness.borderline = float32_borderline(model)
     return model, b.exactness
+
+
+def float32_borderline(model: Sequential) -> int:
+    """Channels whose integer threshold sits where the framework's float32 BatchNorm could
+    round the other way: |BN(acc)| at the accumulators on either side of the threshold is
+    within 2^-21 of the magnitudes it is computed from (float32 keeps 24 bits)."""
+    from ..compiler.lowering import lower
+
+    count = 0
+    for st in lower(model).stages:
+        th = getattr(st, "threshold", None)
+        if th is None:
+            continue
+        conv, bn = model.layers[st.layers[0]], model.layers[st.layers[-1]]
+        if isinstance(conv, InputConv1d):
+            with torch.no_grad():
+                scale = conv.integer_weight()[1]
+            preact = lambda acc, conv=conv, scale=scale: conv.to_preact(acc, scale)  # noqa: E731
+        else:
+            preact = conv.to_preact
+        d = torch.float64
+        s = bn.bn.weight.to(d) / torch.sqrt(bn.bn.running_var.to(d) + bn.eps)
+        near = np.zeros(len(th.th), dtype=bool)
+        for side in (0, 1):  # the accumulator at the threshold, and the one past it
+            acc = torch.tensor(th.th + np.where(th.neg, side, -side), dtype=d).view(1, -1, 1)
+            with torch.no_grad():
+                x = preact(acc).view(-1)
+                y = bn.eval_preact(preact(acc)).view(-1)
+                size = (x.abs() + bn.bn.running_mean.to(d).abs()) * s.abs() + bn.bn.bias.to(d).abs()
+            near |= (y.abs() <= size * 2.0**-21).numpy()
+        count += int(near.sum())
+    return count
 
 
 @dataclass
