@@ -489,3 +489,10 @@ def test_thresholds_at_float32_rounding_are_reported() -> None:
     _, ex = to_tinybnn(graph)
     assert ex.exact and ex.borderline == 5
     assert "5 channels' thresholds lie within float32 rounding" in ex.describe()
+
+
+def test_compile_without_data_warns_about_a_quantised_model(tmp_path: Path) -> None:
+    res = run("compile", FIXTURES / "brevitas_gap_float_head.onnx", "-o", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert "not integer-exact" in res.output
+    assert "warning: tinybnn's quantised class could differ from QONNX's" in res.output

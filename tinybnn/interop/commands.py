@@ -37,7 +37,8 @@ def import_report(imported: Imported, data: Path | None) -> list[str]:
             )
     elif not imported.exactness.exact:
         lines.append(
-            f"give --data DATA.npz to measure the agreement with {imported.graph.framework}"
+            f"warning: tinybnn's quantised class could differ from {imported.graph.framework}'s; "
+            "give --data DATA.npz to measure the agreement"
         )
     return lines
 
