@@ -25,10 +25,12 @@ import click
 
 from . import __version__, interop
 from .compiler.api import compile as compile_model
+from .compiler.packages import DEFAULT_PACKAGE, PACKAGES
 from .compiler.summary import summary
 from .compiler.targets import CORES, DEFAULT_TARGET, TARGETS
 from .compiler.variants import OPTIMIZE
 from .errors import ModelError, TinyBNNError, one_line
+from .firmware import cycles
 from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
 from .interop import commands as interop_commands
@@ -303,6 +305,16 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
 )
 @kernel_options
 @click.option(
+    "--package",
+    type=click.Choice(list(PACKAGES)),
+    default=DEFAULT_PACKAGE,
+    show_default=True,
+    help="Layout for a build system: "
+    + "; ".join(f"'{p.name}': {p.help}" for p in PACKAGES.values())
+    + " (docs/packages.md).",
+)
+@click.option("--url", help="The project's page, for an Arduino library's library.properties.")
+@click.option(
     "--data",
     type=click.Path(path_type=Path),
     help="For a larq or QONNX model: a dataset .npz on which to measure tinybnn's agreement "
@@ -315,6 +327,8 @@ def compile_command(
     target: str,
     optimize: str,
     flash_budget: int | None,
+    package: str,
+    url: str | None,
     data: Path | None,
 ) -> None:
     """Compile MODEL (a tinybnn model, or a larq .h5/.keras or QONNX .onnx model) to
@@ -334,6 +348,8 @@ def compile_command(
         target=target,
         optimize=optimize,
         flash_budget=flash_budget,
+        package=package,
+        url=url,
     )
     click.echo(result.report())
     for line in imported:
@@ -366,6 +382,42 @@ def compile_command(
     help="Measure the portable reference kernels, not the core's fast ones.",
 )
 @kernel_options
+@click.option(
+    "--clock",
+    type=click.FloatRange(min=0, min_open=True),
+    default=cycles.DEFAULT_CLOCK_MHZ,
+    show_default=True,
+    metavar="MHZ",
+    help="Core clock for the estimated time.",
+)
+@click.option(
+    "--ua-per-mhz",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Active current from the part's datasheet: also estimate the average current.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=cycles.DEFAULT_RATE_HZ,
+    show_default=True,
+    metavar="HZ",
+    help="Inferences per second for the average current (the earbud demo: every 50 ms).",
+)
+@click.option(
+    "--flash-wait-states",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Wait states per flash access, as if no prefetch or cache hid them.",
+)
+@click.option(
+    "--multiplier",
+    type=click.Choice(cycles.MULTIPLIERS),
+    default="fast",
+    show_default=True,
+    help="Cortex-M0/M0+: the single-cycle or the 32-cycle (small) multiplier.",
+)
 def profile_command(
     model: Path,
     targets: tuple[str, ...],
@@ -374,11 +426,18 @@ def profile_command(
     portable: bool,
     optimize: str,
     flash_budget: int | None,
+    clock: float,
+    ua_per_mhz: float | None,
+    rate: float,
+    flash_wait_states: int,
+    multiplier: str,
 ) -> None:
-    """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
+    """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference,
+    and estimated cycles, time and current.
 
     Checks the firmware's scores against the integer reference on the profiled window.
-    Instruction counts are executed instructions, not cycles.
+    Instruction counts are executed instructions; cycles are estimated from the core's
+    published instruction timings (docs/cycles.md).
     """
     loaded = load(model)
     for i, core in enumerate(dict.fromkeys(targets)):
@@ -395,6 +454,13 @@ def profile_command(
                 flash_budget=flash_budget,
             )
         click.echo(report.format())
+        record = CORES[core]
+        if record.timing is None:
+            click.echo(f"no cycle estimate: {record.name} has no cycle model (docs/cycles.md)")
+            continue
+        options = cycles.Options(wait_states=flash_wait_states, multiplier=multiplier)
+        estimate = cycles.estimate(report.classes or {}, record, options)
+        click.echo(estimate.format(core, clock, ua_per_mhz, rate))
 
 
 interop_commands.register(tinybnn)  # convert-model, export

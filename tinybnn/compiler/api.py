@@ -11,7 +11,7 @@ from ..modelfile import load
 from ..nn import Sequential
 from ..outputs import check_outputs
 from ..table import format_table
-from . import codegen
+from . import codegen, packages
 from .lowering import lower
 from .program import Program
 from .targets import DEFAULT_TARGET
@@ -37,6 +37,8 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     target: str | None = None,
     optimize: str = "speed",
     flash_budget: int | None = None,
+    package: str = packages.DEFAULT_PACKAGE,
+    url: str | None = None,
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
 
@@ -46,11 +48,15 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     out those whose tables take more flash than the packed weights (`variants.OPTIMIZE`).
     `flash_budget` caps the bytes of constants (weights, tables, thresholds; code is not
     counted): the tables that save least per byte go first (`codegen.fit_flash_budget`).
+    `package` lays the files out for a build system (`packages.PACKAGES`: "plain", "cmake",
+    "arduino"); `url` is the project page an Arduino library's metadata needs.
 
     Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
     exactly; nothing is written then.
     """
     codegen.check_name(name)
+    pkg = packages.package(package)
+    packages.check(pkg, Path(out_dir), url)
     target = DEFAULT_TARGET if target is None else target
     check_target(target)
     check_optimize(optimize)
@@ -60,7 +66,7 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     if not isinstance(model, Sequential):
         source = Path(model)
         check_outputs(
-            codegen.output_paths(Path(out_dir), name),
+            [Path(out_dir) / p for p in pkg.paths(name)],
             {"the model file": source},
             "give another --name or output directory",
         )
@@ -75,7 +81,7 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
         raise (ModelError if isinstance(e, ModelError) else TinyBNNError)(
             f"{source}: {e}"
         ) from None
-    files = codegen.write(codegen.render(cm), Path(out_dir))
+    files = codegen.write(packages.files(pkg, cm, codegen.render(cm), url), Path(out_dir))
     return CompileResult(program=program, cmodel=cm, files=files)
 
 
