@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, interop
 from .compiler.api import compile as compile_model
 from .compiler.packages import DEFAULT_PACKAGE, PACKAGES
 from .compiler.summary import summary
@@ -33,6 +33,8 @@ from .errors import ModelError, TinyBNNError, one_line
 from .firmware import cycles
 from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
+from .interop import commands as interop_commands
+from .interop.commands import import_report
 from .modelfile import load
 from .training import tsfile
 from .training.evaluate import evaluate_file
@@ -312,6 +314,12 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
     + " (docs/packages.md).",
 )
 @click.option("--url", help="The project's page, for an Arduino library's library.properties.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="For a larq or QONNX model: a dataset .npz on which to measure tinybnn's agreement "
+    "with the framework's classes.",
+)
 def compile_command(
     model: Path,
     out_dir: Path,
@@ -321,10 +329,17 @@ def compile_command(
     flash_budget: int | None,
     package: str,
     url: str | None,
+    data: Path | None,
 ) -> None:
-    """Compile MODEL to dependency-free C and print the per-layer report."""
+    """Compile MODEL (a tinybnn model, or a larq .h5/.keras or QONNX .onnx model) to
+    dependency-free C and print the per-layer report."""
     obj = click.get_current_context().find_root().obj or {}
     command = shlex.join(["tinybnn", *obj.get("argv", sys.argv[1:])])  # recorded in the C
+    imported = []  # how exactly tinybnn computes a larq or QONNX model, before writing
+    if interop.is_foreign(model):
+        imported = import_report(interop.import_model(model), data)
+    elif data is not None:
+        raise TinyBNNError("--data is for larq and QONNX models; use tinybnn evaluate")
     result = compile_model(
         model,
         out_dir,
@@ -337,6 +352,8 @@ def compile_command(
         url=url,
     )
     click.echo(result.report())
+    for line in imported:
+        click.echo(line)
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 
 
@@ -444,6 +461,9 @@ def profile_command(
         options = cycles.Options(wait_states=flash_wait_states, multiplier=multiplier)
         estimate = cycles.estimate(report.classes or {}, record, options)
         click.echo(estimate.format(core, clock, ua_per_mhz, rate))
+
+
+interop_commands.register(tinybnn)  # convert-model, export
 
 
 def main(argv: list[str] | None = None) -> int:
