@@ -31,6 +31,7 @@ from .compiler.variants import OPTIMIZE
 from .errors import ModelError, TinyBNNError, one_line
 from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
+from .firmware.streaming import profile_stream
 from .modelfile import load
 from .training import tsfile
 from .training.evaluate import evaluate_file
@@ -138,6 +139,14 @@ def kernel_options(command):
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Override.")
 @click.option("--optimizer", type=click.Choice(["adam", "bop"]), help="Override: the optimizer.")
 @click.option("--keep", type=click.Choice(["best", "last"]), help="Override: the epoch kept.")
+@click.option(
+    "--streaming",
+    "padding",
+    flag_value="valid",
+    default=None,
+    help="Pad no convolution (padding 'valid'), so the model streams exactly "
+    "(`tinybnn compile --streaming`).",
+)
 def train_command(data, out, seed, val_data, threads, no_progress, flash_budget, **overrides):
     """Train a binary CNN on DATA, a .npz with X [N, C, T] int16 samples and y labels.
 
@@ -275,6 +284,23 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
         raise TinyBNNError("the compiled C differs from PyTorch; please report this as a bug")
 
 
+def streaming_options(command):
+    """--streaming and --hop: the streaming API of `tinybnn compile` and `tinybnn profile`."""
+    command = click.option(
+        "--hop",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="SAMPLES",
+        help="Samples between streaming decisions, a multiple of the model's total stride "
+        "[default: the total stride]. Implies --streaming.",
+    )(command)
+    return click.option(
+        "--streaming",
+        is_flag=True,
+        help="Also emit the streaming API; refuse a model that cannot stream exactly.",
+    )(command)
+
+
 @tinybnn.command("compile")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -300,10 +326,23 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
     help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
 )
 @kernel_options
+@streaming_options
 def compile_command(
-    model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
+    model: Path,
+    out_dir: Path,
+    name: str,
+    target: str,
+    optimize: str,
+    flash_budget: int | None,
+    streaming: bool,
+    hop: int | None,
 ) -> None:
-    """Compile MODEL to dependency-free C and print the per-layer report."""
+    """Compile MODEL to dependency-free C and print the per-layer report.
+
+    With --streaming, the C also gets the streaming API (<name>_stream_push, ...), exact
+    against <name>_classify at every decision; a model that cannot stream exactly is
+    refused, naming the layer and the reason.
+    """
     obj = click.get_current_context().find_root().obj or {}
     command = shlex.join(["tinybnn", *obj.get("argv", sys.argv[1:])])  # recorded in the C
     result = compile_model(
@@ -314,8 +353,16 @@ def compile_command(
         target=target,
         optimize=optimize,
         flash_budget=flash_budget,
+        streaming=streaming,
+        hop=hop,
     )
     click.echo(result.report())
+    if result.cmodel.stream is not None:
+        sm = result.cmodel.stream
+        click.echo(
+            f"streaming: a decision every {sm.plan.hop} samples (total stride "
+            f"{sm.plan.stride}), state {sm.state_bytes} B"
+        )
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 
 
@@ -344,6 +391,15 @@ def compile_command(
     help="Measure the portable reference kernels, not the core's fast ones.",
 )
 @kernel_options
+@streaming_options
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    metavar="HZ",
+    help="The data's sample rate, for --streaming's figures per second of signal.",
+)
 def profile_command(
     model: Path,
     targets: tuple[str, ...],
@@ -352,16 +408,37 @@ def profile_command(
     portable: bool,
     optimize: str,
     flash_budget: int | None,
+    streaming: bool,
+    hop: int | None,
+    rate: float,
 ) -> None:
     """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
 
     Checks the firmware's scores against the integer reference on the profiled window.
-    Instruction counts are executed instructions, not cycles.
+    Instruction counts are executed instructions, not cycles. With --streaming: the
+    streaming API's instructions per decision and per second of signal (at --rate) against
+    the windowed model run at the same decisions, and its state RAM.
     """
     loaded = load(model)
     for i, core in enumerate(dict.fromkeys(targets)):
         if i:
             click.echo()
+        if streaming or hop is not None:
+            if portable:
+                raise TinyBNNError("--streaming measures the core's own kernels, not --portable")
+            with about(model):
+                report = profile_stream(
+                    loaded,
+                    core=core,
+                    opt=opt,
+                    name=name,
+                    hop=hop,
+                    rate_hz=rate,
+                    optimize=optimize,
+                    flash_budget=flash_budget,
+                )
+            click.echo(report.format())
+            continue
         with about(model):
             report = profile_model(
                 loaded,

@@ -1012,6 +1012,64 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
     }
 }
 
+/*
+ * Streaming (docs/lowering.md, "Streaming"). A column stage keeps its last `span` input
+ * columns twice, hist[pos] and hist[pos + span], so the window, oldest first, is always the
+ * one run hist[pos .. pos + span - 1] its windowed kernel reads; `due` counts the inputs
+ * still needed before its next output column, which then comes every `every` inputs.
+ */
+typedef struct {
+    uint32_t pos; /* where the next column goes, in [0, span) */
+    uint32_t due; /* inputs until the next output column, in [1, max(span, every)] */
+} tb_stream_ring_t;
+
+/* r: the ring's counters; hist: bytes [2 * span][col_bytes]; col: the new column (col_bytes).
+ * Returns the window (hist + pos * col_bytes, span columns) when an output column is due,
+ * else NULL. */
+static inline const void *tb_stream_push(tb_stream_ring_t *r, unsigned char *hist, const void *col,
+                                         size_t col_bytes, uint32_t span, uint32_t every)
+{
+    memcpy(hist + r->pos * col_bytes, col, col_bytes);
+    memcpy(hist + (r->pos + span) * col_bytes, col, col_bytes);
+    r->pos = r->pos + 1 == span ? 0 : r->pos + 1;
+    if (--r->due)
+        return NULL;
+    r->due = every;
+    return hist + r->pos * col_bytes;
+}
+
+/* Streamed global sum pooling: a running count of each channel's set bits over the last
+ * L->t columns. ring: [L->t][TB_WORDS(L->c)] those columns, *pos the oldest; ones: int32
+ * [L->c], each in [0, L->t]; col: the new column, which replaces the oldest. */
+static inline void tb_globalsum_push_b32(const tb_globalsum_t *L, uint32_t *ring, uint32_t *pos,
+                                         int32_t *ones, const uint32_t *col)
+{
+    int cw = TB_WORDS(L->c);
+    uint32_t *old = ring + *pos * (uint32_t)cw;
+    for (int c = 0; c < L->c; c++)
+        ones[c] += (int32_t)tb_bit(col, c) - (int32_t)tb_bit(old, c);
+    memcpy(old, col, (size_t)cw * sizeof *col);
+    *pos = *pos + 1 == (uint32_t)L->t ? 0 : *pos + 1;
+}
+
+/* ones: int32 [L->c] (above) -> out: the counts L->t - 2 * ones, as tb_globalsum_b32 gives. */
+static inline void tb_globalsum_read_b32(const tb_globalsum_t *L, const int32_t *ones, int32_t *y)
+{
+    for (int c = 0; c < L->c; c++)
+        y[c] = L->t - 2 * ones[c];
+}
+
+/* Streamed global max pooling: ring [L->t_in][TB_WORDS(L->c)] the last t_in columns, *pos
+ * the oldest, which col replaces. Read it with tb_maxpool1d_b32 (kernel_size = t_in): an AND
+ * over all of them, in any order. */
+static inline void tb_maxpool1d_push_b32(const tb_maxpool1d_t *L, uint32_t *ring, uint32_t *pos,
+                                         const uint32_t *col)
+{
+    int cw = TB_WORDS(L->c);
+    memcpy(ring + *pos * (uint32_t)cw, col, (size_t)cw * sizeof *col);
+    *pos = *pos + 1 == (uint32_t)L->t_in ? 0 : *pos + 1;
+}
+
 /* Index of the largest score; ties go to the lowest index. */
 static inline int tb_argmax_s32(const int32_t *scores, int n)
 {

@@ -1,0 +1,309 @@
+"""Streaming inference: at every decision, the streamed scores equal the windowed model's on
+the window that ends there, exactly: the numpy streaming reference against the windowed
+reference and PyTorch, the generated streaming C (gcc with sanitizers, clang) against both
+and against the windowed C, then under QEMU on every core; pushed in chunks of 1, of odd
+sizes and of whole windows. And what cannot stream is refused in one line naming the layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+from modelcheck import assert_exact, calibrate, check_reference_against_torch, compilers, signals
+
+from tinybnn import firmware, models
+from tinybnn.cli import main
+from tinybnn.compiler import reference, streaming
+from tinybnn.compiler.api import compile
+from tinybnn.compiler.lowering import lower
+from tinybnn.errors import ModelError, TinyBNNError
+from tinybnn.firmware import host
+from tinybnn.modelfile import save
+from tinybnn.nn import (
+    BatchNormSign,
+    BinaryConv1d,
+    BinaryLinear,
+    Flatten,
+    GlobalPool1d,
+    InputConv1d,
+    Int8Linear,
+    MaxPool1d,
+    Sequential,
+)
+
+
+def pooled_binary() -> Sequential:
+    """Binary first layer (subset-sum tables on fast cores) pooled on accumulators; a binary
+    conv of stride 2; pooling on bits; global sum; binary classifier on counts."""
+    return Sequential(
+        InputConv1d(6, 33, 5, weights="binary"),
+        MaxPool1d(2),
+        BatchNormSign(33),
+        BinaryConv1d(33, 40, 3, stride=2),
+        BatchNormSign(40),
+        MaxPool1d(2),
+        BinaryConv1d(40, 32, 3),
+        BatchNormSign(32),
+        GlobalPool1d("sum"),
+        BinaryLinear(32, 5, bias=True),
+        input_shape=(6, 53),
+    )
+
+
+def strided_max() -> Sequential:
+    """int8 first layer of stride 2; binary conv k=5 stride 2 with an overlapping pool on
+    accumulators; global max; binary dense; binary classifier on bits."""
+    return Sequential(
+        InputConv1d(3, 31, 3, stride=2, weights="int8"),
+        BatchNormSign(31),
+        BinaryConv1d(31, 65, 5, stride=2),
+        MaxPool1d(3, 2),
+        BatchNormSign(65),
+        GlobalPool1d("max"),
+        BinaryLinear(65, 40),
+        BatchNormSign(40),
+        BinaryLinear(40, 4, bias=True),
+        input_shape=(3, 61),
+    )
+
+
+def word_edges() -> Sequential:
+    """Channels across word boundaries (1 -> 31 -> 64 -> 65), stride 1, an odd length."""
+    return Sequential(
+        InputConv1d(1, 31, 3, weights="int8"),
+        BatchNormSign(31),
+        BinaryConv1d(31, 64, 3),
+        BatchNormSign(64),
+        BinaryConv1d(64, 65, 1),
+        BatchNormSign(65),
+        GlobalPool1d("sum"),
+        Int8Linear(65, 3),
+        input_shape=(1, 31),
+    )
+
+
+def classifier_valid() -> Sequential:
+    """`conv_classifier` as `tinybnn train --streaming` builds it."""
+    return models.conv_classifier(
+        5, 64, 4, widths=(16, 33, 20), first_weights="int8", padding="valid"
+    )
+
+
+MODELS = {
+    "pooled_binary": pooled_binary,
+    "strided_max": strided_max,
+    "word_edges": word_edges,
+    "classifier_valid": classifier_valid,
+}
+CHUNKS = {"ones": (1,), "odd": (3, 7, 13, 1, 5), "window": None}  # None: the window length
+
+
+def build(name: str, seed: int = 0) -> Sequential:
+    torch.manual_seed(seed)
+    model = MODELS[name]()
+    c, t = model.input_shape
+    return calibrate(model, signals(8, c, t, seed), seed)
+
+
+def sample_stream(model: Sequential, windows: int, seed: int) -> np.ndarray:
+    """int16 [n][C]: realistic windows end to end, with a saturated stretch, and an odd tail."""
+    c, t = model.input_shape
+    x = np.concatenate([w.T for w in signals(windows, c, t, seed)])
+    x[t // 2 : t // 2 + 5] = 32767
+    return x[: len(x) - 3]
+
+
+def chunks_of(kind: str, model: Sequential) -> tuple[int, ...]:
+    return CHUNKS[kind] or (model.input_shape[1],)
+
+
+def windows_at(x: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
+    """The windows [D, C, T] that end after each of `ends` samples."""
+    return np.stack([x[e - length : e].T for e in ends])
+
+
+@pytest.mark.parametrize("hops", [1, 3], ids=["hop_stride", "hop_3strides"])
+@pytest.mark.parametrize("name", MODELS)
+def test_reference_stream_equals_windows(name: str, hops: int) -> None:
+    model = build(name)
+    program = lower(model)
+    stride = streaming.plan(program).stride
+    x = sample_stream(model, 5, 1)
+    t = program.length
+    want_ends = np.arange(t, len(x) + 1, hops * stride)
+    for kind in CHUNKS:
+        ends, scores = streaming.run(program, x, hops * stride, chunk=chunks_of(kind, model)[0])
+        assert_exact(f"{name} decision points, chunks {kind}", ends, want_ends)
+        windows = windows_at(x, ends, t)
+        assert_exact(
+            f"{name} streamed scores vs windowed, chunks {kind}",
+            scores,
+            reference.run(program, windows),
+        )
+    check_reference_against_torch(model, program, windows)  # and PyTorch on those windows
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    c=hs.sampled_from([1, 3, 31, 33]),
+    k=hs.integers(1, 5),
+    s=hs.integers(1, 2),
+    pool=hs.sampled_from([None, (2, 2), (3, 1), (3, 2)]),
+    k2=hs.integers(1, 4),
+    extra=hs.integers(0, 9),
+    seed=hs.integers(0, 2**16),
+)
+def test_reference_stream_property(c, k, s, pool, k2, extra, seed) -> None:
+    """Any valid-padded stack of convolutions, strides and poolings streams exactly."""
+    layers = [InputConv1d(2, c, k, stride=s)]
+    layers += [MaxPool1d(*pool)] if pool else []
+    layers += [BatchNormSign(c), BinaryConv1d(c, 7, k2, stride=s), BatchNormSign(7)]
+    layers += [GlobalPool1d("sum"), Int8Linear(7, 3)]
+    span = (k + (pool[0] - 1) * s if pool else k) + (k2 - 1) * s * (pool[1] if pool else 1)
+    torch.manual_seed(seed % 97)
+    model = Sequential(*layers, input_shape=(2, span + extra))
+    calibrate(model, signals(4, 2, span + extra, seed), seed)
+    program = lower(model)
+    x = sample_stream(model, 4, seed)
+    ends, scores = streaming.run(program, x, chunk=1 + seed % 5)
+    assert len(ends)
+    assert_exact(
+        "streamed scores", scores, reference.run(program, windows_at(x, ends, span + extra))
+    )
+
+
+@pytest.mark.parametrize("target", ["portable", "host"])
+@pytest.mark.parametrize("name", MODELS)
+def test_host_c_stream(name: str, target: str, tmp_path) -> None:
+    """The streaming C on the host: each push that decides gives the numpy stream's count,
+    decisions and latest scores, which are the windowed C's scores on those windows."""
+    model = build(name)
+    result = compile(model, tmp_path, "m", target=target, streaming=True)
+    program, stream = result.program, result.cmodel.stream
+    x = sample_stream(model, 5, 2)
+    windowed = host.build(tmp_path, "m", extra_flags=host.SANITIZE_FLAGS)
+    for cc, flags in compilers():
+        exe = host.build(tmp_path, "m", cc=cc, extra_flags=flags, streaming=True)
+        for kind in CHUNKS:
+            chunks = chunks_of(kind, model)
+            want = firmware.streaming.expected_pushes(program, stream.plan, x, chunks)
+            pushed, decisions, scores = host.run_stream(exe, x, program.num_classes, chunks)
+            what = f"{cc} {target} {name}, chunks {kind}"
+            assert_exact(f"{what}: samples at each deciding push", pushed, want[:, 0])
+            assert_exact(f"{what}: decisions per push", decisions, want[:, 1])
+            assert_exact(f"{what}: scores", scores, want[:, 2:-1])
+            t, hop = program.length, stream.plan.hop
+            latest = pushed - (pushed - t) % hop  # the last decision point of each push
+            c_scores, _ = host.run(windowed, windows_at(x, latest, t), program.num_classes)
+            assert_exact(f"{what}: vs the windowed C", scores, c_scores)
+
+
+def test_state_layout(tmp_path) -> None:
+    """The header's sizes are the plan's: the state is its regions end to end, word-aligned,
+    and the hop is the one asked for."""
+    result = compile(build("pooled_binary"), tmp_path, "m", streaming=True, hop=16)
+    sm = result.cmodel.stream
+    offsets = [o for _, o, _ in sm.layout]
+    sizes = [b for _, _, b in sm.layout]
+    assert offsets == [sum(sizes[:i]) for i in range(len(sizes))]
+    assert all(b % 4 == 0 for b in sizes) and sm.state_bytes == sum(sizes)
+    text = (tmp_path / "m.h").read_text()
+    assert f"#define M_STATE_BYTES {sm.state_bytes}\n" in text
+    assert "#define M_DECISION_HOP 16\n" in text
+    plain = compile(build("pooled_binary"), tmp_path / "plain", "m")
+    assert "stream" not in (tmp_path / "plain" / "m.h").read_text()
+    assert plain.cmodel.stream is None
+
+
+def padded() -> Sequential:
+    return Sequential(
+        InputConv1d(2, 8, 3),
+        BatchNormSign(8),
+        BinaryConv1d(8, 8, 3, padding=1),
+        BatchNormSign(8),
+        GlobalPool1d("sum"),
+        Int8Linear(8, 2),
+        input_shape=(2, 20),
+    )
+
+
+def flattened() -> Sequential:
+    return Sequential(
+        InputConv1d(2, 8, 3),
+        BatchNormSign(8),
+        Flatten(),
+        Int8Linear(8 * 18, 2),
+        input_shape=(2, 20),
+    )
+
+
+REFUSALS = [
+    pytest.param(
+        padded, None, "layer 2 (binary_conv1d): cannot stream exactly: pads 1 steps", id="padding"
+    ),
+    pytest.param(
+        flattened,
+        None,
+        "layer 3 (int8_linear): cannot stream exactly: reads the whole window",
+        id="flatten",
+    ),
+    pytest.param(
+        pooled_binary,
+        12,
+        "decision hop 12: must be a positive multiple of the model's total stride 8",
+        id="hop",
+    ),
+]
+
+
+@pytest.mark.parametrize("model, hop, message", REFUSALS)
+def test_refusals(model, hop, message, tmp_path, capsys) -> None:
+    """compile --streaming refuses in one line, naming the layer and the reason, and writes
+    nothing; without --streaming the same model compiles."""
+    m = calibrate(model(), signals(4, *model().input_shape, 0), 0)
+    with pytest.raises(TinyBNNError) as e:
+        compile(m, tmp_path / "s", "m", streaming=True, hop=hop)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    assert not (tmp_path / "s").exists()
+    save(m, tmp_path / "m.pt")
+    args = ["compile", str(tmp_path / "m.pt"), "-o", str(tmp_path / "cli"), "--streaming"]
+    assert main(args + (["--hop", str(hop)] if hop else [])) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not (tmp_path / "cli").exists()
+    assert isinstance(e.value, ModelError) == (hop is None)
+    compile(m, tmp_path / "w", "m")
+
+
+def test_train_streaming_builds_valid_padding() -> None:
+    model = models.conv_classifier(5, 64, 4, padding="valid")
+    assert all(getattr(layer, "pad", 0) == 0 for layer in model.layers)
+    streaming.plan(lower(calibrate(model, signals(4, 5, 64, 0), 0)))
+    with pytest.raises(ModelError, match="padding must be 'same' or 'valid'"):
+        models.conv_classifier(5, 64, 4, padding="causal")
+
+
+# ---------------------------------------------------------------------------------------
+# Under QEMU, on every core.
+
+try:
+    firmware.find_toolchain()
+    HAVE_FIRMWARE = True
+except firmware.ToolchainMissing:
+    HAVE_FIRMWARE = False
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
+@pytest.mark.parametrize("core", list(firmware.CORES))
+@pytest.mark.parametrize("name", ["pooled_binary", "strided_max", "word_edges"])
+def test_stream_on_core(name: str, core: str, tmp_path) -> None:
+    """Every decision of a stream pushed in chunks of 1, odd sizes and a whole window (in
+    turn) equals the numpy stream's, which equals the windowed reference (above)."""
+    model = build(name)
+    result = compile(model, tmp_path, name, target=core, streaming=True)
+    x = sample_stream(model, 4, 3)
+    chunks = (1, 3, 7, model.input_shape[1], 13, 1, 5)
+    run = firmware.streaming.run_stream_on_core(result, name, core, x, chunks)
+    assert run.output.strip().splitlines()[-1].startswith("OK ")
