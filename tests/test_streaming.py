@@ -85,6 +85,19 @@ def word_edges() -> Sequential:
     )
 
 
+def skipping() -> Sequential:
+    """Strides longer than the windows (a conv k=2 of stride 3, a bit pooling k=2 of stride
+    3): some inputs are read by no output."""
+    return Sequential(
+        InputConv1d(2, 9, 2, stride=3, weights="binary"),
+        BatchNormSign(9),
+        MaxPool1d(2, 3),
+        GlobalPool1d("sum"),
+        Int8Linear(9, 3),
+        input_shape=(2, 47),
+    )
+
+
 def classifier_valid() -> Sequential:
     """`conv_classifier` as `tinybnn train --streaming` builds it."""
     return models.conv_classifier(
@@ -96,6 +109,7 @@ MODELS = {
     "pooled_binary": pooled_binary,
     "strided_max": strided_max,
     "word_edges": word_edges,
+    "skipping": skipping,
     "classifier_valid": classifier_valid,
 }
 CHUNKS = {"ones": (1,), "odd": (3, 7, 13, 1, 5), "window": None}  # None: the window length
@@ -297,7 +311,7 @@ except firmware.ToolchainMissing:
 
 @pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
 @pytest.mark.parametrize("core", list(firmware.CORES))
-@pytest.mark.parametrize("name", ["pooled_binary", "strided_max", "word_edges"])
+@pytest.mark.parametrize("name", ["pooled_binary", "strided_max", "word_edges", "skipping"])
 def test_stream_on_core(name: str, core: str, tmp_path) -> None:
     """Every decision of a stream pushed in chunks of 1, odd sizes and a whole window (in
     turn) equals the numpy stream's, which equals the windowed reference (above)."""

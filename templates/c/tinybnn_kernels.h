@@ -1013,29 +1013,45 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
 }
 
 /*
- * Streaming (docs/lowering.md, "Streaming"). A column stage keeps its last `span` input
- * columns twice, hist[pos] and hist[pos + span], so the window, oldest first, is always the
- * one run hist[pos .. pos + span - 1] its windowed kernel reads; `due` counts the inputs
- * still needed before its next output column, which then comes every `every` inputs.
+ * Streaming (docs/lowering.md, "Streaming"). A column stage holds the input columns from
+ * the start of its next output's window on, oldest first: `fill` of them, at most the span
+ * of its kernel, pooling and stride plus one hop's inputs. Once per hop it runs its
+ * windowed kernel on them for every output they complete, then drops the columns no later
+ * output reads (or counts in `skip` those still to come that none reads).
  */
 typedef struct {
-    uint32_t pos; /* where the next column goes, in [0, span) */
-    uint32_t due; /* inputs until the next output column, in [1, max(span, every)] */
-} tb_stream_ring_t;
+    uint32_t fill; /* columns held */
+    uint32_t skip; /* columns to drop as they come (a stride longer than the span) */
+} tb_stream_buf_t;
 
-/* r: the ring's counters; hist: bytes [2 * span][col_bytes]; col: the new column (col_bytes).
- * Returns the window (hist + pos * col_bytes, span columns) when an output column is due,
- * else NULL. */
-static inline const void *tb_stream_push(tb_stream_ring_t *r, unsigned char *hist, const void *col,
-                                         size_t col_bytes, uint32_t span, uint32_t every)
+/* b: the counters; buf: bytes [capacity][col_bytes]; cols: n new columns, contiguous. */
+static inline void tb_stream_append(tb_stream_buf_t *b, unsigned char *buf, const void *cols,
+                                    size_t col_bytes, uint32_t n)
 {
-    memcpy(hist + r->pos * col_bytes, col, col_bytes);
-    memcpy(hist + (r->pos + span) * col_bytes, col, col_bytes);
-    r->pos = r->pos + 1 == span ? 0 : r->pos + 1;
-    if (--r->due)
-        return NULL;
-    r->due = every;
-    return hist + r->pos * col_bytes;
+    const unsigned char *c = (const unsigned char *)cols;
+    uint32_t k = n < b->skip ? n : b->skip;
+    b->skip -= k;
+    memcpy(buf + b->fill * col_bytes, c + k * col_bytes, (n - k) * col_bytes);
+    b->fill += n - k;
+}
+
+/* Outputs the held columns complete: windows of `span` columns, one every `every`. */
+static inline uint32_t tb_stream_ready(const tb_stream_buf_t *b, uint32_t span, uint32_t every)
+{
+    return b->fill < span ? 0 : (b->fill - span) / every + 1;
+}
+
+/* After outputs were computed: the next output's window starts `drop` columns on. */
+static inline void tb_stream_drop(tb_stream_buf_t *b, unsigned char *buf, size_t col_bytes,
+                                  uint32_t drop)
+{
+    if (drop >= b->fill) {
+        b->skip = drop - b->fill;
+        b->fill = 0;
+        return;
+    }
+    memmove(buf, buf + drop * col_bytes, (b->fill - drop) * col_bytes);
+    b->fill -= drop;
 }
 
 /* Streamed global sum pooling: a running count of each channel's set bits over the last

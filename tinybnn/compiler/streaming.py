@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ModelError, TinyBNNError
 from .codegen import CStage
-from .contract import packed_words, words
+from .contract import words
 from .program import Program
 
 
@@ -188,15 +188,19 @@ def _words(nbytes: int) -> int:
 
 @dataclass
 class ColumnC:
-    """A column stage in C: its ring (`tb_stream_ring_t`, then the history kept twice) and
-    its windowed kernel on `span` columns (the descriptor `<prefix>_stream`)."""
+    """A column stage in C: its buffer (`tb_stream_buf_t`, then the columns held) and its
+    windowed kernel, run once per hop on every output the held columns complete (the
+    descriptor `<prefix>_stream`, its lengths set per run)."""
 
-    cs: object  # codegen.CStage of the stage's receptive field
+    cs: object  # codegen.CStage of the stage on its receptive field
     span: int
     every: int
+    inputs: int  # input columns per hop
+    outputs: int  # output columns per hop
     col_bytes: int  # one input column
+    out_bytes: int  # one output column
     in_type: str  # "int16_t" (samples) or "uint32_t" (packed bits)
-    ring: int = 0  # state offsets
+    buf: int = 0  # state offsets
     hist: int = 0
 
     @property
@@ -204,8 +208,9 @@ class ColumnC:
         return f"{self.cs.prefix}_stream"
 
     @property
-    def hist_bytes(self) -> int:
-        return _words(2 * self.span * self.col_bytes)
+    def capacity(self) -> int:
+        """Columns held at most: fewer than `span` left from the last run, one hop's new."""
+        return self.span - 1 + self.inputs
 
 
 @dataclass
@@ -218,7 +223,8 @@ class StreamC:
     decisions: list  # codegen.CStage of each decision stage (their windowed descriptors)
     layout: list[tuple[str, int, int]]  # (what, offset, bytes) of each region of the state
     state_bytes: int = 0
-    until: int = 0  # offsets of the decision countdown, the window's ring and counts,
+    until: int = 0  # offsets of the hop and decision countdowns, the window's ring and counts,
+    warm: int = 0
     win_pos: int = 0  # the transient column and kernel scratch, and the decision buffers
     win_ring: int = 0
     win_ones: int | None = None
@@ -226,6 +232,16 @@ class StreamC:
     scratch: int = 0
     outs: list[int] | None = None  # output offset of the window and each decision stage
     decision_scratch: int = 0
+
+    @property
+    def first_hop(self) -> int:
+        """Samples before the first hop: hops end where decisions do, at length + k * hop."""
+        return (self.plan.length - 1) % self.plan.hop + 1
+
+    @property
+    def warm_hops(self) -> int:
+        """Hops before the one of the first decision."""
+        return (self.plan.length - self.first_hop) // self.plan.hop
 
     @property
     def window_sum(self) -> bool:
@@ -239,6 +255,7 @@ def c_plan(cm, hop: int | None = None) -> StreamC:
     program = cm.program
     stream = plan(program, hop)
     columns = []
+    inputs = stream.hop  # input columns per hop of the stage
     for i in stream.columns:
         windowed = cm.stages[i]
         st = windowed.stage
@@ -260,10 +277,14 @@ def c_plan(cm, hop: int | None = None) -> StreamC:
                 cs=cs,
                 span=st.stream_history,
                 every=st.stream_every,
+                inputs=inputs,
+                outputs=inputs // st.stream_every,
                 col_bytes=2 * st.in_shape[0] if samples else 4 * words(st.in_shape[0]),
+                out_bytes=4 * words(st.out_shape[0]),
                 in_type="int16_t" if samples else "uint32_t",
             )
         )
+        inputs //= st.stream_every
     window = cm.stages[stream.window]
     c, w = window.stage.in_shape
     layout: list[tuple[str, int, int]] = []
@@ -274,11 +295,14 @@ def c_plan(cm, hop: int | None = None) -> StreamC:
         return offset
 
     sc = StreamC(plan=stream, columns=columns, window=window, decisions=[], layout=layout)
-    sc.until = region("samples until the next decision (uint32)", 4)
+    sc.until = region("samples until the next hop (uint32)", 4)
+    sc.warm = region("hops until the first decision (uint32)", 4)
     for col in columns:
-        col.ring = region(f"L{col.cs.index} ring counters (tb_stream_ring_t)", 8)
+        col.buf = region(f"L{col.cs.index} columns held, to skip (tb_stream_buf_t)", 8)
         col.hist = region(
-            f"L{col.cs.index} history: {col.span} input columns, kept twice", col.hist_bytes
+            f"L{col.cs.index} input columns: at most {col.capacity} (span {col.span}, "
+            f"{col.inputs} per hop)",
+            col.capacity * col.col_bytes,
         )
     sc.win_pos = region(f"L{stream.window} oldest column of the window (uint32)", 4)
     if sc.window_sum:
@@ -286,7 +310,7 @@ def c_plan(cm, hop: int | None = None) -> StreamC:
     sc.win_ring = region(f"L{stream.window} the window's last {w} columns", 4 * w * words(c))
     # Transient: the column passed from stage to stage and the kernels' scratch; during a
     # decision, the pooled window and the decision stages' outputs.
-    col_bytes = max(4 * packed_words((program.stages[i].out_shape[0],)) for i in stream.columns)
+    col_bytes = max(col.outputs * col.out_bytes for col in columns)
     scratch = max(col.cs.scratch_bytes for col in columns)
     decisions = [cm.stages[i] for i in stream.decisions]
     outs = [window.stage.out_bytes()] + [d.out_bytes for d in decisions]
