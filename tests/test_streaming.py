@@ -321,3 +321,26 @@ def test_stream_on_core(name: str, core: str, tmp_path) -> None:
     chunks = (1, 3, 7, model.input_shape[1], 13, 1, 5)
     run = firmware.streaming.run_stream_on_core(result, name, core, x, chunks)
     assert run.output.strip().splitlines()[-1].startswith("OK ")
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
+def test_profile_streaming(tmp_path, capsys) -> None:
+    """`tinybnn profile --streaming`: the measured push made a decision per hop, its state is
+    the header's, and it runs fewer instructions per second of signal than the windowed
+    model at the same decisions; the figures repeat exactly."""
+    model = build("classifier_valid")
+    save(model, tmp_path / "m.pt")
+    a = firmware.streaming.profile_stream(tmp_path / "m.pt", "cortex-m0", name="m", hop=16)
+    assert a.hop == 16 and a.decisions * a.hop == a.samples >= model.input_shape[1]
+    assert a.per_second == a.instructions / a.samples * 100
+    assert a.windowed_per_second == a.windowed.instructions * 100 / 16
+    assert 1 < a.gain and a.stack_bytes > 0
+    result = compile(model, tmp_path / "c", "m", target="cortex-m0", streaming=True, hop=16)
+    assert a.state_bytes == result.cmodel.stream.state_bytes
+    b = firmware.streaming.profile_stream(model, "cortex-m0", name="m", hop=16)
+    assert (a.instructions, a.windowed.instructions) == (b.instructions, b.windowed.instructions)
+    args = ["profile", str(tmp_path / "m.pt"), "--target", "cortex-m0", "--streaming"]
+    assert main(args + ["--hop", "16", "--rate", "50", "--name", "m"]) == 0
+    out = capsys.readouterr().out
+    assert f"state {a.state_bytes} B" in out
+    assert f"streaming {a.instructions / a.samples * 50:,.0f}, windowed" in out
