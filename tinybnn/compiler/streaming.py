@@ -192,7 +192,7 @@ class ColumnC:
     windowed kernel, run once per hop on every output the held columns complete (the
     descriptor `<prefix>_stream`, its lengths set per run)."""
 
-    cs: object  # codegen.CStage of the stage on its receptive field
+    cs: CStage  # the stage on its receptive field
     span: int
     every: int
     inputs: int  # input columns per hop
@@ -219,8 +219,8 @@ class StreamC:
 
     plan: StreamPlan
     columns: list[ColumnC]
-    window: object  # codegen.CStage of the global pooling (its windowed descriptor)
-    decisions: list  # codegen.CStage of each decision stage (their windowed descriptors)
+    window: CStage  # the global pooling (its windowed descriptor)
+    decisions: list[CStage]  # each decision stage (their windowed descriptors)
     layout: list[tuple[str, int, int]]  # (what, offset, bytes) of each region of the state
     state_bytes: int = 0
     until: int = 0  # offsets of the hop and decision countdowns, the window's ring and counts,
