@@ -7,6 +7,9 @@ sizes and of whole windows. And what cannot stream is refused in one line naming
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +36,8 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
+
+GOLDEN = Path(__file__).parent / "golden"
 
 
 def pooled_binary() -> Sequential:
@@ -344,3 +349,43 @@ def test_profile_streaming(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert f"state {a.state_bytes} B" in out
     assert f"streaming {a.instructions / a.samples * 50:,.0f}, windowed" in out
+
+
+def golden_stream_model() -> Sequential:
+    """`test_codegen.golden_model` without padding (so it streams), every number seeded."""
+    torch.manual_seed(1234)
+    model = Sequential(
+        InputConv1d(3, 8, 3),
+        BatchNormSign(8),
+        BinaryConv1d(8, 33, 3, stride=2, pad_value=-1),
+        BatchNormSign(33),
+        GlobalPool1d("sum"),
+        Int8Linear(33, 3),
+        input_shape=(3, 17),
+        class_names=["tap", "double tap", "none"],
+    )
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        model.layers[0].offset.copy_(torch.tensor([10, -20, 30]))
+        model.layers[0].multiplier.copy_(torch.tensor([5, 7, 9]))
+        model.layers[0].shift.fill_(12)
+        for bn, k in ((model.layers[1], 300), (model.layers[3], 24)):
+            c = bn.num_features
+            bn.bn.running_mean.copy_((torch.rand(c, generator=g) - 0.5) * k)
+            bn.bn.running_var.copy_(torch.rand(c, generator=g) * k + 1)
+            bn.bn.weight.copy_(torch.randn(c, generator=g))
+            bn.bn.bias.copy_(torch.randn(c, generator=g))
+        model.layers[5].bias.copy_(torch.randn(3, generator=g) * 10)
+    return model.eval()
+
+
+def test_golden_stream_c(tmp_path) -> None:
+    """The generated streaming C of a fixed model, diffed against tests/golden/ (so a change
+    to what is emitted shows in review); TINYBNN_UPDATE_GOLDEN=1 rewrites the copy."""
+    command = "tinybnn compile golden_stream.pt -o golden --name golden_stream --streaming"
+    compile(golden_stream_model(), tmp_path, "golden_stream", command=command, streaming=True)
+    for fname in ("golden_stream.h", "golden_stream.c"):
+        text = (tmp_path / fname).read_text()
+        if os.environ.get("TINYBNN_UPDATE_GOLDEN"):
+            (GOLDEN / fname).write_text(text)
+        assert text == (GOLDEN / fname).read_text(), f"{fname} differs from tests/golden/{fname}"
