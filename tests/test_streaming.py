@@ -24,7 +24,7 @@ from tinybnn.compiler.api import compile
 from tinybnn.compiler.lowering import lower
 from tinybnn.errors import ModelError, TinyBNNError
 from tinybnn.firmware import host
-from tinybnn.modelfile import save
+from tinybnn.modelfile import load, save
 from tinybnn.nn import (
     BatchNormSign,
     BinaryConv1d,
@@ -389,3 +389,34 @@ def test_golden_stream_c(tmp_path) -> None:
         if os.environ.get("TINYBNN_UPDATE_GOLDEN"):
             (GOLDEN / fname).write_text(text)
         assert text == (GOLDEN / fname).read_text(), f"{fname} differs from tests/golden/{fname}"
+
+
+def test_stream_input_is_checked() -> None:
+    program = lower(build("word_edges"))
+    ref = streaming.StreamReference(program, streaming.plan(program))
+    for bad, why in [
+        (np.zeros((4, 2)), "shape"),
+        (np.full((4, 1), 40000), "outside int16"),
+        (np.full((4, 1), 0.5), "non-integer"),
+        (np.full((4, 1), np.nan), "non-integer"),
+    ]:
+        with pytest.raises(TinyBNNError, match=why):
+            ref.push(bad)
+    assert ref.samples == 0  # a refused push changes nothing
+
+
+def test_train_and_compile_streaming_from_the_command_line(tmp_path, capsys) -> None:
+    """`tinybnn train --streaming` gives a model that `tinybnn compile --streaming` takes."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2000, 2000, (24, 2, 40)).astype(np.int16)
+    np.savez(tmp_path / "d.npz", X=x, y=np.arange(24) % 3)
+    args = ["train", str(tmp_path / "d.npz"), "-o", str(tmp_path / "m.pt"), "--streaming"]
+    assert main(args + ["--epochs", "1", "--threads", "1", "--no-progress"]) == 0
+    trained = load(tmp_path / "m.pt")
+    pads = [layer.pad for layer in trained.layers if hasattr(layer, "pad")]
+    assert len(pads) >= 2 and not any(pads)  # every convolution unpadded
+    capsys.readouterr()
+    out = tmp_path / "c"
+    assert main(["compile", str(tmp_path / "m.pt"), "-o", str(out), "--streaming"]) == 0
+    assert "streaming: a decision every" in capsys.readouterr().out
+    assert "model_stream_push" in (out / "model.h").read_text()

@@ -116,6 +116,20 @@ class History:
         return self.stage.stream_column(np.stack(self.columns))
 
 
+def check_samples(program: Program, samples) -> np.ndarray:
+    """Validate samples [n][C] for a stream (integers within int16); return them as int16."""
+    x = np.asarray(samples)
+    if x.ndim != 2 or x.shape[1] != program.in_channels:
+        raise TinyBNNError(
+            f"samples have shape {list(x.shape)}; the stream takes [n, {program.in_channels}]"
+        )
+    if np.issubdtype(x.dtype, np.floating) and not (np.isfinite(x) & (x == np.round(x))).all():
+        raise TinyBNNError("samples hold non-integer values; the stream takes raw int16 samples")
+    if x.min(initial=0) < -(2**15) or x.max(initial=0) > 2**15 - 1:
+        raise TinyBNNError("samples hold values outside int16")
+    return x.astype(np.int16)
+
+
 class StreamReference:
     """The numpy reference of a streamed program: push samples, get each decision's scores.
 
@@ -135,14 +149,9 @@ class StreamReference:
 
     def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """(samples pushed so far, scores int64 [K]) for each decision these samples make."""
-        samples = np.asarray(samples)
-        if samples.ndim != 2 or samples.shape[1] != self.program.in_channels:
-            raise TinyBNNError(
-                f"samples have shape {list(samples.shape)}; the stream takes "
-                f"[n, {self.program.in_channels}]"
-            )
+        samples = check_samples(self.program, samples)
         decisions = []
-        for sample in samples.astype(np.int16):
+        for sample in samples:
             column = sample
             for h in self.histories:
                 column = h.push(column)
