@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as hs
 from modelcheck import assert_exact, calibrate, check_reference_against_torch, compilers, signals
 
@@ -165,7 +165,6 @@ def test_reference_stream_equals_windows(name: str, hops: int) -> None:
     check_reference_against_torch(model, program, windows)  # and PyTorch on those windows
 
 
-@settings(max_examples=25, deadline=None)
 @given(
     c=hs.sampled_from([1, 3, 31, 33]),
     k=hs.integers(1, 5),
