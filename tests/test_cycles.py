@@ -201,7 +201,7 @@ def test_profile_command_prints_cycles_time_and_current(tmp_path, capsys):
     path = tmp_path / "golden.pt"
     tinybnn.save(golden_model(), path)
     args = ["profile", str(path), "--target", "cortex-m4", "--target", "cortex-m7"]
-    status = main([*args, "--clock", "32", "--ua-per-mhz", "40", "--rate", "10"])
+    status = main([*args, "--clock", "32", "--ua-per-mhz", "40", "--inferences-per-second", "10"])
     out = capsys.readouterr().out
     assert status == 0, out
     line = next(ln for ln in out.splitlines() if ln.startswith("estimated cycles"))

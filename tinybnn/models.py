@@ -30,6 +30,7 @@ def conv_classifier(
     learnable_threshold: bool = False,
     rprelu: bool = False,
     scaling: bool = False,
+    padding: str = "same",
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -37,10 +38,14 @@ def conv_classifier(
     'same', pad +1) -> [maxpool] -> bn+sign; then global sum pooling and an int8 (or binary)
     classifier. Pooling sits before the sign, on the pre-activations, where it keeps more
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
+    padding="valid" pads no convolution, so every output reads real samples only: the model
+    then streams exactly (docs/lowering.md, "Streaming"); "same" keeps the lengths.
     A refused size or option names the layer it would have built.
     """
     if not widths:
         raise ModelError("conv_classifier needs at least one width")
+    if padding not in ("same", "valid"):
+        raise ModelError(f"conv_classifier: padding must be 'same' or 'valid', not {padding!r}")
     layers = []
 
     def add(kind, *args, **kwargs) -> None:
@@ -60,12 +65,14 @@ def conv_classifier(
                 c,
                 w,
                 kernel_size,
-                padding="same" if odd else 0,
+                padding="same" if odd and padding == "same" else 0,
                 weights=first_weights,
                 scaling=scaling,
             )
         else:
-            add(BinaryConv1d, c, w, 3, padding="same", pad_value=1, scaling=scaling)
+            add(BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling)
+        if padding == "valid":
+            t -= layers[-1].kernel_size - 1
         if pool > 1 and t // pool >= 4:
             add(MaxPool1d, pool)
             t //= pool

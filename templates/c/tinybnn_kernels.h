@@ -1101,6 +1101,80 @@ TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, ui
     }
 }
 
+/*
+ * Streaming (docs/lowering.md, "Streaming"). A column stage holds the input columns from
+ * the start of its next output's window on, oldest first: `fill` of them, at most the span
+ * of its kernel, pooling and stride plus one hop's inputs. Once per hop it runs its
+ * windowed kernel on them for every output they complete, then drops the columns no later
+ * output reads (or counts in `skip` those still to come that none reads).
+ */
+typedef struct {
+    uint32_t fill; /* columns held */
+    uint32_t skip; /* columns to drop as they come (a stride longer than the span) */
+} tb_stream_buf_t;
+
+/* b: the counters; buf: bytes [capacity][col_bytes]; cols: n new columns, contiguous. */
+static inline void tb_stream_append(tb_stream_buf_t *b, unsigned char *buf, const void *cols,
+                                    size_t col_bytes, uint32_t n)
+{
+    const unsigned char *c = (const unsigned char *)cols;
+    uint32_t k = n < b->skip ? n : b->skip;
+    b->skip -= k;
+    memcpy(buf + b->fill * col_bytes, c + k * col_bytes, (n - k) * col_bytes);
+    b->fill += n - k;
+}
+
+/* Outputs the held columns complete: windows of `span` columns, one every `every`. */
+static inline uint32_t tb_stream_ready(const tb_stream_buf_t *b, uint32_t span, uint32_t every)
+{
+    return b->fill < span ? 0 : (b->fill - span) / every + 1;
+}
+
+/* After outputs were computed: the next output's window starts `drop` columns on. */
+static inline void tb_stream_drop(tb_stream_buf_t *b, unsigned char *buf, size_t col_bytes,
+                                  uint32_t drop)
+{
+    if (drop >= b->fill) {
+        b->skip = drop - b->fill;
+        b->fill = 0;
+        return;
+    }
+    memmove(buf, buf + drop * col_bytes, (b->fill - drop) * col_bytes);
+    b->fill -= drop;
+}
+
+/* Streamed global sum pooling: a running count of each channel's set bits over the last
+ * L->t columns. ring: [L->t][TB_WORDS(L->c)] those columns, *pos the oldest; ones: int32
+ * [L->c], each in [0, L->t]; col: the new column, which replaces the oldest. */
+static inline void tb_globalsum_push_b32(const tb_globalsum_t *L, uint32_t *ring, uint32_t *pos,
+                                         int32_t *ones, const uint32_t *col)
+{
+    int cw = TB_WORDS(L->c);
+    uint32_t *old = ring + *pos * (uint32_t)cw;
+    for (int c = 0; c < L->c; c++)
+        ones[c] += (int32_t)tb_bit(col, c) - (int32_t)tb_bit(old, c);
+    memcpy(old, col, (size_t)cw * sizeof *col);
+    *pos = *pos + 1 == (uint32_t)L->t ? 0 : *pos + 1;
+}
+
+/* ones: int32 [L->c] (above) -> out: the counts L->t - 2 * ones, as tb_globalsum_b32 gives. */
+static inline void tb_globalsum_read_b32(const tb_globalsum_t *L, const int32_t *ones, int32_t *y)
+{
+    for (int c = 0; c < L->c; c++)
+        y[c] = L->t - 2 * ones[c];
+}
+
+/* Streamed global max pooling: ring [L->t_in][TB_WORDS(L->c)] the last t_in columns, *pos
+ * the oldest, which col replaces. Read it with tb_maxpool1d_b32 (kernel_size = t_in): an AND
+ * over all of them, in any order. */
+static inline void tb_maxpool1d_push_b32(const tb_maxpool1d_t *L, uint32_t *ring, uint32_t *pos,
+                                         const uint32_t *col)
+{
+    int cw = TB_WORDS(L->c);
+    memcpy(ring + *pos * (uint32_t)cw, col, (size_t)cw * sizeof *col);
+    *pos = *pos + 1 == (uint32_t)L->t_in ? 0 : *pos + 1;
+}
+
 /* Index of the largest score; ties go to the lowest index. */
 static inline int tb_argmax_s32(const int32_t *scores, int n)
 {

@@ -14,6 +14,7 @@ from ..table import format_table
 from . import codegen, packages
 from .lowering import lower
 from .program import Program
+from .streaming import c_plan
 from .targets import DEFAULT_TARGET
 from .targets import target as check_target
 from .variants import check_optimize
@@ -39,6 +40,8 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     flash_budget: int | None = None,
     package: str = packages.DEFAULT_PACKAGE,
     url: str | None = None,
+    streaming: bool = False,
+    hop: int | None = None,
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
 
@@ -50,6 +53,9 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     counted): the tables that save least per byte go first (`codegen.fit_flash_budget`).
     `package` lays the files out for a build system (`packages.PACKAGES`: "plain", "cmake",
     "arduino"); `url` is the project page an Arduino library's metadata needs.
+    `streaming` adds the streaming API (`<name>_stream_push`, ...), deciding every `hop`
+    samples (default: the model's total stride); a model that cannot stream exactly is
+    refused, naming the layer and the reason (`streaming.plan`).
 
     Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
     exactly; nothing is written then.
@@ -75,6 +81,8 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
         program = lower(model)
         header = codegen.header_info(source, command)
         cm = codegen.build(program, name, header, target, optimize, flash_budget)
+        if streaming or hop is not None:
+            cm.stream = c_plan(cm, hop)
     except TinyBNNError as e:
         if source is None:
             raise

@@ -152,6 +152,7 @@ class CModel:
     target: str = DEFAULT_TARGET
     optimize: str = "speed"
     flash_budget: int | None = None
+    stream: object = None  # streaming.StreamC when compiled with streaming, else None
 
     @property
     def flash_bytes(self) -> int:

@@ -469,12 +469,13 @@ InputConv.variants = (
     # subset-sum tables: one lookup per tap for all channels
     Variant("sst", "tb_iconv1d_sst_s16", _sst_fields, _sst_serves),
     Variant("xn", "tb_iconv1d_xn_s16", _xn_fields, lambda st, core, o: st.binary),
-    # int8 without SMLAD: words of s * w, four sums in registers, one multiply per MAC
+    # int8 without SMLAD: words of s * w, four sums in registers, one multiply per MAC; its
+    # weights take 4 bytes each, so --optimize size (and a tight flash budget) keeps xs
     Variant(
         "xm",
         "tb_iconv1d_xm_s16",
         _xm_fields,
-        lambda st, core, o: not core.smlad and st.signed_sums_fit(),
+        lambda st, core, o: o == "speed" and not core.smlad and st.signed_sums_fit(),
     ),
     # int8: weights folded with the multipliers, channel pairs (SMLAD) where they fit int16
     Variant("xs", "tb_iconv1d_xs_s16", _xs_fields, lambda st, core, o: st.pairs_fit()),
