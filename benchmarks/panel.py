@@ -1,7 +1,7 @@
 """Accuracy of the defaults on the development panel: BNN vs its full-precision twin, over seeds.
 
-    .venv/bin/python benchmarks/panel.py [--sets CBF GunPoint ...] [--seeds 5] [--threads 2]
-                                         [--out benchmarks/results/real_data.md]
+    .venv/bin/python benchmarks/panel.py [--sets CBF GunPoint ...] [--seeds 5] [--threads 1]
+                                         [--runs runs.jsonl] [--out benchmarks/results/real_data.md]
 
 The panel (issue 12): BasicMotions, JapaneseVowels, GunPoint (the UEA `.ts` files of the
 `aeon` wheel) and CricketX, CricketY, CricketZ, GestureMidAirD1, ECG5000, FordA,
@@ -20,6 +20,10 @@ and the integer reference give PyTorch's scores on every test window. Flash is t
 build's constants (weights, thresholds, normalisation: `tinybnn summary`'s figure); a fast
 target's subset tables add to it, within `--flash-budget` at compile time.
 
+Each finished seed is appended to `--runs` (one JSON line per set and seed) and not trained
+again: a stopped run resumes, and several processes given different `--sets` and the same
+file split the panel; the table is written from every line of the file for the sets asked.
+
 Seeds: 5, or 3 for sets with over 3,000 windows. The published figures are the best 1-NN
 DTW (`PUBLISHED`, with its source) and a deep-learning reference (ResNet, mean of five runs).
 """
@@ -27,6 +31,7 @@ DTW (`PUBLISHED`, with its source) and a deep-learning reference (ResNet, mean o
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -98,34 +103,52 @@ def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
     return 100 * float((pred == y).mean())
 
 
-def run_set(name: str, seeds: int | None, threads: int) -> dict:
+def done(runs: Path) -> list[dict]:
+    """Every finished (set, seed) of the runs file."""
+    if not runs.exists():
+        return []
+    return [json.loads(line) for line in runs.read_text().splitlines() if line.strip()]
+
+
+def run_set(name: str, seeds: int | None, threads: int, runs: Path) -> dict:
     train_file, test_file = files(name)
     train = load_ts(train_file).data
     test = load_ts(test_file, like=train_file).data
     n_seeds = seeds or (3 if len(train) > LARGE else 5)
-    rows = []
+    shape = (len(train), len(test), *train.input_shape)
+    rows = {r["seed"]: r for r in done(runs) if r["name"] == name}
     for seed in range(n_seeds):
+        if seed in rows:
+            continue
         t0 = time.perf_counter()
         bnn = tinybnn.train(train, seed=seed, threads=threads, progress=False)
         seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
         twin = tinybnn.train(train, seed=seed, threads=threads, progress=False, twin=True)
+        twin_seconds = time.perf_counter() - t0
         model = bnn.model
         with tempfile.TemporaryDirectory() as tmp:
             cm = tinybnn.compile(model, tmp, "m").cmodel  # portable: the weights' own flash
         check = c_check(model, test.X, scores(model, test.X))
         row = dict(
+            name=name,
+            shape=shape,
             seed=seed,
             bnn=accuracy(model, test.X, test.y),
             twin=accuracy(twin.model, test.X, test.y),
             seconds=seconds,
+            twin_seconds=twin_seconds,
+            threads=threads,
             flash=cm.flash_bytes,
             arena=cm.arena_bytes,
             exact=check.exact,
             recipe=bnn.recipe.describe(),
         )
         print(name, {k: v for k, v in row.items() if k != "recipe"}, flush=True)
-        rows.append(row)
-    return dict(name=name, shape=(len(train), len(test), *train.input_shape), rows=rows)
+        with runs.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows[seed] = row
+    return dict(name=name, shape=shape, rows=[rows[s] for s in sorted(rows)])
 
 
 def mean_sd(values: list[float]) -> str:
@@ -133,11 +156,15 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {sd:.1f}"
 
 
-def render(results: list[dict], seconds: float) -> str:
+def render(results: list[dict]) -> str:
+    runs = [r for res in results for r in res["rows"]]
+    minutes = sum(r["seconds"] + r.get("twin_seconds", 0) for r in runs) / 60
+    threads = sorted({r.get("threads", 1) for r in runs})
     lines = [
         "# The development panel with the defaults: BNN vs full-precision twin",
         "",
-        f"Written by `benchmarks/panel.py` ({seconds / 60:.0f} min on this machine). Test "
+        f"Written by `benchmarks/panel.py`: {minutes:.0f} min of training (BNN and twin, "
+        f"{'/'.join(map(str, threads))} thread(s) each, on this 2-core machine). Test "
         "accuracy in % (mean ± sd over seeds) on the published test splits, of",
         "`tinybnn.train(data, seed=s)` with no options (BNN) and of the same with `twin=True`.",
         "",
@@ -180,12 +207,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=list(PANEL), choices=PANEL)
     parser.add_argument("--seeds", type=int, default=None, help="default: 5, or 3 when large")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=ROOT / "benchmarks/results/panel_runs.jsonl",
+        help="finished seeds, one JSON line each: resumed, shared between processes",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/real_data.md")
     args = parser.parse_args()
-    start = time.perf_counter()
-    results = [run_set(name, args.seeds, args.threads) for name in args.sets]
-    text = render(results, time.perf_counter() - start)
+    results = [run_set(name, args.seeds, args.threads, args.runs) for name in args.sets]
+    text = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -99,10 +99,12 @@ def test_windows_are_int16_with_the_documented_shape():
 def test_scoring_matches_detections_to_gestures():
     times = np.arange(0, 10, 0.01)
     gestures = [sim.Gesture("single tap", 1.0, 1.12), sim.Gesture("long press", 5.0, 6.0)]
-    events = [(int(1.6 / 0.01), 1), (int(5.9 / 0.01), 2), (int(6.5 / 0.01), 5)]
+    events = [(int(1.6 / 0.01), 1), (int(5.9 / 0.01), 2), (int(6.5 / 0.01), 5), (900, 3)]
     sc = demo.score(events, times, gestures)
-    assert [ok for _, _, ok in sc.detections] == [True, False, True]
-    assert sc.false_alarms == 1
+    assert [ok for _, _, ok in sc.detections] == [True, False, True, False]
+    # the double tap during the long press is a wrong class; the swipe at 9 s a false alarm
+    assert (sc.found, sc.wrong, sc.false_alarms) == (2, 1, 1)
+    assert np.allclose(sc.latencies, [1.6 - 1.12, 6.5 - 6.0])
 
 
 @pytest.mark.skipif(

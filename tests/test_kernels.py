@@ -9,6 +9,7 @@ reference loops against the reference; here only the variants are new.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_first_layer_variants_for_cortex_m0(layers, in_channels, length, tmp_pat
     variants = check_variants(model, "cortex-m0", tmp_path)
     stage = lower(model).stages[0]
     assert isinstance(stage, InputConv)
-    want = ("sst" if in_channels <= 6 else "xn") if stage.binary else "xs"
+    want = ("sst" if in_channels <= 6 else "xn") if stage.binary else "xm"
     assert variants[0] == want
 
 
@@ -216,6 +217,23 @@ def test_int8_first_layer_variants(tmp_path):
     assert check_variants(wide_multiplier_model(), "host", tmp_path / "xq")[0] == "xq"
     model = seeded(*next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8").values)
     assert check_variants(model, "host", tmp_path / "xs")[0] == "xs"
+
+
+# The int8 first layers: c_out of 31, 32, 33, 64, 65 (blocks of 4 that straddle words),
+# strides, padding, pooling, a learnable threshold.
+INT8_ICONV = [p for p in ICONV_CASES if "int8" in p.id]
+
+
+@pytest.mark.parametrize("layers,in_channels,length", INT8_ICONV)
+def test_xm_on_a_host_without_smlad(layers, in_channels, length, tmp_path, monkeypatch):
+    """xm (words of s * w, four sums at a time) in its portable C, on a host core that says
+    it has no SMLAD; its ARMv6-M body runs under QEMU in test_fast_variants_under_qemu."""
+    host_core = dataclasses.replace(targets.TARGETS["host"], smlad=False)
+    monkeypatch.setitem(targets.TARGETS, "host", host_core)
+    model = seeded(layers, in_channels, length)
+    assert check_variants(model, "host", tmp_path)[0] == "xm"
+    wide = wide_multiplier_model()  # xs cannot fold these weights; xm takes x' as it is
+    assert check_variants(wide, "host", tmp_path / "wide")[0] == "xm"
 
 
 def test_portable_target_emits_the_reference_loops(tmp_path):
@@ -311,9 +329,13 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
         models[key] = (model, np.concatenate([signals(6, c, t, 5), random_inputs(2, c, t, 6)]))
     model = wide_multiplier_model()
     models["wide"] = (model, np.concatenate([signals(6, 3, 19, 5), random_inputs(2, 3, 19, 6)]))
+    int8_first = {"xm"} if not targets.TARGETS[core].smlad else {"xs", "xq"}
     for name, (model, x) in models.items():
         result = compile(model, tmp_path / name, name, target=core)
         assert any(s.variant.name != "ref" for s in result.cmodel.stages)
+        first = result.cmodel.stages[0]
+        if isinstance(first.stage, InputConv) and not first.stage.binary:
+            assert first.variant.name in int8_first, (name, first.variant.name)
         run_on_core(result, name, core, x, reference.run(result.program, x))
     # optimize="size", no subset tables: vsl and byte-lane convolutions, byte-lane dense.
     chosen = set()

@@ -20,6 +20,7 @@ from tinybnn.compiler.lowering import lower
 from tinybnn.models import conv_classifier
 from tinybnn.nn import (
     BatchNormSign,
+    BinaryConv1d,
     BinaryResidual1d,
     GlobalPool1d,
     InputConv1d,
@@ -127,3 +128,27 @@ def test_train_with_shortcuts_from_the_cli(tmp_path, signals_npz, capsys):
     model = tinybnn.load(out)
     assert "binary_residual1d" in [layer.kind for layer in model.layers]
     tinybnn.compile(model, tmp_path / "c", "m")
+
+
+def test_a_shortcut_model_does_not_stream(tmp_path):
+    """Streaming carries bits between column stages, not a shortcut's sums: refused in one
+    line naming the layer, even where nothing pads (valid conv, k=1 block)."""
+    torch.manual_seed(0)
+    model = Sequential(
+        InputConv1d(3, 8, 3),
+        BatchNormSign(8),
+        BinaryConv1d(8, 33, 3),
+        BinaryResidual1d(33, 1),
+        BatchNormSign(33),
+        GlobalPool1d(),
+        Int8Linear(33, 3),
+        input_shape=(3, 16),
+    ).eval()
+    with pytest.raises(ModelError) as e:
+        tinybnn.compile(model, tmp_path, "m", streaming=True)
+    assert_one_line(
+        str(e.value),
+        "layer 2 (binary_conv1d): cannot stream exactly: a shortcut's integer sums do not stream",
+    )
+    with pytest.raises(ModelError, match="use one of shortcuts and padding='valid'"):
+        conv_classifier(3, 64, 4, shortcuts=True, padding="valid")

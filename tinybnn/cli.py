@@ -23,14 +23,19 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, interop
 from .compiler.api import compile as compile_model
+from .compiler.packages import DEFAULT_PACKAGE, PACKAGES
 from .compiler.summary import summary
 from .compiler.targets import CORES, DEFAULT_TARGET, TARGETS
 from .compiler.variants import OPTIMIZE
 from .errors import ModelError, TinyBNNError, one_line
+from .firmware import cycles
 from .firmware.profile import OPT_LEVELS
 from .firmware.profile import profile as profile_model
+from .firmware.streaming import profile_stream
+from .interop import commands as interop_commands
+from .interop.commands import import_report
 from .modelfile import load
 from .training import tsfile
 from .training.evaluate import evaluate_file
@@ -144,6 +149,14 @@ def kernel_options(command):
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Override.")
 @click.option("--optimizer", type=click.Choice(["adam", "bop"]), help="Override: the optimizer.")
 @click.option("--keep", type=click.Choice(["best", "last"]), help="Override: the epoch kept.")
+@click.option(
+    "--streaming",
+    "padding",
+    flag_value="valid",
+    default=None,
+    help="Pad no convolution (padding 'valid'), so the model streams exactly "
+    "(`tinybnn compile --streaming`).",
+)
 def train_command(data, out, seed, val_data, threads, no_progress, flash_budget, **overrides):
     """Train a binary CNN on DATA, a .npz with X [N, C, T] int16 samples and y labels.
 
@@ -281,6 +294,23 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
         raise TinyBNNError("the compiled C differs from PyTorch; please report this as a bug")
 
 
+def streaming_options(command):
+    """--streaming and --hop: the streaming API of `tinybnn compile` and `tinybnn profile`."""
+    command = click.option(
+        "--hop",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="SAMPLES",
+        help="Samples between streaming decisions, a multiple of the model's total stride "
+        "[default: the total stride]. Implies --streaming.",
+    )(command)
+    return click.option(
+        "--streaming",
+        is_flag=True,
+        help="Also emit the streaming API; refuse a model that cannot stream exactly.",
+    )(command)
+
+
 @tinybnn.command("compile")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -306,12 +336,50 @@ def evaluate_command(model: Path, data: Path, out: Path | None, check_c: bool) -
     help="Core whose fast kernels to emit; 'portable' emits only the reference loops.",
 )
 @kernel_options
+@click.option(
+    "--package",
+    type=click.Choice(list(PACKAGES)),
+    default=DEFAULT_PACKAGE,
+    show_default=True,
+    help="Layout for a build system: "
+    + "; ".join(f"'{p.name}': {p.help}" for p in PACKAGES.values())
+    + " (docs/packages.md).",
+)
+@click.option("--url", help="The project's page, for an Arduino library's library.properties.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="For a larq or QONNX model: a dataset .npz on which to measure tinybnn's agreement "
+    "with the framework's classes.",
+)
+@streaming_options
 def compile_command(
-    model: Path, out_dir: Path, name: str, target: str, optimize: str, flash_budget: int | None
+    model: Path,
+    out_dir: Path,
+    name: str,
+    target: str,
+    optimize: str,
+    flash_budget: int | None,
+    package: str,
+    url: str | None,
+    data: Path | None,
+    streaming: bool,
+    hop: int | None,
 ) -> None:
-    """Compile MODEL to dependency-free C and print the per-layer report."""
+    """Compile MODEL (a tinybnn model, or a larq .h5/.keras or QONNX .onnx model) to
+    dependency-free C and print the per-layer report.
+
+    With --streaming, the C also gets the streaming API (<name>_stream_push, ...), exact
+    against <name>_classify at every decision; a model that cannot stream exactly is
+    refused, naming the layer and the reason.
+    """
     obj = click.get_current_context().find_root().obj or {}
     command = shlex.join(["tinybnn", *obj.get("argv", sys.argv[1:])])  # recorded in the C
+    imported = []  # how exactly tinybnn computes a larq or QONNX model, before writing
+    if interop.is_foreign(model):
+        imported = import_report(interop.import_model(model), data)
+    elif data is not None:
+        raise TinyBNNError("--data is for larq and QONNX models; use tinybnn evaluate")
     result = compile_model(
         model,
         out_dir,
@@ -320,8 +388,20 @@ def compile_command(
         target=target,
         optimize=optimize,
         flash_budget=flash_budget,
+        package=package,
+        url=url,
+        streaming=streaming,
+        hop=hop,
     )
     click.echo(result.report())
+    for line in imported:
+        click.echo(line)
+    if result.cmodel.stream is not None:
+        sm = result.cmodel.stream
+        click.echo(
+            f"streaming: a decision every {sm.plan.hop} samples (total stride "
+            f"{sm.plan.stride}), state {sm.state_bytes} B"
+        )
     click.echo("wrote " + ", ".join(str(p) for p in result.files))
 
 
@@ -350,6 +430,52 @@ def compile_command(
     help="Measure the portable reference kernels, not the core's fast ones.",
 )
 @kernel_options
+@click.option(
+    "--clock",
+    type=click.FloatRange(min=0, min_open=True),
+    default=cycles.DEFAULT_CLOCK_MHZ,
+    show_default=True,
+    metavar="MHZ",
+    help="Core clock for the estimated time.",
+)
+@click.option(
+    "--ua-per-mhz",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Active current from the part's datasheet: also estimate the average current.",
+)
+@click.option(
+    "--inferences-per-second",
+    type=click.FloatRange(min=0, min_open=True),
+    default=cycles.DEFAULT_RATE_HZ,
+    show_default=True,
+    metavar="HZ",
+    help="Windows classified per second, for the average current (the earbud demo's "
+    "windowed loop: every 50 ms).",
+)
+@click.option(
+    "--flash-wait-states",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Wait states per flash access, as if no prefetch or cache hid them.",
+)
+@click.option(
+    "--multiplier",
+    type=click.Choice(cycles.MULTIPLIERS),
+    default="fast",
+    show_default=True,
+    help="Cortex-M0/M0+: the single-cycle or the 32-cycle (small) multiplier.",
+)
+@streaming_options
+@click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    metavar="HZ",
+    help="The data's sample rate, for --streaming's figures per second of signal.",
+)
 def profile_command(
     model: Path,
     targets: tuple[str, ...],
@@ -358,16 +484,44 @@ def profile_command(
     portable: bool,
     optimize: str,
     flash_budget: int | None,
+    clock: float,
+    ua_per_mhz: float | None,
+    inferences_per_second: float,
+    flash_wait_states: int,
+    multiplier: str,
+    streaming: bool,
+    hop: int | None,
+    sample_rate: float,
 ) -> None:
-    """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference.
+    """Measure MODEL on Cortex-M cores under QEMU: flash, RAM, instructions per inference,
+    and estimated cycles, time and current.
 
     Checks the firmware's scores against the integer reference on the profiled window.
-    Instruction counts are executed instructions, not cycles.
+    Instruction counts are executed instructions; cycles are estimated from the core's
+    published instruction timings (docs/cycles.md). With --streaming: the streaming API's
+    instructions per decision and per second of signal (at --sample-rate) against the
+    windowed model run at the same decisions, and its state RAM.
     """
     loaded = load(model)
     for i, core in enumerate(dict.fromkeys(targets)):
         if i:
             click.echo()
+        if streaming or hop is not None:
+            if portable:
+                raise TinyBNNError("--streaming measures the core's own kernels, not --portable")
+            with about(model):
+                report = profile_stream(
+                    loaded,
+                    core=core,
+                    opt=opt,
+                    name=name,
+                    hop=hop,
+                    rate_hz=sample_rate,
+                    optimize=optimize,
+                    flash_budget=flash_budget,
+                )
+            click.echo(report.format())
+            continue
         with about(model):
             report = profile_model(
                 loaded,
@@ -379,6 +533,16 @@ def profile_command(
                 flash_budget=flash_budget,
             )
         click.echo(report.format())
+        record = CORES[core]
+        if record.timing is None:
+            click.echo(f"no cycle estimate: {record.name} has no cycle model (docs/cycles.md)")
+            continue
+        options = cycles.Options(wait_states=flash_wait_states, multiplier=multiplier)
+        estimate = cycles.estimate(report.classes or {}, record, options)
+        click.echo(estimate.format(core, clock, ua_per_mhz, inferences_per_second))
+
+
+interop_commands.register(tinybnn)  # convert-model, export
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,8 +72,13 @@ def renamed(e: OSError, path: str | os.PathLike) -> OSError:
 
 
 def load(path: str | os.PathLike) -> Sequential:
-    """Read a model file written by `save`; a one-line `TinyBNNError` for anything else."""
+    """Read a model file written by `save`, or a larq (.h5, .keras) or QONNX (.onnx) model
+    (`tinybnn.interop`); a one-line `TinyBNNError` for anything else."""
     path = Path(path)
+    from . import interop  # here: it needs nn, which this module's importers load first
+
+    if interop.is_foreign(path):
+        return interop.load(path)
     if not path.is_file():
         why = (
             "is a directory, not a model file"

@@ -31,6 +31,7 @@ def conv_classifier(
     learnable_threshold: bool = False,
     rprelu: bool = False,
     scaling: bool = False,
+    padding: str = "same",
     shortcuts: bool = False,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
@@ -39,20 +40,30 @@ def conv_classifier(
     'same', pad +1) -> [maxpool] -> bn+sign; then global sum pooling and an int8 (or binary)
     classifier. Pooling sits before the sign, on the pre-activations, where it keeps more
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
+    padding="valid" pads no convolution, so every output reads real samples only: the model
+    then streams exactly (docs/lowering.md, "Streaming"); "same" keeps the lengths.
     A refused size or option names the layer it would have built.
 
     shortcuts=True: each binary convolution whose width equals the one before it, from the
     third layer on, becomes a residual block (`BinaryResidual1d`: the integer sums of the
     convolution before it plus its own, then the pool), Bi-Real / ReActNet style; the
     batchnorm_sign before it moves into the block. Where widths change (32 -> 64) the layer
-    stays plain. Shortcuts add integer sums, so they need scaling=False.
+    stays plain. Shortcuts add integer sums, so they need scaling=False, and sums of equal
+    lengths, so padding="same".
     """
     if not widths:
         raise ModelError("conv_classifier needs at least one width")
+    if padding not in ("same", "valid"):
+        raise ModelError(f"conv_classifier: padding must be 'same' or 'valid', not {padding!r}")
     if shortcuts and scaling:
         raise ModelError(
             "conv_classifier: shortcuts add integer sums of +-1 products, which scaling "
             "factors would weigh differently; use one of shortcuts and scaling"
+        )
+    if shortcuts and padding != "same":
+        raise ModelError(
+            "conv_classifier: a shortcut adds sums of equal length, so its block pads ('same'); "
+            "use one of shortcuts and padding='valid'"
         )
     residual = [shortcuts and i >= 2 and widths[i] == widths[i - 1] for i in range(len(widths))]
     layers = []
@@ -75,14 +86,16 @@ def conv_classifier(
                 c,
                 w,
                 kernel_size,
-                padding="same" if odd else 0,
+                padding="same" if odd and padding == "same" else 0,
                 weights=first_weights,
                 scaling=scaling,
             )
         elif residual[i]:
             add(BinaryResidual1d, w, 3, pad_value=1, **sign)
         else:
-            add(BinaryConv1d, c, w, 3, padding="same", pad_value=1, scaling=scaling)
+            add(BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling)
+        if padding == "valid":
+            t -= layers[-1].kernel_size - 1
         if pool > 1 and t // pool >= 4:
             add(MaxPool1d, pool)
             t //= pool

@@ -87,6 +87,7 @@ typedef struct {
     const uint32_t *wp;            /* xs: [ceil(c_out/4)][k][cp/2][4] int16 pairs of w * mult */
     const uint32_t *bias;          /* xs: where each output's sum starts, see xs */
     int flat;                      /* xs: 1 = rows of c_in samples unpadded, pairs read unaligned */
+    const uint32_t *wm;            /* xm: [ceil(c_out/4)][k * c_in][4] words s * w, see xm */
 } tb_iconv1d_t;
 
 /* Normalised sample x' = (clamp(x) - offset) * mult, |x'| < 2^31 by construction. */
@@ -412,6 +413,12 @@ static inline void tb_classifier_b_s32(const tb_classifier_t *L, const int32_t *
 #define TB_UNROLL _Pragma("GCC unroll 16")
 #else
 #define TB_UNROLL
+#endif
+/* Unroll the next loop whatever its trip count (a layer constant), GCC only. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TB_UNROLL_ALL _Pragma("GCC unroll 256")
+#else
+#define TB_UNROLL_ALL
 #endif
 /* The same where registers are plentiful; ARMv6-M's 8 low registers spill an unrolled body. */
 #if defined(__ARM_ARCH_6M__)
@@ -1154,6 +1161,162 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
             y[p * ow + g] = pooled;
         }
     }
+}
+
+/* Four sums a_j += w[j] * v of one window over n samples, modulo 2^32: xw: [n] words of x',
+ * w4: [n][4] words. On ARMv6-M (no multiply-accumulate) one LDM loads the four weights of a
+ * sample into r0-r3 and the sums live in four high registers (ADD reaches them), so each
+ * product costs a MULS and an ADD and the weights a quarter of a load; elsewhere plain C. */
+TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, uint32_t *a)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__)
+    uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    TB_UNROLL_ALL
+    for (int i = 0; i < n; i++) {
+        uint32_t v;
+        __asm__(".syntax unified\n\t"
+                "ldmia %[x]!, {%[v]}\n\t"
+                "ldmia %[w]!, {r0, r1, r2, r3}\n\t"
+                "muls r0, %[v], r0\n\t"
+                "add %[a0], r0\n\t"
+                "muls r1, %[v], r1\n\t"
+                "add %[a1], r1\n\t"
+                "muls r2, %[v], r2\n\t"
+                "add %[a2], r2\n\t"
+                "muls r3, %[v], r3\n\t"
+                "add %[a3], r3"
+                : [x] "+l"(xw), [w] "+l"(w4), [v] "=&l"(v), [a0] "+h"(a0), [a1] "+h"(a1),
+                  [a2] "+h"(a2), [a3] "+h"(a3)
+                :
+                : "r0", "r1", "r2", "r3", "cc", "memory");
+    }
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+#else
+    uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    TB_UNROLL_WIDE
+    for (int i = 0; i < n; i++) {
+        uint32_t v = xw[i];
+        a0 += w4[4 * i] * v;
+        a1 += w4[4 * i + 1] * v;
+        a2 += w4[4 * i + 2] * v;
+        a3 += w4[4 * i + 3] * v;
+    }
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+#endif
+}
+
+/* First layer, int8 weights, for cores without SMLAD (ARMv6-M, M3): x' once per input step
+ * (tb_iconv1d_x_steps, padding steps 0), four output channels at a time (tb_mac4_u32), with
+ * the threshold and its direction folded in as xs does: a = s * (acc - th), s = -1 where
+ * the output is -1 above th, else 1, so the output bit is the sign bit of a; the compiler
+ * stores s * w as words and -s * th where each sum starts, and checks |acc - th| < 2^31, so
+ * the sums taken modulo 2^32 are exact. Pooling before the sign is the AND (s = 1) or OR
+ * (s = -1) of the window's bits.
+ * L->wm: [ceil(c_out/4)][k * c_in][4] words s * w (channels past c_out 0); L->bias:
+ * [ceil(c_out/4) * 4], -s * th (0 past c_out).
+ * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: int32 [2 * ring * c_in], as xn. */
+TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), kc = L->kernel_size * L->c_in;
+    int next = -L->pad; /* the first step not yet in the ring */
+    for (int p = 0; p < L->t_out; p++) {
+        tb_iconv1d_x_steps(L, x, p, &next, scratch);
+        for (int g = 0; g < ow; g++) {
+            uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int j = 0; j < L->pool_k; j++) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                /* the window's k rows of x' in one run */
+                const uint32_t *xw = (const uint32_t *)scratch + (t0 & (L->ring - 1)) * L->c_in;
+                uint32_t bits = 0;
+                for (int b = 0; b < count; b += 4) {
+                    uint32_t a[4];
+                    TB_COPY(a, L->bias + 32 * g + b, sizeof a);
+                    tb_mac4_u32(xw, L->wm + (32 * g + b) * kc, kc, a);
+                    /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
+                    bits |= (a[0] >> 31) << b | (a[1] >> 31) << (b + 1) | (a[2] >> 31) << (b + 2) |
+                            (a[3] >> 31) << (b + 3);
+                }
+                pooled = (pooled & (bits | neg)) | (bits & neg);
+            }
+            y[p * ow + g] = pooled;
+        }
+    }
+}
+
+/*
+ * Streaming (docs/lowering.md, "Streaming"). A column stage holds the input columns from
+ * the start of its next output's window on, oldest first: `fill` of them, at most the span
+ * of its kernel, pooling and stride plus one hop's inputs. Once per hop it runs its
+ * windowed kernel on them for every output they complete, then drops the columns no later
+ * output reads (or counts in `skip` those still to come that none reads).
+ */
+typedef struct {
+    uint32_t fill; /* columns held */
+    uint32_t skip; /* columns to drop as they come (a stride longer than the span) */
+} tb_stream_buf_t;
+
+/* b: the counters; buf: bytes [capacity][col_bytes]; cols: n new columns, contiguous. */
+static inline void tb_stream_append(tb_stream_buf_t *b, unsigned char *buf, const void *cols,
+                                    size_t col_bytes, uint32_t n)
+{
+    const unsigned char *c = (const unsigned char *)cols;
+    uint32_t k = n < b->skip ? n : b->skip;
+    b->skip -= k;
+    memcpy(buf + b->fill * col_bytes, c + k * col_bytes, (n - k) * col_bytes);
+    b->fill += n - k;
+}
+
+/* Outputs the held columns complete: windows of `span` columns, one every `every`. */
+static inline uint32_t tb_stream_ready(const tb_stream_buf_t *b, uint32_t span, uint32_t every)
+{
+    return b->fill < span ? 0 : (b->fill - span) / every + 1;
+}
+
+/* After outputs were computed: the next output's window starts `drop` columns on. */
+static inline void tb_stream_drop(tb_stream_buf_t *b, unsigned char *buf, size_t col_bytes,
+                                  uint32_t drop)
+{
+    if (drop >= b->fill) {
+        b->skip = drop - b->fill;
+        b->fill = 0;
+        return;
+    }
+    memmove(buf, buf + drop * col_bytes, (b->fill - drop) * col_bytes);
+    b->fill -= drop;
+}
+
+/* Streamed global sum pooling: a running count of each channel's set bits over the last
+ * L->t columns. ring: [L->t][TB_WORDS(L->c)] those columns, *pos the oldest; ones: int32
+ * [L->c], each in [0, L->t]; col: the new column, which replaces the oldest. */
+static inline void tb_globalsum_push_b32(const tb_globalsum_t *L, uint32_t *ring, uint32_t *pos,
+                                         int32_t *ones, const uint32_t *col)
+{
+    int cw = TB_WORDS(L->c);
+    uint32_t *old = ring + *pos * (uint32_t)cw;
+    for (int c = 0; c < L->c; c++)
+        ones[c] += (int32_t)tb_bit(col, c) - (int32_t)tb_bit(old, c);
+    memcpy(old, col, (size_t)cw * sizeof *col);
+    *pos = *pos + 1 == (uint32_t)L->t ? 0 : *pos + 1;
+}
+
+/* ones: int32 [L->c] (above) -> out: the counts L->t - 2 * ones, as tb_globalsum_b32 gives. */
+static inline void tb_globalsum_read_b32(const tb_globalsum_t *L, const int32_t *ones, int32_t *y)
+{
+    for (int c = 0; c < L->c; c++)
+        y[c] = L->t - 2 * ones[c];
+}
+
+/* Streamed global max pooling: ring [L->t_in][TB_WORDS(L->c)] the last t_in columns, *pos
+ * the oldest, which col replaces. Read it with tb_maxpool1d_b32 (kernel_size = t_in): an AND
+ * over all of them, in any order. */
+static inline void tb_maxpool1d_push_b32(const tb_maxpool1d_t *L, uint32_t *ring, uint32_t *pos,
+                                         const uint32_t *col)
+{
+    int cw = TB_WORDS(L->c);
+    memcpy(ring + *pos * (uint32_t)cw, col, (size_t)cw * sizeof *col);
+    *pos = *pos + 1 == (uint32_t)L->t_in ? 0 : *pos + 1;
 }
 
 /* Index of the largest score; ties go to the lowest index. */

@@ -11,9 +11,10 @@ from ..modelfile import load
 from ..nn import Sequential
 from ..outputs import check_outputs
 from ..table import format_table
-from . import codegen
+from . import codegen, packages
 from .lowering import lower
 from .program import Program
+from .streaming import c_plan
 from .targets import DEFAULT_TARGET
 from .targets import target as check_target
 from .variants import check_optimize
@@ -37,6 +38,10 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     target: str | None = None,
     optimize: str = "speed",
     flash_budget: int | None = None,
+    package: str = packages.DEFAULT_PACKAGE,
+    url: str | None = None,
+    streaming: bool = False,
+    hop: int | None = None,
 ) -> CompileResult:
     """Lower `model` to integers and write `<name>.h`, `<name>.c` and the kernels to `out_dir`.
 
@@ -46,11 +51,18 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     out those whose tables take more flash than the packed weights (`variants.OPTIMIZE`).
     `flash_budget` caps the bytes of constants (weights, tables, thresholds; code is not
     counted): the tables that save least per byte go first (`codegen.fit_flash_budget`).
+    `package` lays the files out for a build system (`packages.PACKAGES`: "plain", "cmake",
+    "arduino"); `url` is the project page an Arduino library's metadata needs.
+    `streaming` adds the streaming API (`<name>_stream_push`, ...), deciding every `hop`
+    samples (default: the model's total stride); a model that cannot stream exactly is
+    refused, naming the layer and the reason (`streaming.plan`).
 
     Raises `TinyBNNError` (one line, naming the layer) for anything it cannot compile
     exactly; nothing is written then.
     """
     codegen.check_name(name)
+    pkg = packages.package(package)
+    packages.check(pkg, Path(out_dir), url)
     target = DEFAULT_TARGET if target is None else target
     check_target(target)
     check_optimize(optimize)
@@ -60,7 +72,7 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     if not isinstance(model, Sequential):
         source = Path(model)
         check_outputs(
-            codegen.output_paths(Path(out_dir), name),
+            [Path(out_dir) / p for p in pkg.paths(name)],
             {"the model file": source},
             "give another --name or output directory",
         )
@@ -69,13 +81,15 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
         program = lower(model)
         header = codegen.header_info(source, command)
         cm = codegen.build(program, name, header, target, optimize, flash_budget)
+        if streaming or hop is not None:
+            cm.stream = c_plan(cm, hop)
     except TinyBNNError as e:
         if source is None:
             raise
         raise (ModelError if isinstance(e, ModelError) else TinyBNNError)(
             f"{source}: {e}"
         ) from None
-    files = codegen.write(codegen.render(cm), Path(out_dir))
+    files = codegen.write(packages.files(pkg, cm, codegen.render(cm), url), Path(out_dir))
     return CompileResult(program=program, cmodel=cm, files=files)
 
 

@@ -152,6 +152,7 @@ class CModel:
     target: str = DEFAULT_TARGET
     optimize: str = "speed"
     flash_budget: int | None = None
+    stream: object = None  # streaming.StreamC when compiled with streaming, else None
 
     @property
     def flash_bytes(self) -> int:
@@ -300,9 +301,10 @@ def c_comment(text: str) -> str:
     return re.sub(r"\\\\(\s*)\Z", r"\\134\1", out)
 
 
-def _env() -> jinja2.Environment:
+def _env(directory: Path | None = None) -> jinja2.Environment:
+    """The templates' environment, for `templates/c` or another template directory."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
+        loader=jinja2.FileSystemLoader(str(directory or template_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -407,19 +409,27 @@ def output_paths(out_dir: Path, name: str) -> list[Path]:
 
 
 def write(files: dict[str, str], out_dir: Path) -> list[Path]:
-    """Write all files or none: render into a temporary directory, then move them in."""
+    """Write all files or none: render into a temporary directory, then move them in.
+
+    A file name may hold subdirectories ("src/gesture.c", a package's layout): they are
+    made inside `out_dir`, after every path has been checked."""
     if out_dir.exists() and not out_dir.is_dir():
         raise TinyBNNError(f"{out_dir}: is not a directory; give a directory for the C files")
     for fname in files:
         if (out_dir / fname).is_dir():
             raise TinyBNNError(f"{out_dir / fname}: is a directory; the C file cannot go there")
+        for parent in Path(fname).parents:
+            if (out_dir / parent).exists() and not (out_dir / parent).is_dir():
+                raise TinyBNNError(f"{out_dir / parent}: is a file; a directory goes there")
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tinybnn-", dir=out_dir))
     try:
         for fname, text in files.items():
+            (tmp / fname).parent.mkdir(parents=True, exist_ok=True)
             (tmp / fname).write_text(text)
         paths = []
         for fname in files:
+            (out_dir / fname).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / fname, out_dir / fname)
             paths.append(out_dir / fname)
         return paths

@@ -31,6 +31,10 @@ class Stage:
     kernel: ClassVar[str]  # the C kernel family, e.g. "bconv1d" (reports, profile)
     ctype: ClassVar[str]  # the C type of its descriptor, e.g. "tb_bconv1d_t"
     variants: ClassVar[tuple[Variant, ...]] = ()  # fastest first; the reference loops last
+    # How the stage streams (`tinybnn.compiler.streaming`): "column" (a history of input
+    # columns -> one output column), "window" (reduces the last W columns), "decision" (runs
+    # once per decision on the window's reduction), or None (it cannot stream).
+    stream_role: ClassVar[str | None] = None
 
     @property
     def kind(self) -> str:
@@ -62,6 +66,10 @@ class Stage:
     def run(self, x: np.ndarray) -> np.ndarray:
         """The integer reference: this stage on one window, as the C holds its values."""
         raise NotImplementedError
+
+    def stream_refusal(self) -> str | None:
+        """Why this stage cannot stream exactly, or None."""
+        return None if self.stream_role else f"{self.kind} has no streaming form"
 
 
 @dataclass

@@ -102,12 +102,14 @@ class RunResult:
     """What a firmware run produced.
 
     ``counts`` holds the instruction count of each marker segment when the run was
-    profiled (``plugin_out`` given), else None.
+    profiled (``plugin_out`` given), else None; ``classes`` the same segments' counts per
+    instruction class (class name -> count, see icount_plugin.c), when asked for.
     """
 
     status: int
     output: str
     counts: list[int] | None
+    classes: list[dict[str, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -225,12 +227,20 @@ def _qemu_arg(path: Path) -> str:
     return str(path).replace(",", ",,")
 
 
-def run(elf: Path, core: str, timeout_s: float = 30, plugin_out: Path | None = None) -> RunResult:
+def run(
+    elf: Path,
+    core: str,
+    timeout_s: float = 30,
+    plugin_out: Path | None = None,
+    classes: bool = False,
+) -> RunResult:
     """Run ``elf`` on the QEMU board for ``core`` until it exits.
 
     The semihosting console is captured through a file chardev (QEMU's own stdout and
     stderr stay separate). With ``plugin_out``, the instruction-count plugin writes its
-    segment counts there and they are returned in ``RunResult.counts``.
+    segment counts there and they are returned in ``RunResult.counts``; with ``classes``
+    too, their counts per instruction class (in ``plugin_out`` + ".classes") in
+    ``RunResult.classes``.
 
     Raises FirmwareTimeout if the run takes longer than ``timeout_s``, FirmwareFault
     on a fault or CPU lockup, FirmwareError if QEMU itself fails.
@@ -253,7 +263,11 @@ def run(elf: Path, core: str, timeout_s: float = 30, plugin_out: Path | None = N
         ]
         if plugin_out is not None:
             plugin_out.unlink(missing_ok=True)
-            cmd += ["-plugin", f"{_qemu_arg(icount_plugin())},out={_qemu_arg(plugin_out)}"]
+            plugin = f"{_qemu_arg(icount_plugin())},out={_qemu_arg(plugin_out)}"
+            if classes:
+                _classes_path(plugin_out).unlink(missing_ok=True)
+                plugin += f",classes={_qemu_arg(_classes_path(plugin_out))}"
+            cmd += ["-plugin", plugin]
         try:
             proc = subprocess.run(
                 cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s
@@ -285,7 +299,21 @@ def run(elf: Path, core: str, timeout_s: float = 30, plugin_out: Path | None = N
         if not plugin_out.exists():
             raise FirmwareError(f"{core}: the icount plugin wrote no {plugin_out}")
         counts = [int(line) for line in plugin_out.read_text().split()]
-    return RunResult(proc.returncode, output, counts)
+    per_class = _read_classes(_classes_path(plugin_out)) if plugin_out and classes else None
+    return RunResult(proc.returncode, output, counts, per_class)
+
+
+def _classes_path(plugin_out: Path) -> Path:
+    return plugin_out.with_name(plugin_out.name + ".classes")
+
+
+def _read_classes(path: Path) -> list[dict[str, int]]:
+    """The plugin's classes file: a "# names" line, then one line of counts per segment."""
+    if not path.exists():
+        raise FirmwareError(f"the icount plugin wrote no {path}")
+    header, *rows = path.read_text().splitlines()
+    names = header.lstrip("#").split()
+    return [dict(zip(names, map(int, row.split()), strict=True)) for row in rows]
 
 
 def size(elf: Path) -> dict[str, int]:

@@ -35,13 +35,17 @@ def build(
     opt: str = "-O2",
     extra_flags: list[str] | tuple[str, ...] = (),
     exe: str | Path | None = None,
+    streaming: bool = False,
 ) -> Path:
-    """Compile `<out_dir>/<name>.c` with the host driver into an executable."""
+    """Compile `<out_dir>/<name>.c` with the host driver into an executable (with
+    `streaming`, the driver of the streaming API, `run_stream`)."""
     out_dir = Path(out_dir)
     if shutil.which(cc) is None:
         raise TinyBNNError(f"C compiler {cc!r} not found")
-    exe = Path(exe) if exe else out_dir / f"{name}_host_{Path(cc).name}"
+    kind = "stream" if streaming else "host"
+    exe = Path(exe) if exe else out_dir / f"{name}_{kind}_{Path(cc).name}"
     up = name.upper()
+    macros = ("STATE_BYTES",) if streaming else ("ARENA_BYTES",)
     cmd = [
         cc,
         *STRICT_FLAGS,
@@ -49,11 +53,11 @@ def build(
         *extra_flags,
         f"-I{out_dir}",
         f"-DTB_NAME={name}",
-        *(f"-DTB_{k}={up}_{k}" for k in ("ARENA_BYTES", "IN_LENGTH", "IN_CHANNELS", "NUM_CLASSES")),
+        *(f"-DTB_{k}={up}_{k}" for k in (*macros, "IN_LENGTH", "IN_CHANNELS", "NUM_CLASSES")),
         "-include",
         str(out_dir / f"{name}.h"),
         str(out_dir / f"{name}.c"),
-        str(template_dir() / "host_driver.c"),
+        str(template_dir() / ("host_stream_driver.c" if streaming else "host_driver.c")),
         "-o",
         str(exe),
     ]
@@ -77,3 +81,20 @@ def run(exe: str | Path, x: np.ndarray, num_classes: int) -> tuple[np.ndarray, n
         )
     out = np.frombuffer(proc.stdout, dtype="<i4").reshape(len(x), num_classes + 1)
     return out[:, :num_classes].astype(np.int64), out[:, num_classes].astype(np.int64)
+
+
+def run_stream(
+    exe: str | Path, x: np.ndarray, num_classes: int, chunks: tuple[int, ...] = (1,)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Push samples x int16 [n][C] through a streaming build (`build(streaming=True)`) in
+    chunks of `chunks[0]`, `chunks[1]`, ... samples (cycled). For each push that decided:
+    the samples pushed so far and the decisions it made [P], and the latest scores [P, K]."""
+    data = np.ascontiguousarray(np.asarray(x, dtype=np.int16)).astype("<i2").tobytes()
+    args = [str(exe), *(str(c) for c in chunks)]
+    proc = subprocess.run(args, input=data, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        raise TinyBNNError(
+            f"{exe} exited with {proc.returncode}: {proc.stderr.decode(errors='replace').strip()}"
+        )
+    out = np.frombuffer(proc.stdout, dtype="<i4").reshape(-1, num_classes + 3).astype(np.int64)
+    return out[:, 0], out[:, 1], out[:, 2 : 2 + num_classes]

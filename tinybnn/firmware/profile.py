@@ -21,8 +21,12 @@ at each stage's start) and measures one inference:
   (the last one includes the argmax and the return), and their total. They depend a little
   on the data (clamping and sign branches); the window is seeded, so runs repeat exactly.
 
-Non-goals: cycle counts (QEMU models no pipeline, cache or flash wait states, so instruction
-counts are a proxy, not time), real boards, and profiling firmware other than the driver.
+The same run counts the inference's instructions per class (`ProfileReport.classes`), from
+which `tinybnn.firmware.cycles` estimates cycles with the core's published timings.
+
+Non-goals: measured cycles (QEMU models no pipeline, cache or flash wait states, so
+instruction counts are a proxy, and cycles an estimate), real boards, and profiling
+firmware other than the driver.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from ..compiler.targets import core as check_core
 from ..errors import TinyBNNError, one_line
 from ..nn import Sequential
 from ..table import format_table
+from . import cycles
 from . import harness as firmware
 
 DRIVER = "model_main.c"
@@ -197,12 +202,20 @@ def _build_driver(
 
 
 def _run_driver(
-    elf: Path, name: str, core: str, opt: str, timeout_s: float, plugin_out: Path | None = None
+    elf: Path,
+    name: str,
+    core: str,
+    opt: str,
+    timeout_s: float,
+    plugin_out: Path | None = None,
+    classes: bool = False,
 ) -> firmware.RunResult:
     """Run the driver; anything but a clean exit 0 is a FirmwareCheckFailed naming model and core."""
     where = f"model {name} on {core} ({opt})"
     try:
-        result = firmware.run(elf, core, timeout_s=timeout_s, plugin_out=plugin_out)
+        result = firmware.run(
+            elf, core, timeout_s=timeout_s, plugin_out=plugin_out, classes=classes
+        )
     except firmware.ToolchainMissing as e:
         raise TinyBNNError(str(e)) from None
     except firmware.FirmwareTimeout as e:
@@ -292,6 +305,7 @@ class ProfileReport:
     bss_bytes: int
     arena_bytes: int
     stack_bytes: int  # the call's peak stack use, below the caller's frame
+    classes: dict[str, int] | None = None  # the inference's instruction classes (cycles.py)
 
     @property
     def flash_bytes(self) -> int:
@@ -412,7 +426,13 @@ def default_window(program: Program, seed: int = 0) -> np.ndarray:
 
 
 def _measure(
-    cm: CModel, elf: Path, output: str, counts: list[int], core: str, opt: str
+    cm: CModel,
+    elf: Path,
+    output: str,
+    counts: list[int],
+    core: str,
+    opt: str,
+    classes: list[dict[str, int]] | None = None,
 ) -> ProfileReport:
     """A checked report from the plain build's ELF and console output and the marked
     build's instruction counts."""
@@ -504,6 +524,7 @@ def _measure(
         bss_bytes=total("bss"),
         arena_bytes=cm.arena_bytes,
         stack_bytes=int(stack.group(1)),
+        classes=cycles.add(classes[: n + 1]) if classes else None,
     )
 
 
@@ -553,5 +574,5 @@ def profile(
         plain = _build_driver(c_dir, name, core, build / "plain", x, scores, opt, False)
         output = _run_driver(plain, name, core, opt, timeout_s).output
         marked = _build_driver(c_dir, name, core, build / "marked", x, scores, opt, True)
-        counts = _run_driver(marked, name, core, opt, timeout_s, build / "counts.txt").counts
-        return _measure(result.cmodel, plain, output, counts or [], core, opt)
+        run = _run_driver(marked, name, core, opt, timeout_s, build / "counts.txt", classes=True)
+        return _measure(result.cmodel, plain, output, run.counts or [], core, opt, run.classes)

@@ -262,6 +262,11 @@ class BinConvSum(BinConvWindow):
 
     bound: int = 0  # |sum| <= bound, exact
 
+    stream_role = None  # its sums are not streamed
+
+    def stream_refusal(self) -> str | None:
+        return "a shortcut's integer sums do not stream (train without --shortcuts)"
+
     def arrays(self):
         return {"w": pack_bits(self.weight)}
 

@@ -4,7 +4,7 @@ threshold). The C side is `tb_conv1d_walk` in tinybnn_kernels.h."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -30,6 +30,36 @@ class ConvStage(Stage):
     def span(self) -> int:
         """Input steps one pooled output reads."""
         return (self.pool_k - 1) * self.stride + self.kernel_size
+
+    # Streaming: a column stage. It keeps the last `span` input columns and gives one output
+    # column every `stride * pool_s` inputs: its windowed self on exactly those columns.
+    stream_role = "column"
+
+    def stream_refusal(self) -> str | None:
+        if self.pad:
+            return (
+                f"pads {self.pad} steps at each end of its window, which a stream has not "
+                "(train it with padding='valid': tinybnn train --streaming)"
+            )
+        return None
+
+    @property
+    def stream_history(self) -> int:
+        return self.span
+
+    @property
+    def stream_every(self) -> int:
+        return self.stride * self.pool_s
+
+    def receptive(self) -> ConvStage:
+        """This stage on `span` input columns: one output column (a streaming step)."""
+        return replace(
+            self, in_shape=(self.in_shape[0], self.span), out_shape=(self.out_shape[0], 1)
+        )
+
+    def stream_column(self, history: np.ndarray) -> np.ndarray:
+        """Reference of a streaming step: the last `span` input columns -> one output column."""
+        return self.receptive().run(history)[0]
 
     def conv_fields(self) -> dict:
         """The descriptor fields of the window walk: shapes, stride, padding, pooling."""

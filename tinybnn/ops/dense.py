@@ -241,6 +241,9 @@ class BinDense(Stage):
 
     kernel = "bdense"
     ctype = "tb_bdense_t"
+    # Streaming: runs once per decision, on the window's global pooling (a dense layer that
+    # reads a flattened window is refused by `streaming.plan`: it has no pooling before it).
+    stream_role = "decision"
 
     weight: np.ndarray = field(default=None)  # uint32 [O][in_words], in the buffer's layout
     in_features: int = 0
@@ -273,6 +276,7 @@ class Classifier(Stage):
 
     kernel = "classifier"
     ctype = "tb_classifier_t"
+    stream_role = "decision"  # as BinDense
 
     binary_weights: bool = True
     binary_input: bool = True

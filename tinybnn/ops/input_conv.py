@@ -3,9 +3,10 @@
 One home for the op: the training layer `InputConv1d`, its lowering to the `InputConv`
 stage (with an optional max-pool on the accumulator and the following batchnorm_sign), the
 numpy reference, and the C kernels `tb_iconv1d_*_s16`: the reference loop and the fast
-variants `sst` (subset-sum tables, binary weights), `xn` (x' cached once per step), `xs`
-(int8 weights folded with the input multipliers into int16 pairs, SMLAD) and `xq` (int8
-weights in blocks of four).
+variants `sst` (subset-sum tables, binary weights), `xn` (x' cached once per step), `xm`
+(int8 weights as words, four sums in registers: cores without SMLAD), `xs` (int8 weights
+folded with the input multipliers into int16 pairs, SMLAD) and `xq` (int8 weights in blocks
+of four).
 """
 
 from __future__ import annotations
@@ -322,14 +323,14 @@ class InputConv(ConvStage):
         """int8 weights times the input multipliers, w' = w * mult_c, int64 [O][k][C]."""
         return self.weight.astype(np.int64) * self.multiplier.astype(np.int64)
 
-    def pairs_fit(self) -> bool:
-        """`xs` needs every folded weight in int16 and acc - th in int32."""
+    def signed_sums_fit(self) -> bool:
+        """`xs` and `xm` take the sign of acc - th modulo 2^32: |acc - th| must be < 2^31."""
         th = int(np.abs(self.threshold.th.astype(np.int64)).max())
-        return (
-            not self.binary
-            and int(np.abs(self.folded_weights()).max()) <= 2**15 - 1
-            and self.acc_bound + th < 2**31
-        )
+        return not self.binary and self.acc_bound + th < 2**31
+
+    def pairs_fit(self) -> bool:
+        """`xs` needs every folded weight in int16 as well."""
+        return self.signed_sums_fit() and int(np.abs(self.folded_weights()).max()) <= 2**15 - 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -435,6 +436,27 @@ def _xs_fields(cs, st: InputConv) -> int:
     return 4 * st.ring * (c + c % 2)  # the ring of samples, each step twice
 
 
+def _xm_fields(cs, st: InputConv) -> int:
+    """s * w as words in blocks of 4 output channels, over the window's k * c_in values of
+    x', and where each sum starts, -s * th, s = -1 where the output is -1 above th (see
+    tb_iconv1d_xm_s16)."""
+    _base_fields(cs, st, weights=False, threshold=False)
+    o, k, c = st.weight.shape
+    cs.fields["ring"] = st.ring
+    t = st.threshold
+    s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
+    blocks = (o + 3) // 4
+    w = np.zeros((blocks * 4, k * c), np.int64)
+    w[:o] = st.weight.reshape(o, k * c).astype(np.int64) * s[:, None]
+    wm = (w.reshape(blocks, 4, k * c).transpose(0, 2, 1) % 2**32).astype(np.uint32)
+    bias = np.zeros(blocks * 4, np.int64)
+    bias[:o] = -s * t.th.astype(np.int64) % 2**32
+    cs.fields["wm"] = cs.array("wm", wm, f"[{blocks}][{k * c}][4]: s * w as words")
+    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * th")
+    cs.fields["th"] = cs.threshold(t, with_values=False)
+    return 4 * 2 * st.ring * c  # the ring of x', as xn
+
+
 def _sst_serves(st: InputConv, core, optimize: str) -> bool:
     return (
         st.binary
@@ -447,6 +469,14 @@ InputConv.variants = (
     # subset-sum tables: one lookup per tap for all channels
     Variant("sst", "tb_iconv1d_sst_s16", _sst_fields, _sst_serves),
     Variant("xn", "tb_iconv1d_xn_s16", _xn_fields, lambda st, core, o: st.binary),
+    # int8 without SMLAD: words of s * w, four sums in registers, one multiply per MAC; its
+    # weights take 4 bytes each, so --optimize size (and a tight flash budget) keeps xs
+    Variant(
+        "xm",
+        "tb_iconv1d_xm_s16",
+        _xm_fields,
+        lambda st, core, o: o == "speed" and not core.smlad and st.signed_sums_fit(),
+    ),
     # int8: weights folded with the multipliers, channel pairs (SMLAD) where they fit int16
     Variant("xs", "tb_iconv1d_xs_s16", _xs_fields, lambda st, core, o: st.pairs_fit()),
     Variant("xq", "tb_iconv1d_xq_s16", _xq_fields, lambda st, core, o: not st.binary),

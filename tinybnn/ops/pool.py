@@ -8,7 +8,8 @@ One home for both ops: the training layers, their lowering to the `MaxPoolBits` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -151,6 +152,33 @@ class MaxPoolBits(Stage):
     def t_out(self) -> int:
         return self.out_shape[1] if len(self.out_shape) == 2 else 1
 
+    # Streaming: a window pooling is a column stage (the last k columns -> one, every
+    # `stride` inputs); global max pooling reduces the last W columns (`WindowAnd`).
+    @property
+    def stream_role(self) -> str:
+        return "column" if len(self.out_shape) == 2 else "window"
+
+    @property
+    def stream_history(self) -> int:
+        return self.kernel_size
+
+    @property
+    def stream_every(self) -> int:
+        return self.stride
+
+    def receptive(self) -> MaxPoolBits:
+        return replace(
+            self,
+            in_shape=(self.in_shape[0], self.kernel_size),
+            out_shape=(self.in_shape[0], 1),
+        )
+
+    def stream_column(self, history: np.ndarray) -> np.ndarray:
+        return self.receptive().run(history)[0]
+
+    def stream_start(self) -> WindowAnd:
+        return WindowAnd(self)
+
     def run(self, x: np.ndarray) -> np.ndarray:
         """x: packed [T][CW] -> AND over windows (+1 wins) -> [T_out][CW] (flat if global)."""
         k, s = self.kernel_size, self.stride
@@ -165,6 +193,20 @@ class MaxPoolBits(Stage):
             f"L{index} maxpool1d on bits: {t}x{c}b -> {self.t_out}x{c}b, "
             f"k={self.kernel_size} s={self.stride}"
         )
+
+
+class WindowAnd:
+    """Reference of streamed global max pooling: the last W columns, ANDed when read."""
+
+    def __init__(self, stage: MaxPoolBits):
+        self.stage = stage
+        self.ring: deque = deque(maxlen=stage.in_shape[1])
+
+    def push(self, column: np.ndarray) -> None:
+        self.ring.append(column)
+
+    def read(self) -> np.ndarray:
+        return self.stage.run(np.stack(self.ring))
 
 
 def _maxpool_fields(cs, st: MaxPoolBits) -> int:
@@ -191,6 +233,36 @@ class GlobalSum(Stage):
     def comment(self, index: int) -> str:
         c, t = self.in_shape
         return f"L{index} global sum pooling: {t}x{c}b -> {c} int32 counts"
+
+    # Streaming: a running sum over the last W columns (`RunningSum`).
+    stream_role = "window"
+
+    def stream_start(self) -> RunningSum:
+        return RunningSum(self)
+
+
+class RunningSum:
+    """Reference of streamed global sum pooling: the set bits of each channel over the last W
+    columns, counted as they come and go (the new column added, the one leaving subtracted);
+    read as counts W - 2 * ones, the windowed `GlobalSum.run` of those W columns."""
+
+    def __init__(self, stage: GlobalSum):
+        self.c, self.w = stage.in_shape
+        self.ring: deque = deque()
+        self.ones = np.zeros(self.c, np.int64)
+
+    def push(self, column: np.ndarray) -> None:
+        if len(self.ring) == self.w:
+            self.ones -= self.bits(self.ring.popleft())
+        self.ring.append(column)
+        self.ones += self.bits(column)
+
+    def bits(self, column: np.ndarray) -> np.ndarray:
+        """1 where the channel's bit is set (-1), int64 [C]."""
+        return (1 - unpack_bits(column, self.c).astype(np.int64)) // 2
+
+    def read(self) -> np.ndarray:
+        return self.w - 2 * self.ones
 
 
 def _global_sum_fields(cs, st: GlobalSum) -> int:

@@ -161,6 +161,11 @@ class Residual(BinConvWindow):
     in_threshold: Threshold = field(default=None)
     bound: int = 0  # |output sums| <= bound (before the sign, when there is one)
 
+    stream_role = None  # its sums are not streamed
+
+    def stream_refusal(self) -> str | None:
+        return "a shortcut's integer sums do not stream (train without --shortcuts)"
+
     @property
     def in_kind(self) -> str:
         return "sum"

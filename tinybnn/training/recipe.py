@@ -127,6 +127,7 @@ ARCHITECTURE_KEYS = (
     "learnable_threshold",
     "rprelu",
     "scaling",
+    "padding",
     "shortcuts",
 )
 

@@ -9,20 +9,36 @@
 void detector_init(detector_t *d)
 {
     memset(d, 0, sizeof *d);
+#ifndef DET_WINDOWED
+    gesture_stream_reset(d->state);
+#endif
     d->run_class = DET_NONE;
     d->armed = 1;
 }
 
-int detector_push(detector_t *d, const int16_t *sample, detector_event_fn on_event, void *ctx)
+/* The class of the window ending at this sample, when a decision falls here; else -1. */
+static int detector_decision(detector_t *d, const int16_t *sample)
 {
+    d->samples++;
+#ifdef DET_WINDOWED
     /* Slide the window by one sample: the memmove costs far less than an inference. */
     memmove(d->window, d->window + DET_CHANNELS, sizeof d->window - DET_CHANNELS * sizeof d->window[0]);
     memcpy(d->window + (DET_LENGTH - 1) * DET_CHANNELS, sample, DET_CHANNELS * sizeof d->window[0]);
-    d->samples++;
     if (d->samples < DET_LENGTH || (d->samples - DET_LENGTH) % DET_HOP != 0)
         return -1;
+    return gesture_classify(d->window, d->scores, d->arena);
+#else
+    if (!gesture_stream_push(d->state, sample, 1, d->scores))
+        return -1;
+    return gesture_stream_class(d->scores);
+#endif
+}
 
-    int cls = gesture_classify(d->window, d->scores, d->arena);
+int detector_push(detector_t *d, const int16_t *sample, detector_event_fn on_event, void *ctx)
+{
+    int cls = detector_decision(d, sample);
+    if (cls < 0)
+        return -1;
     if (cls == d->run_class) {
         d->run_length++;
     } else {

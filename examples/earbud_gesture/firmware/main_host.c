@@ -16,12 +16,12 @@ int main(void)
 {
     static detector_t detector;
     int16_t sample[GESTURE_IN_CHANNELS];
-    unsigned long n = 0, windows = 0;
+    unsigned long n = 0, decisions = 0;
     detector_init(&detector);
     while (fread(sample, sizeof sample[0], GESTURE_IN_CHANNELS, stdin) == GESTURE_IN_CHANNELS) {
-        windows += detector_push(&detector, sample, on_event, 0) >= 0;
+        decisions += detector_push(&detector, sample, on_event, 0) >= 0;
         n++;
     }
-    printf("DONE %lu samples, %lu windows\n", n, windows);
+    printf("DONE %lu samples, %lu decisions\n", n, decisions);
     return 0;
 }

@@ -1,0 +1,235 @@
+"""A tinybnn model as a QONNX graph: the integer program, stage by stage, in ONNX and QONNX
+operators whose arithmetic is exact, so that the `qonnx` executor gives the integer
+reference's scores exactly (tested, with `qonnx.core.onnx_exec.execute_onnx`).
+
+What each stage becomes (input [1, C, T] int16 samples as float32, scores [1, K] float32):
+
+- the first layer: Cast to double, Clip to the input range, Sub the offsets, Mul the
+  multipliers; the convolution in float32 `Conv` when every partial sum stays below 2^24,
+  else as windows (`Gather`) times the weights (`MatMul`) in double; the max-pool on the
+  accumulator (`MaxPool`); the threshold: `Mul` by the direction (-1 where the output is +1
+  below the threshold), then `MultiThreshold` (one threshold per channel, bipolar output);
+- binary convolutions: `Pad` with the pad value (+1 or -1), `Conv` with `BipolarQuant`
+  weights (sums of +-1 are exact in float32), then pool and threshold as above;
+- max-pool of bits: `MaxPool`; global max: `ReduceMax`; global sum: `ReduceSum` (counts);
+  flatten: `Flatten` (PyTorch's order, c * T + t, as tinybnn's dense weights);
+- binary dense: `MatMul` with `BipolarQuant` weights, then the threshold;
+- the classifier: `MatMul` (binary or int8 weights) and `Add` of the integer bias.
+
+Every weight and threshold comes from the lowered program (`tinybnn.compiler.lowering`),
+the specification, or from the layer it was lowered from where the program holds it packed.
+
+Non-goals: a streamlined FINN dataflow graph (FINN's own transformations do that); float
+scales (the graph computes the integer scores, not logits).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..compiler.lowering import lower
+from ..errors import ModelError
+from ..modelfile import atomic_write
+from ..nn import Sequential
+from ..ops.base import binarize_weight
+from ..ops.binary_conv import BinConv
+from ..ops.dense import BinDense, Classifier
+from ..ops.input_conv import InputConv
+from ..ops.pool import GlobalSum, MaxPoolBits
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+FLOAT32_EXACT = 2**24  # integers below this are exact in float32
+OPSET = 18  # ReduceMax takes its axes as an input from 18 on
+
+
+class _Graph:
+    """Nodes and constants being built; `x` is the name of the data tensor."""
+
+    def __init__(self):
+        from onnx import helper
+
+        self.helper = helper
+        self.nodes = []
+        self.inits = []
+        self.n = 0
+        self.x = "samples"
+        self._rank = 3  # of the data tensor: [1, C, T], or [1, F] once flat
+
+    def name(self, stem: str) -> str:
+        self.n += 1
+        return f"{stem}_{self.n}"
+
+    def const(self, stem: str, value: np.ndarray, dtype=np.float32) -> str:
+        from onnx import numpy_helper
+
+        name = self.name(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, domain: str = "", **attrs) -> str:
+        out = self.name(op_type.lower())
+        self.nodes.append(
+            self.helper.make_node(
+                op_type, [self.x, *inputs], [out], name=out, domain=domain, **attrs
+            )
+        )
+        self.x = out
+        return out
+
+    def bipolar(self, stem: str, w: np.ndarray) -> str:
+        """+-1 weights through a BipolarQuant (scale 1), as Brevitas exports binary weights."""
+        out = self.name(stem + "_bipolar")
+        self.nodes.append(
+            self.helper.make_node(
+                "BipolarQuant",
+                [self.const(stem, w), self.const("scale", np.ones(()))],
+                [out],
+                name=out,
+                domain=QONNX_DOMAIN,
+            )
+        )
+        return out
+
+    def threshold(self, threshold, double: bool) -> None:
+        """+1 where (neg ? acc <= th : acc >= th), else -1; then float32."""
+        dtype = np.float64 if double else np.float32
+        d = np.where(threshold.neg, -1.0, 1.0)
+        shape = (1, -1, 1) if self._rank == 3 else (1, -1)
+        self.op("Mul", self.const("direction", d.reshape(shape), dtype))
+        th = (d * threshold.th.astype(np.float64))[:, None]
+        self.op(
+            "MultiThreshold",
+            self.const("thresholds", th, dtype),
+            domain=QONNX_DOMAIN,
+            out_dtype="BIPOLAR",
+            out_scale=2.0,
+            out_bias=-1.0,
+            data_layout="NCW" if self._rank == 3 else "NC",
+        )
+        if double:
+            self.op("Cast", to=1)  # FLOAT
+
+    def pool(self, k: int, s: int) -> None:
+        if k > 1:
+            self.op("MaxPool", kernel_shape=[k], strides=[s])
+
+
+def _first_layer(g: _Graph, st: InputConv) -> None:
+    c, t = st.in_shape
+    w = st.weight.transpose(0, 2, 1).astype(np.float64)  # [O][k][C] -> [O][C][k]
+    xmax = int(
+        np.max(np.maximum(np.abs(st.lo - st.offset), np.abs(st.hi - st.offset)) * st.multiplier)
+    )
+    double = st.acc_bound >= FLOAT32_EXACT or xmax >= FLOAT32_EXACT
+    dtype = np.float64
+    g.op("Cast", to=11)  # DOUBLE
+    g.op("Clip", g.const("lo", st.lo, dtype), g.const("hi", st.hi, dtype))
+    g.op("Sub", g.const("offset", st.offset.reshape(1, -1, 1), dtype))
+    g.op("Mul", g.const("multiplier", st.multiplier.reshape(1, -1, 1), dtype))
+    if st.pad:
+        g.op("Pad", g.const("pads", [0, 0, st.pad, 0, 0, st.pad], np.int64), mode="constant")
+    if double:  # windows [1, C, T', k] -> [1, T', C, k] -> [1, T', C * k] @ [C * k, O]
+        t_out = st.conv_length()
+        idx = np.arange(t_out)[:, None] * st.stride + np.arange(st.kernel_size)[None]
+        g.op("Gather", g.const("windows", idx, np.int64), axis=2)
+        g.op("Transpose", perm=[0, 2, 1, 3])
+        g.op("Reshape", g.const("shape", [1, t_out, c * st.kernel_size], np.int64))
+        g.op("MatMul", g.const("weights", w.reshape(len(w), -1).T, dtype))
+        g.op("Transpose", perm=[0, 2, 1])
+    else:
+        g.op("Cast", to=1)
+        weight = g.bipolar("weights", w) if st.binary else g.const("weights", w)
+        g.op("Conv", weight, kernel_shape=[st.kernel_size], strides=[st.stride])
+    g.pool(st.pool_k, st.pool_s)
+    g.threshold(st.threshold, double)
+
+
+def _binary_conv(g: _Graph, st: BinConv) -> None:
+    if st.pad:
+        pads = g.const("pads", [0, 0, st.pad, 0, 0, st.pad], np.int64)
+        g.op("Pad", pads, g.const("pad_value", st.pad_value), mode="constant")
+    w = st.weight.transpose(0, 2, 1)  # [O][k][C] -> [O][C][k]
+    g.op("Conv", g.bipolar("weights", w), kernel_shape=[st.kernel_size], strides=[st.stride])
+    g.pool(st.pool_k, st.pool_s)
+    g.threshold(st.threshold, False)
+
+
+def _flat(g: _Graph) -> None:
+    if g._rank == 3:
+        g.op("Flatten", axis=1)
+        g._rank = 2
+
+
+def export(model: Sequential, path: str | os.PathLike) -> None:
+    """Write `model` as a QONNX graph to `path` (atomically); a `ModelError` for a model
+    whose integers float32 or the executor could not hold exactly."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    program = lower(model)
+    g = _Graph()
+    for st in program.stages:
+        if isinstance(st, InputConv):
+            _first_layer(g, st)
+        elif isinstance(st, BinConv):
+            _binary_conv(g, st)
+        elif isinstance(st, MaxPoolBits):
+            if len(st.out_shape) == 1:
+                g.op("ReduceMax", g.const("axes", [2], np.int64), keepdims=0)
+                g._rank = 2
+            else:
+                g.op("MaxPool", kernel_shape=[st.kernel_size], strides=[st.stride])
+        elif isinstance(st, GlobalSum):
+            g.op("ReduceSum", g.const("axes", [2], np.int64), keepdims=0)
+            g._rank = 2
+        elif isinstance(st, BinDense):
+            _flat(g)
+            layer = model.layers[st.layers[0]]
+            with torch.no_grad():
+                w = binarize_weight(layer.weight).double().numpy()
+            g.op("MatMul", g.bipolar("weights", w.T))
+            g.threshold(st.threshold, False)
+        elif isinstance(st, Classifier):
+            _flat(g)
+            layer = model.layers[st.layers[0]]
+            with torch.no_grad():
+                w = (
+                    (binarize_weight(layer.weight) if st.binary_weights else layer.integer_weight())
+                    .double()
+                    .numpy()
+                )
+            # |bit| = 1; |count| <= the length summed by the global pool before
+            in_max = 1 if st.binary_input else model.values[st.layers[0] - 2].shape[1]
+            bound = int(np.abs(w).sum(1).max()) * int(in_max) + int(np.abs(st.bias).max())
+            if bound >= FLOAT32_EXACT:
+                raise ModelError(
+                    f"layer {st.layers[0]}: class scores up to {bound} are not exact in float32"
+                )
+            weights = g.bipolar("weights", w.T) if st.binary_weights else g.const("weights", w.T)
+            g.op("MatMul", weights)
+            g.op("Add", g.const("bias", st.bias.astype(np.float64)))
+        else:
+            raise ModelError(f"stage {type(st).__name__} has no QONNX form")
+    c, t = model.input_shape
+    graph = helper.make_graph(
+        g.nodes,
+        "tinybnn",
+        [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [1, c, t])],
+        [helper.make_tensor_value_info(g.x, TensorProto.FLOAT, [1, model.num_classes])],
+        g.inits,
+    )
+    onnx_model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(QONNX_DOMAIN, 1)],
+        producer_name="tinybnn",
+        producer_version=__version__,
+        doc_string="input: int16 samples [1, C, T] as float; output: tinybnn's integer scores; "
+        "classes: " + ", ".join(model.class_names),
+    )
+    onnx.checker.check_model(onnx_model)
+    atomic_write(Path(path), lambda f: f.write(onnx_model.SerializeToString()))
