@@ -7,6 +7,7 @@ demo's architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -132,8 +133,8 @@ def test_earbud_demo_model(tmp_path: Path) -> None:
     sys.path.insert(0, str(DEMO))
     import demo
 
-    cfg = demo.Config(users=(3, 1, 1), per_class=2, epochs=1, widths=demo.FULL.widths,
-                      stream_s=1.0)  # fmt: skip
+    cfg = dataclasses.replace(demo.QUICK, users=(3, 1, 1), per_class=2, epochs=1,
+                              widths=demo.FULL.widths, stream_s=1.0)  # fmt: skip
     paths = demo.make_data(cfg, tmp_path)
     out = tmp_path / "model.pt"
     tinybnn.train(paths["train"], out=out, epochs=1, widths=cfg.widths, first_weights="int8",

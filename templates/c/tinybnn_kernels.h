@@ -1166,10 +1166,12 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
 /* Four sums a_j += w[j] * v of one window over n samples, modulo 2^32: xw: [n] words of x',
  * w4: [n][4] words. On ARMv6-M (no multiply-accumulate) one LDM loads the four weights of a
  * sample into r0-r3 and the sums live in four high registers (ADD reaches them), so each
- * product costs a MULS and an ADD and the weights a quarter of a load; elsewhere plain C. */
+ * product costs a MULS and an ADD and the weights a quarter of a load; elsewhere (and at
+ * -Os, where GCC has no high registers for inline asm) plain C, the same sums. */
 TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, uint32_t *a)
 {
-#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__OPTIMIZE_SIZE__) /* at -Os GCC gives inline asm no high registers */
     uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
     TB_UNROLL_ALL
     for (int i = 0; i < n; i++) {
