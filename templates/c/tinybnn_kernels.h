@@ -194,6 +194,43 @@ static inline void tb_bconv1d_b32(const tb_bconv1d_t *L, const uint32_t *x, uint
     tb_conv1d_walk(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
 }
 
+/* int8 convolution of binary activations: +-1 inputs (a declared pad value), int8 weights,
+ * [max-pool], sign. The accumulator is an integer sum, |acc| <= 127 * kernel_size * c_in. */
+typedef struct {
+    int c_in, t_in, c_out, t_out;  /* t_out after pooling */
+    int kernel_size, stride, pad;
+    int pool_k, pool_s;
+    const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
+    const int8_t *w;               /* [c_out][kernel_size][c_in] int8 codes in [-127, 127] */
+    tb_threshold_t th;
+} tb_i8conv1d_t;
+
+/* sum of w * x of output channel o at conv position t. */
+static inline int32_t tb_i8conv1d_acc(const tb_i8conv1d_t *L, const uint32_t *x, int o, int t)
+{
+    int cw = TB_WORDS(L->c_in);
+    int32_t acc = 0;
+    for (int k = 0; k < L->kernel_size; k++) {
+        int ti = t * L->stride + k - L->pad;
+        const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+        const int8_t *w = L->w + (o * L->kernel_size + k) * L->c_in;
+        for (int c = 0; c < L->c_in; c++)
+            acc += tb_bit(row, c) ? -(int32_t)w[c] : (int32_t)w[c];
+    }
+    return acc;
+}
+
+static inline int32_t tb_i8conv1d_acc_any(const void *L, const void *x, int o, int t)
+{
+    return tb_i8conv1d_acc((const tb_i8conv1d_t *)L, (const uint32_t *)x, o, t);
+}
+
+/* in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. */
+static inline void tb_i8conv1d_b32(const tb_i8conv1d_t *L, const uint32_t *x, uint32_t *y)
+{
+    tb_conv1d_walk(L, x, tb_i8conv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
+}
+
 /* Binary dense layer and sign over a packed vector. */
 typedef struct {
     int in_words, in_features, c_out;

@@ -8,7 +8,7 @@ The kernels themselves are in `templates/c/tinybnn_kernels.h`. docs/contributing
 how to add one.
 """
 
-from . import batchnorm_sign, binary_conv, dense, flatten, input_conv, pool  # noqa: F401
+from . import batchnorm_sign, binary_conv, dense, flatten, input_conv, int8_conv, pool  # noqa: F401
 from .base import LAYERS, Layer, Value
 
 __all__ = ["LAYERS", "Layer", "Value"]
