@@ -48,6 +48,18 @@ def tinybnn() -> None:
     """Train binarized neural networks on 1-D sensor signals and compile them to C."""
 
 
+def _precision(ctx, param, text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        bits = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        bits = ()
+    if not bits or any(b not in (1, 8) for b in bits):
+        raise click.BadParameter(f"expected bits of 1 or 8 per layer like 8,1,1,8, not {text!r}")
+    return bits
+
+
 def _widths(ctx, param, text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -131,6 +143,12 @@ def kernel_options(command):
     help="Override: first layer's weights.",
 )
 @click.option("--head", type=click.Choice(["int8", "binary"]), help="Override: classifier weights.")
+@click.option(
+    "--precision",
+    callback=_precision,
+    help="Override: bits per weight of each layer, 1 or 8: the first layer, each further "
+    "convolution, the classifier (e.g. 8,1,1,8; overrides --first-weights and --head).",
+)
 @click.option(
     "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."
 )

@@ -9,6 +9,7 @@ from .nn import (
     BinaryLinear,
     GlobalPool1d,
     InputConv1d,
+    Int8Conv1d,
     Int8Linear,
     MaxPool1d,
     Sequential,
@@ -31,6 +32,7 @@ def conv_classifier(
     rprelu: bool = False,
     scaling: bool = False,
     padding: str = "same",
+    precision: tuple[int, ...] | list[int] | None = None,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -40,10 +42,19 @@ def conv_classifier(
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
     padding="valid" pads no convolution, so every output reads real samples only: the model
     then streams exactly (docs/lowering.md, "Streaming"); "same" keeps the lengths.
+    precision: bits per weight of each weighted layer, 1 (binary) or 8 (int8): the first
+    layer, each further convolution, then the classifier (len(widths) + 1 values, e.g.
+    [8, 1, 1, 8]). It decides `first_weights` and `head` (overriding them); a hidden
+    convolution of 8 bits is an int8_conv1d (binary activations in and out). None: the
+    first layer's and the head's as `first_weights` and `head` say, hidden layers binary.
     A refused size or option names the layer it would have built.
     """
     if not widths:
         raise ModelError("conv_classifier needs at least one width")
+    bits = check_precision(precision, len(widths))
+    if bits is not None:
+        first_weights = "int8" if bits[0] == 8 else "binary"
+        head = "int8" if bits[-1] == 8 else "binary"
     if padding not in ("same", "valid"):
         raise ModelError(f"conv_classifier: padding must be 'same' or 'valid', not {padding!r}")
     layers = []
@@ -69,6 +80,8 @@ def conv_classifier(
                 weights=first_weights,
                 scaling=scaling,
             )
+        elif bits is not None and bits[i] == 8:
+            add(Int8Conv1d, c, w, 3, padding=padding, pad_value=1)
         else:
             add(BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling)
         if padding == "valid":
@@ -87,3 +100,21 @@ def conv_classifier(
     add(GlobalPool1d, "sum")
     add(Int8Linear if head == "int8" else BinaryLinear, c, num_classes, bias=True)
     return Sequential(*layers, input_shape=(in_channels, length), class_names=class_names)
+
+
+PRECISIONS = (1, 8)
+
+
+def check_precision(precision, layers: int) -> tuple[int, ...] | None:
+    """`precision` as a tuple of `layers` + 1 bit widths (1 or 8), or None; refused in one line."""
+    if precision is None:
+        return None
+    bits = tuple(precision)
+    if len(bits) != layers + 1 or any(
+        isinstance(b, bool) or not isinstance(b, int) or b not in PRECISIONS for b in bits
+    ):
+        raise ModelError(
+            f"conv_classifier: precision must be {layers + 1} values of 1 or 8 (the first "
+            f"layer, {layers - 1} hidden convolutions, the classifier), not {list(bits)}"
+        )
+    return bits

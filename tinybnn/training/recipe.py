@@ -128,6 +128,7 @@ ARCHITECTURE_KEYS = (
     "rprelu",
     "scaling",
     "padding",
+    "precision",
 )
 
 
