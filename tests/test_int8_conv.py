@@ -23,7 +23,7 @@ from modelcheck import (
 from test_compile import WORD_CHANNELS
 
 from tinybnn import firmware
-from tinybnn.compiler import reference
+from tinybnn.compiler import reference, targets
 from tinybnn.compiler.api import compile
 from tinybnn.compiler.lowering import lower
 from tinybnn.errors import ModelError
@@ -140,6 +140,23 @@ def test_reference_equals_torch_property(c, out, k, s, pad, pv, extra, seed):
     check_reference_against_torch(model, lower(model), random_inputs(3, 3, t, seed))
 
 
+@pytest.mark.parametrize("layers,length", CASES)
+def test_fast_variant_on_host(layers, length, tmp_path):
+    """xs (int16 pairs, SMLAD) == reference on the host target (gcc with sanitizers, clang);
+    --optimize size keeps the int8 reference loop, whose weights take half the flash."""
+    model = build(layers, length)
+    x = np.concatenate(vectors(length))
+    for optimize, want in (("speed", "xs"), ("size", "ref")):
+        out = tmp_path / optimize
+        result = compile(model, out, "m", target="host", optimize=optimize)
+        chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, Int8Conv)}
+        assert chosen == {want}
+        expected = reference.run(result.program, x)
+        for cc, flags in compilers():
+            scores, _ = host.run(host.build(out, "m", cc=cc, extra_flags=flags), x, 3)
+            assert_exact(f"{cc} {optimize} ({want}) scores", scores, expected)
+
+
 def test_model_file_round_trip(tmp_path):
     """The model file stores kind and config: the loaded model lowers to the same program."""
     layers, length = CASES[3].values
@@ -218,7 +235,7 @@ QEMU_CASES = ["c1_k3_s1_p1p_t17", "c33_k3_pool2", "bin_int8_bin", "c65_k5_s2_p2m
 @pytest.mark.parametrize("core", list(firmware.CORES))
 def test_int8_conv1d_under_qemu(core, tmp_path):
     """Four of the cases above (1, 31 -> 64, 33 and 65 channels; odd lengths), compiled for
-    `core` with its kernels, bit-exact on 8 vectors each."""
+    `core` with its kernels (xs where it has SMLAD), bit-exact on 8 vectors each."""
     from tinybnn.firmware.profile import run_on_core
 
     for case in (c for c in CASES if c.id in QEMU_CASES):
@@ -226,4 +243,6 @@ def test_int8_conv1d_under_qemu(core, tmp_path):
         model = build(layers, length)
         x = np.concatenate([signals(6, 3, length, 5), random_inputs(2, 3, length, 6)])
         result = compile(model, tmp_path / case.id, case.id, target=core)
+        chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, Int8Conv)}
+        assert chosen == {"xs" if targets.TARGETS[core].smlad else "ref"}, (case.id, chosen)
         run_on_core(result, case.id, core, x, reference.run(result.program, x))

@@ -203,6 +203,9 @@ typedef struct {
     const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
     const int8_t *w;               /* [c_out][kernel_size][c_in] int8 codes in [-127, 127] */
     tb_threshold_t th;
+    /* The xs variant only (NULL otherwise): */
+    const uint32_t *wp;            /* [ceil(c_out/4)][k * cp/2][4] int16 pairs of s * w, see xs */
+    const uint32_t *bias;          /* [ceil(c_out/4) * 4]: -s * th, where each sum starts */
 } tb_i8conv1d_t;
 
 /* sum of w * x of output channel o at conv position t. */
@@ -1045,6 +1048,63 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                         }
                     }
 #undef TB_XS_PAIR
+                    /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
+                    bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
+                            (a3 >> 31) << (b + 3);
+                }
+                pooled = (pooled & (bits | neg)) | (bits & neg);
+            }
+            y[p * ow + g] = pooled;
+        }
+    }
+}
+
+/* int8 convolution of binary activations with int16 pairs (one SMLAD per two products on
+ * cores with the DSP extension), as tb_iconv1d_xs_s16: the input is expanded once into rows
+ * of +-1 int16 pairs (the pad rows hold the pad value, the channel past an odd c_in is 0),
+ * so a window is k * cp / 2 words in one run (cp = c_in rounded up to even), and four output
+ * channels at a time share each pair. The threshold is folded in with its direction:
+ * a = s * (acc - th), s = -1 where the output is -1 above th, so the output bit is the sign
+ * of a (|acc - th| < 2^31, the compiler checks); pooling before the sign is the AND (s = 1)
+ * or OR (s = -1) of the window's bits.
+ * L->wp: [ceil(c_out/4)][k * cp/2][4] words (s*w, s*w) of the pair's two channels, zero past
+ * c_in and past c_out; L->bias: [ceil(c_out/4) * 4], -s * th, 0 past c_out.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: 4 * (t_in + 2 * pad) * cp / 2 bytes. */
+TB_SPECIALISE void tb_i8conv1d_xs_b32(const tb_i8conv1d_t *L, const uint32_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), cw = TB_WORDS(L->c_in), half = (L->c_in + 1) / 2;
+    int pairs = L->kernel_size * half;
+    uint32_t *rows = (uint32_t *)scratch;
+    for (int r = 0; r < L->t_in + 2 * L->pad; r++) {
+        int ti = r - L->pad;
+        const uint32_t *bits = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+        for (int h = 0; h < half; h++) {
+            uint32_t pair = 0;
+            for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++)
+                pair |= (tb_bit(bits, 2 * h + e) ? 0xffffu : 1u) << (16 * e); /* -1 or +1 */
+            rows[r * half + h] = pair;
+        }
+    }
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int j = 0; j < L->pool_k; j++) {
+                const uint32_t *xw = rows + (p * L->pool_s + j) * L->stride * half;
+                uint32_t bits = 0;
+                for (int b = 0; b < count; b += 4) {
+                    const uint32_t *w4 = L->wp + (32 * g + b) * pairs; /* 4 * pairs per block */
+                    const uint32_t *bias = L->bias + 32 * g + b;
+                    uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+                    TB_UNROLL_WIDE
+                    for (int i = 0; i < pairs; i++) {
+                        uint32_t v = xw[i];
+                        a0 = tb_dot2(w4[4 * i], v, a0);
+                        a1 = tb_dot2(w4[4 * i + 1], v, a1);
+                        a2 = tb_dot2(w4[4 * i + 2], v, a2);
+                        a3 = tb_dot2(w4[4 * i + 3], v, a3);
+                    }
                     /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
                     bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
                             (a3 >> 31) << (b + 3);

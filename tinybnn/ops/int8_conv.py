@@ -2,7 +2,8 @@
 
 One home for the op: the training layer `Int8Conv1d`, its lowering to the `Int8Conv` stage
 (with an optional max-pool on the accumulator and the following batchnorm_sign), the numpy
-reference, and the C kernels `tb_i8conv1d_*_b32`.
+reference, and the C kernels `tb_i8conv1d_*_b32`: the reference loop and `xs` (int16 pairs,
+SMLAD on cores with the DSP extension, optimize="speed").
 
 The two crossings are exact by construction:
 
@@ -150,6 +151,11 @@ class Int8Conv(ConvStage):
     pad_value: int = 1
     weight: np.ndarray = field(default=None)  # int8 codes [O][k][C]
 
+    @property
+    def acc_bound(self) -> int:
+        o, k, c = self.weight.shape
+        return INT8_MAX * k * c
+
     def arrays(self):
         return {"w": self.weight.astype(np.int8), **self.threshold.arrays()}
 
@@ -184,18 +190,55 @@ class Int8Conv(ConvStage):
 # The C: descriptor fields per variant (tb_i8conv1d_t).
 
 
-def _ref_fields(cs, st: Int8Conv) -> int:
+def _base_fields(cs, st: Int8Conv) -> None:
+    """The window walk and the pad value, which every variant reads."""
     c = st.in_shape[0]
-    o, k, _ = st.weight.shape
     cs.fields = dict(
         **st.conv_fields(),
         pad_word=cs.array(
             "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
         ),
-        w=cs.array("w", st.arrays()["w"], f"int8 [{o}][{k}][{c}]"),
-        th=cs.threshold(st.threshold),
     )
+
+
+def _ref_fields(cs, st: Int8Conv) -> int:
+    _base_fields(cs, st)
+    o, k, c = st.weight.shape
+    cs.fields["w"] = cs.array("w", st.arrays()["w"], f"int8 [{o}][{k}][{c}]")
+    cs.fields["th"] = cs.threshold(st.threshold)
     return 0
 
 
-Int8Conv.variants = (Variant("ref", "tb_i8conv1d_b32", _ref_fields),)
+def _xs_fields(cs, st: Int8Conv) -> int:
+    """int16 pairs (s * w, s * w) in blocks of 4 output channels over the window's k * cp / 2
+    pairs, and where each sum starts, -s * th (see tb_i8conv1d_xs_b32)."""
+    _base_fields(cs, st)
+    cs.fields["th"] = cs.threshold(st.threshold, with_values=False)
+    o, k, c = st.weight.shape
+    cp = c + c % 2
+    t = st.threshold
+    s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
+    blocks = (o + 3) // 4
+    w = np.zeros((blocks * 4, k, cp), np.int64)
+    w[:o, :, :c] = st.weight.astype(np.int64) * s[:, None, None]
+    halves = w.reshape(blocks * 4, -1, 2) & 0xFFFF
+    pairs = (halves[..., 0] | halves[..., 1] << 16).astype(np.uint32)  # [4 blocks][pairs]
+    wp = pairs.reshape(blocks, 4, -1).transpose(0, 2, 1)
+    bias = np.zeros(blocks * 4, np.int64)
+    bias[:o] = -s * t.th.astype(np.int64) % 2**32
+    cs.fields["wp"] = cs.array("wp", wp, f"[{blocks}][{wp.shape[1]}][4]: int16 pairs of s * w")
+    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * th")
+    return 4 * (st.in_shape[1] + 2 * st.pad) * (cp // 2)
+
+
+def _xs_serves(st: Int8Conv, core, optimize: str) -> bool:
+    """Cores with SMLAD, optimize="speed" (its int16 weights take twice the flash), and
+    |acc - th| < 2^31 (the sign of the folded sum)."""
+    th = int(np.abs(st.threshold.th.astype(np.int64)).max())
+    return core.smlad and optimize == "speed" and st.acc_bound + th < 2**31
+
+
+Int8Conv.variants = (
+    Variant("xs", "tb_i8conv1d_xs_b32", _xs_fields, _xs_serves),
+    Variant("ref", "tb_i8conv1d_b32", _ref_fields),
+)
