@@ -6,6 +6,8 @@ refusals, streaming, and the same vectors under QEMU on every core."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -140,13 +142,17 @@ def test_reference_equals_torch_property(c, out, k, s, pad, pv, extra, seed):
     check_reference_against_torch(model, lower(model), random_inputs(3, 3, t, seed))
 
 
+@pytest.mark.parametrize("smlad", [True, False], ids=["smlad", "no_smlad"])
 @pytest.mark.parametrize("layers,length", CASES)
-def test_fast_variant_on_host(layers, length, tmp_path):
-    """xs (int16 pairs, SMLAD) == reference on the host target (gcc with sanitizers, clang);
-    --optimize size keeps the int8 reference loop, whose weights take half the flash."""
+def test_fast_variants_on_host(layers, length, smlad, tmp_path, monkeypatch):
+    """xs (int16 pairs, SMLAD) and, on a host core that says it has no SMLAD, xm (words, the
+    portable C of its ARMv6-M body, which runs under QEMU below) == reference (gcc with
+    sanitizers, clang); --optimize size keeps the int8 reference loop (the least flash)."""
+    host_core = dataclasses.replace(targets.TARGETS["host"], smlad=smlad)
+    monkeypatch.setitem(targets.TARGETS, "host", host_core)
     model = build(layers, length)
     x = np.concatenate(vectors(length))
-    for optimize, want in (("speed", "xs"), ("size", "ref")):
+    for optimize, want in (("speed", "xs" if smlad else "xm"), ("size", "ref")):
         out = tmp_path / optimize
         result = compile(model, out, "m", target="host", optimize=optimize)
         chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, Int8Conv)}
@@ -235,7 +241,7 @@ QEMU_CASES = ["c1_k3_s1_p1p_t17", "c33_k3_pool2", "bin_int8_bin", "c65_k5_s2_p2m
 @pytest.mark.parametrize("core", list(firmware.CORES))
 def test_int8_conv1d_under_qemu(core, tmp_path):
     """Four of the cases above (1, 31 -> 64, 33 and 65 channels; odd lengths), compiled for
-    `core` with its kernels (xs where it has SMLAD), bit-exact on 8 vectors each."""
+    `core` with its kernels (xs where it has SMLAD, else xm), bit-exact on 8 vectors each."""
     from tinybnn.firmware.profile import run_on_core
 
     for case in (c for c in CASES if c.id in QEMU_CASES):
@@ -244,5 +250,5 @@ def test_int8_conv1d_under_qemu(core, tmp_path):
         x = np.concatenate([signals(6, 3, length, 5), random_inputs(2, 3, length, 6)])
         result = compile(model, tmp_path / case.id, case.id, target=core)
         chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, Int8Conv)}
-        assert chosen == {"xs" if targets.TARGETS[core].smlad else "ref"}, (case.id, chosen)
+        assert chosen == {"xs" if targets.TARGETS[core].smlad else "xm"}, (case.id, chosen)
         run_on_core(result, case.id, core, x, reference.run(result.program, x))

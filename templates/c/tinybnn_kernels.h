@@ -205,7 +205,9 @@ typedef struct {
     tb_threshold_t th;
     /* The xs variant only (NULL otherwise): */
     const uint32_t *wp;            /* [ceil(c_out/4)][k * cp/2][4] int16 pairs of s * w, see xs */
-    const uint32_t *bias;          /* [ceil(c_out/4) * 4]: -s * th, where each sum starts */
+    const uint32_t *bias;          /* xs, xm: [ceil(c_out/4) * 4]: -s * th, where each sum starts */
+    /* The xm variant only (NULL otherwise), with bias as above: */
+    const uint32_t *wm;            /* [ceil(c_out/4)][k * c_in][4] words s * w, see xm */
 } tb_i8conv1d_t;
 
 /* sum of w * x of output channel o at conv position t. */
@@ -1156,6 +1158,46 @@ TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, ui
     }
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
 #endif
+}
+
+/* int8 convolution of binary activations for cores without SMLAD (ARMv6-M, M3): each
+ * window's k * c_in inputs expanded once into words of +-1 (the pad value outside the
+ * input), then four output channels at a time through tb_mac4_u32 (on ARMv6-M one LDM of
+ * four weights, a MULS and an ADD per MAC). The threshold is folded in with its direction
+ * as in xs: a = s * (acc - th), the output bit is its sign bit (|acc - th| < 2^31, the
+ * compiler checks); pooling before the sign is the AND (s = 1) or OR (s = -1) of the bits.
+ * L->wm: [ceil(c_out/4)][k * c_in][4] words s * w, zero past c_out; L->bias: -s * th.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: 4 * k * c_in bytes (one window of +-1 words). */
+TB_SPECIALISE void tb_i8conv1d_xm_b32(const tb_i8conv1d_t *L, const uint32_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), cw = TB_WORDS(L->c_in), n = L->kernel_size * L->c_in;
+    uint32_t *win = (uint32_t *)scratch;
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++)
+            y[p * ow + g] = ~L->th.neg[g]; /* AND where neg is 0, OR where 1 */
+        for (int j = 0; j < L->pool_k; j++) {
+            int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+            for (int k = 0; k < L->kernel_size; k++) {
+                int ti = t0 + k;
+                const uint32_t *bits = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                for (int c = 0; c < L->c_in; c++)
+                    win[k * L->c_in + c] = 1u - 2u * tb_bit(bits, c); /* +1, or -1 mod 2^32 */
+            }
+            for (int g = 0; g < ow; g++) {
+                uint32_t neg = L->th.neg[g], bits = 0;
+                int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+                for (int b = 0; b < count; b += 4) {
+                    const uint32_t *bias = L->bias + 32 * g + b;
+                    uint32_t a[4] = {bias[0], bias[1], bias[2], bias[3]};
+                    tb_mac4_u32(win, L->wm + (32 * g + b) * n, n, a);
+                    bits |= (a[0] >> 31) << b | (a[1] >> 31) << (b + 1) | (a[2] >> 31) << (b + 2) |
+                            (a[3] >> 31) << (b + 3);
+                }
+                y[p * ow + g] = (y[p * ow + g] & (bits | neg)) | (bits & neg);
+            }
+        }
+    }
 }
 
 /* First layer, int8 weights, for cores without SMLAD (ARMv6-M, M3): x' once per input step

@@ -3,7 +3,8 @@
 One home for the op: the training layer `Int8Conv1d`, its lowering to the `Int8Conv` stage
 (with an optional max-pool on the accumulator and the following batchnorm_sign), the numpy
 reference, and the C kernels `tb_i8conv1d_*_b32`: the reference loop and `xs` (int16 pairs,
-SMLAD on cores with the DSP extension, optimize="speed").
+SMLAD on cores with the DSP extension) and `xm` (words, MULS + ADD per MAC, cores without
+SMLAD), both for optimize="speed".
 
 The two crossings are exact by construction:
 
@@ -231,14 +232,45 @@ def _xs_fields(cs, st: Int8Conv) -> int:
     return 4 * (st.in_shape[1] + 2 * st.pad) * (cp // 2)
 
 
-def _xs_serves(st: Int8Conv, core, optimize: str) -> bool:
-    """Cores with SMLAD, optimize="speed" (its int16 weights take twice the flash), and
-    |acc - th| < 2^31 (the sign of the folded sum)."""
+def _xm_fields(cs, st: Int8Conv) -> int:
+    """s * w as words in blocks of 4 output channels over the window's k * c_in inputs, and
+    where each sum starts, -s * th (see tb_i8conv1d_xm_b32)."""
+    _base_fields(cs, st)
+    cs.fields["th"] = cs.threshold(st.threshold, with_values=False)
+    o, k, c = st.weight.shape
+    t = st.threshold
+    s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
+    blocks = (o + 3) // 4
+    w = np.zeros((blocks * 4, k * c), np.int64)
+    w[:o] = st.weight.reshape(o, k * c).astype(np.int64) * s[:, None]
+    wm = (w.reshape(blocks, 4, k * c).transpose(0, 2, 1) % 2**32).astype(np.uint32)
+    bias = np.zeros(blocks * 4, np.int64)
+    bias[:o] = -s * t.th.astype(np.int64) % 2**32
+    cs.fields["wm"] = cs.array("wm", wm, f"[{blocks}][{k * c}][4]: s * w as words")
+    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * th")
+    return 4 * k * c
+
+
+def _signed_sums_fit(st: Int8Conv) -> bool:
+    """xs and xm take the sign of s * (acc - th) modulo 2^32: |acc - th| must be < 2^31."""
     th = int(np.abs(st.threshold.th.astype(np.int64)).max())
-    return core.smlad and optimize == "speed" and st.acc_bound + th < 2**31
+    return st.acc_bound + th < 2**31
 
 
 Int8Conv.variants = (
-    Variant("xs", "tb_i8conv1d_xs_b32", _xs_fields, _xs_serves),
+    # int16 pairs, SMLAD: twice the int8 weights' flash, so optimize="speed" only
+    Variant(
+        "xs",
+        "tb_i8conv1d_xs_b32",
+        _xs_fields,
+        lambda st, core, o: core.smlad and o == "speed" and _signed_sums_fit(st),
+    ),
+    # words of s * w (4x the int8 weights), one MULS + ADD per MAC: cores without SMLAD
+    Variant(
+        "xm",
+        "tb_i8conv1d_xm_b32",
+        _xm_fields,
+        lambda st, core, o: not core.smlad and o == "speed" and _signed_sums_fit(st),
+    ),
     Variant("ref", "tb_i8conv1d_b32", _ref_fields),
 )
