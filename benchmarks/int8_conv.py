@@ -6,8 +6,7 @@ arm_convolve_s8 rate (issue 6's figures, as benchmarks/kernels.py takes them).
 
 Each shape is a k=3 convolution of C -> C channels over T steps ('same' padding), inside the
 smallest model that compiles, with seeded weights and calibrated statistics; compiled for
-the core's own target (optimize="speed": xs on cores with SMLAD, the reference loop
-elsewhere) and measured as `tinybnn profile` does (the instruction-count plugin; flash from
+the core's own target (optimize="speed": xs on cores with SMLAD, xm elsewhere) and measured as `tinybnn profile` does (the instruction-count plugin; flash from
 the ELF), one window checked bit-exact against the integer reference.
 
 Writes benchmarks/results/int8_conv.md. Non-goal: timing (instructions are not cycles).
