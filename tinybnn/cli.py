@@ -38,6 +38,7 @@ from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
 from .training import tsfile
+from .training.data import load_dataset
 from .training.evaluate import evaluate_file
 from .training.train import train
 
@@ -46,6 +47,18 @@ from .training.train import train
 @click.version_option(__version__, prog_name="tinybnn")
 def tinybnn() -> None:
     """Train binarized neural networks on 1-D sensor signals and compile them to C."""
+
+
+def _precision(ctx, param, text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        bits = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        bits = ()
+    if not bits or any(b not in (1, 8) for b in bits):
+        raise click.BadParameter(f"expected bits of 1 or 8 per layer like 8,1,1,8, not {text!r}")
+    return bits
 
 
 def _widths(ctx, param, text: str | None) -> tuple[int, ...] | None:
@@ -131,6 +144,12 @@ def kernel_options(command):
     help="Override: first layer's weights.",
 )
 @click.option("--head", type=click.Choice(["int8", "binary"]), help="Override: classifier weights.")
+@click.option(
+    "--precision",
+    callback=_precision,
+    help="Override: bits per weight of each layer, 1 or 8: the first layer, each further "
+    "convolution, the classifier (e.g. 8,1,1,8; overrides --first-weights and --head).",
+)
 @click.option(
     "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."
 )
@@ -266,6 +285,84 @@ def summary_command(model: Path) -> None:
     loaded = load(model)
     with about(model):
         click.echo(summary(loaded))
+
+
+@tinybnn.command("importance")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--val-data", type=click.Path(path_type=Path), help="Score on this .npz instead.")
+@click.option(
+    "--target",
+    "core",
+    type=click.Choice(list(CORES)),
+    default="cortex-m4",
+    show_default=True,
+    help="The core whose flash and instructions price each change (under QEMU).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Fine-tune epochs per model.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-2,
+    show_default=True,
+    help="Fine-tune peak learning rate.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--flash-budget",
+    type=click.IntRange(min=0),
+    metavar="BYTES",
+    help="Most extra flash the suggested change may take.",
+)
+@click.option(
+    "--instruction-budget",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Most extra instructions per inference the suggested change may take.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    help="The plot [default: MODEL's stem + _importance.png, beside MODEL].",
+)
+def importance_command(
+    model: Path, data: Path, val_data, core, epochs, lr, seed, flash_budget, instruction_budget, out
+) -> None:
+    """Per binary layer of MODEL: the accuracy gained by raising it alone to int8 after a
+    short fine-tune on DATA, its flash and instruction cost on --target, gain per KB and per
+    1,000 instructions, one plot (accuracy against flash) and the best change within the
+    budgets. Runs threads=1."""
+    from .training.importance import importance, write_png
+
+    png = out or model.with_name(f"{model.stem}_importance.png")
+    inputs = [p for p in (model, data, val_data) if p is not None]
+    if any(png.resolve() == p.resolve() for p in inputs):
+        raise TinyBNNError(f"{png}: is an input; choose another --out")
+    loaded = load(model)
+    train_set = load_dataset(data)
+    val_set = None if val_data is None else load_dataset(val_data)
+    with about(model):
+        result = importance(
+            loaded,
+            train_set,
+            val_data=val_set,
+            core=core,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            flash_budget=flash_budget,
+            instruction_budget=instruction_budget,
+        )
+    click.echo(result.format())
+    write_png(result, png)
+    click.echo(f"wrote {png}")
 
 
 @tinybnn.command("evaluate")

@@ -10,6 +10,7 @@ from .nn import (
     BinaryResidual1d,
     GlobalPool1d,
     InputConv1d,
+    Int8Conv1d,
     Int8Linear,
     MaxPool1d,
     Sequential,
@@ -33,6 +34,7 @@ def conv_classifier(
     scaling: bool = False,
     padding: str = "same",
     shortcuts: bool = False,
+    precision: tuple[int, ...] | list[int] | None = None,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -42,10 +44,15 @@ def conv_classifier(
     information than on +-1 values; a layer pools only while the sequence stays >= 4 long.
     padding="valid" pads no convolution, so every output reads real samples only: the model
     then streams exactly (docs/lowering.md, "Streaming"); "same" keeps the lengths.
+    precision: bits per weight of each weighted layer, 1 (binary) or 8 (int8): the first
+    layer, each further convolution, then the classifier (len(widths) + 1 values, e.g.
+    [8, 1, 1, 8]). It decides `first_weights` and `head` (overriding them); a hidden
+    convolution of 8 bits is an int8_conv1d (binary activations in and out). None: the
+    first layer's and the head's as `first_weights` and `head` say, hidden layers binary.
     A refused size or option names the layer it would have built.
 
     shortcuts=True: each binary convolution whose width equals the one before it, from the
-    third layer on, becomes a residual block (`BinaryResidual1d`: the integer sums of the
+    third layer on, becomes a residual block (where it and the one before it are binary) (`BinaryResidual1d`: the integer sums of the
     convolution before it plus its own, then the pool), Bi-Real / ReActNet style; the
     batchnorm_sign before it moves into the block. Where widths change (32 -> 64) the layer
     stays plain. Shortcuts add integer sums, so they need scaling=False, and sums of equal
@@ -53,6 +60,10 @@ def conv_classifier(
     """
     if not widths:
         raise ModelError("conv_classifier needs at least one width")
+    bits = check_precision(precision, len(widths))
+    if bits is not None:
+        first_weights = "int8" if bits[0] == 8 else "binary"
+        head = "int8" if bits[-1] == 8 else "binary"
     if padding not in ("same", "valid"):
         raise ModelError(f"conv_classifier: padding must be 'same' or 'valid', not {padding!r}")
     if shortcuts and scaling:
@@ -65,7 +76,11 @@ def conv_classifier(
             "conv_classifier: a shortcut adds sums of equal length, so its block pads ('same'); "
             "use one of shortcuts and padding='valid'"
         )
-    residual = [shortcuts and i >= 2 and widths[i] == widths[i - 1] for i in range(len(widths))]
+    binary = [bits is None or bits[i] == 1 for i in range(len(widths))]
+    residual = [
+        shortcuts and i >= 2 and widths[i] == widths[i - 1] and binary[i] and binary[i - 1]
+        for i in range(len(widths))
+    ]
     layers = []
 
     def add(kind, *args, **kwargs) -> None:
@@ -92,6 +107,8 @@ def conv_classifier(
             )
         elif residual[i]:
             add(BinaryResidual1d, w, 3, pad_value=1, **sign)
+        elif bits is not None and bits[i] == 8:
+            add(Int8Conv1d, c, w, 3, padding=padding, pad_value=1)
         else:
             add(BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling)
         if padding == "valid":
@@ -105,3 +122,21 @@ def conv_classifier(
     add(GlobalPool1d, "sum")
     add(Int8Linear if head == "int8" else BinaryLinear, c, num_classes, bias=True)
     return Sequential(*layers, input_shape=(in_channels, length), class_names=class_names)
+
+
+PRECISIONS = (1, 8)
+
+
+def check_precision(precision, layers: int) -> tuple[int, ...] | None:
+    """`precision` as a tuple of `layers` + 1 bit widths (1 or 8), or None; refused in one line."""
+    if precision is None:
+        return None
+    bits = tuple(precision)
+    if len(bits) != layers + 1 or any(
+        isinstance(b, bool) or not isinstance(b, int) or b not in PRECISIONS for b in bits
+    ):
+        raise ModelError(
+            f"conv_classifier: precision must be {layers + 1} values of 1 or 8 (the first "
+            f"layer, {layers - 1} hidden convolutions, the classifier), not {list(bits)}"
+        )
+    return bits

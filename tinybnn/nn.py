@@ -28,6 +28,7 @@ from .ops.binary_conv import BinaryConv1d
 from .ops.dense import BinaryLinear, Int8Linear
 from .ops.flatten import Flatten
 from .ops.input_conv import InputConv1d
+from .ops.int8_conv import Int8Conv1d
 from .ops.pool import GlobalPool1d, MaxPool1d
 from .ops.residual import BinaryResidual1d
 from .ops.spec import (
@@ -57,6 +58,7 @@ __all__ = [
     "Flatten",
     "GlobalPool1d",
     "InputConv1d",
+    "Int8Conv1d",
     "Int8Linear",
     "Layer",
     "MaxPool1d",

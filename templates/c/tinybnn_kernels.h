@@ -274,6 +274,48 @@ static inline void tb_bresidual1d_s16(const tb_bresidual1d_t *L, const int16_t *
                            L->conv.pool_s, (int16_t *)y);
 }
 
+/* int8 convolution of binary activations: +-1 inputs (a declared pad value), int8 weights,
+ * [max-pool], sign. The accumulator is an integer sum, |acc| <= 127 * kernel_size * c_in. */
+typedef struct {
+    int c_in, t_in, c_out, t_out;  /* t_out after pooling */
+    int kernel_size, stride, pad;
+    int pool_k, pool_s;
+    const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
+    const int8_t *w;               /* [c_out][kernel_size][c_in] int8 codes in [-127, 127] */
+    tb_threshold_t th;
+    /* The xs variant only (NULL otherwise): */
+    const uint32_t *wp;            /* [ceil(c_out/4)][k * cp/2][4] int16 pairs of s * w, see xs */
+    const uint32_t *bias;          /* xs, xm: [ceil(c_out/4) * 4]: -s * th, where each sum starts */
+    /* The xm variant only (NULL otherwise), with bias as above: */
+    const uint32_t *wm;            /* [ceil(c_out/4)][k * c_in][4] words s * w, see xm */
+} tb_i8conv1d_t;
+
+/* sum of w * x of output channel o at conv position t. */
+static inline int32_t tb_i8conv1d_acc(const tb_i8conv1d_t *L, const uint32_t *x, int o, int t)
+{
+    int cw = TB_WORDS(L->c_in);
+    int32_t acc = 0;
+    for (int k = 0; k < L->kernel_size; k++) {
+        int ti = t * L->stride + k - L->pad;
+        const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+        const int8_t *w = L->w + (o * L->kernel_size + k) * L->c_in;
+        for (int c = 0; c < L->c_in; c++)
+            acc += tb_bit(row, c) ? -(int32_t)w[c] : (int32_t)w[c];
+    }
+    return acc;
+}
+
+static inline int32_t tb_i8conv1d_acc_any(const void *L, const void *x, int o, int t)
+{
+    return tb_i8conv1d_acc((const tb_i8conv1d_t *)L, (const uint32_t *)x, o, t);
+}
+
+/* in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. */
+static inline void tb_i8conv1d_b32(const tb_i8conv1d_t *L, const uint32_t *x, uint32_t *y)
+{
+    tb_conv1d_walk(L, x, tb_i8conv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
+}
+
 /* Binary dense layer and sign over a packed vector. */
 typedef struct {
     int in_words, in_features, c_out;
@@ -1163,6 +1205,63 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
     }
 }
 
+/* int8 convolution of binary activations with int16 pairs (one SMLAD per two products on
+ * cores with the DSP extension), as tb_iconv1d_xs_s16: the input is expanded once into rows
+ * of +-1 int16 pairs (the pad rows hold the pad value, the channel past an odd c_in is 0),
+ * so a window is k * cp / 2 words in one run (cp = c_in rounded up to even), and four output
+ * channels at a time share each pair. The threshold is folded in with its direction:
+ * a = s * (acc - th), s = -1 where the output is -1 above th, so the output bit is the sign
+ * of a (|acc - th| < 2^31, the compiler checks); pooling before the sign is the AND (s = 1)
+ * or OR (s = -1) of the window's bits.
+ * L->wp: [ceil(c_out/4)][k * cp/2][4] words (s*w, s*w) of the pair's two channels, zero past
+ * c_in and past c_out; L->bias: [ceil(c_out/4) * 4], -s * th, 0 past c_out.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: 4 * (t_in + 2 * pad) * cp / 2 bytes. */
+TB_SPECIALISE void tb_i8conv1d_xs_b32(const tb_i8conv1d_t *L, const uint32_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), cw = TB_WORDS(L->c_in), half = (L->c_in + 1) / 2;
+    int pairs = L->kernel_size * half;
+    uint32_t *rows = (uint32_t *)scratch;
+    for (int r = 0; r < L->t_in + 2 * L->pad; r++) {
+        int ti = r - L->pad;
+        const uint32_t *bits = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+        for (int h = 0; h < half; h++) {
+            uint32_t pair = 0;
+            for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++)
+                pair |= (tb_bit(bits, 2 * h + e) ? 0xffffu : 1u) << (16 * e); /* -1 or +1 */
+            rows[r * half + h] = pair;
+        }
+    }
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            for (int j = 0; j < L->pool_k; j++) {
+                const uint32_t *xw = rows + (p * L->pool_s + j) * L->stride * half;
+                uint32_t bits = 0;
+                for (int b = 0; b < count; b += 4) {
+                    const uint32_t *w4 = L->wp + (32 * g + b) * pairs; /* 4 * pairs per block */
+                    const uint32_t *bias = L->bias + 32 * g + b;
+                    uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+                    TB_UNROLL_WIDE
+                    for (int i = 0; i < pairs; i++) {
+                        uint32_t v = xw[i];
+                        a0 = tb_dot2(w4[4 * i], v, a0);
+                        a1 = tb_dot2(w4[4 * i + 1], v, a1);
+                        a2 = tb_dot2(w4[4 * i + 2], v, a2);
+                        a3 = tb_dot2(w4[4 * i + 3], v, a3);
+                    }
+                    /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
+                    bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
+                            (a3 >> 31) << (b + 3);
+                }
+                pooled = (pooled & (bits | neg)) | (bits & neg);
+            }
+            y[p * ow + g] = pooled;
+        }
+    }
+}
+
 /* Four sums a_j += w[j] * v of one window over n samples, modulo 2^32: xw: [n] words of x',
  * w4: [n][4] words. On ARMv6-M (no multiply-accumulate) one LDM loads the four weights of a
  * sample into r0-r3 and the sums live in four high registers (ADD reaches them), so each
@@ -1205,6 +1304,46 @@ TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, ui
     }
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
 #endif
+}
+
+/* int8 convolution of binary activations for cores without SMLAD (ARMv6-M, M3): each
+ * window's k * c_in inputs expanded once into words of +-1 (the pad value outside the
+ * input), then four output channels at a time through tb_mac4_u32 (on ARMv6-M one LDM of
+ * four weights, a MULS and an ADD per MAC). The threshold is folded in with its direction
+ * as in xs: a = s * (acc - th), the output bit is its sign bit (|acc - th| < 2^31, the
+ * compiler checks); pooling before the sign is the AND (s = 1) or OR (s = -1) of the bits.
+ * L->wm: [ceil(c_out/4)][k * c_in][4] words s * w, zero past c_out; L->bias: -s * th.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: 4 * k * c_in bytes (one window of +-1 words). */
+TB_SPECIALISE void tb_i8conv1d_xm_b32(const tb_i8conv1d_t *L, const uint32_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), cw = TB_WORDS(L->c_in), n = L->kernel_size * L->c_in;
+    uint32_t *win = (uint32_t *)scratch;
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++)
+            y[p * ow + g] = ~L->th.neg[g]; /* AND where neg is 0, OR where 1 */
+        for (int j = 0; j < L->pool_k; j++) {
+            int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+            for (int k = 0; k < L->kernel_size; k++) {
+                int ti = t0 + k;
+                const uint32_t *bits = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                for (int c = 0; c < L->c_in; c++)
+                    win[k * L->c_in + c] = 1u - 2u * tb_bit(bits, c); /* +1, or -1 mod 2^32 */
+            }
+            for (int g = 0; g < ow; g++) {
+                uint32_t neg = L->th.neg[g], bits = 0;
+                int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+                for (int b = 0; b < count; b += 4) {
+                    const uint32_t *bias = L->bias + 32 * g + b;
+                    uint32_t a[4] = {bias[0], bias[1], bias[2], bias[3]};
+                    tb_mac4_u32(win, L->wm + (32 * g + b) * n, n, a);
+                    bits |= (a[0] >> 31) << b | (a[1] >> 31) << (b + 1) | (a[2] >> 31) << (b + 2) |
+                            (a[3] >> 31) << (b + 3);
+                }
+                y[p * ow + g] = (y[p * ow + g] & (bits | neg)) | (bits & neg);
+            }
+        }
+    }
 }
 
 /* First layer, int8 weights, for cores without SMLAD (ARMv6-M, M3): x' once per input step

@@ -7,7 +7,8 @@ batchnorm_sign it folds, everything else (weights, padding words, the input norm
 the classifier's bias) to the stage's first layer; its MACs (`Stage.macs`) too. Layers that
 cost nothing on the device (flatten, a max-pool fused into a convolution) show zeros.
 
-Binary weights count the layer's weights that are binarised; other parameters count the
+The bits column is each layer's bits per weight on the device (its kind's `weight_bits`):
+1 binary, 8 int8, empty for a layer without weights. Binary weights count the layer's weights that are binarised; other parameters count the
 elements of the other constant arrays (int8 weights, biases, normalisation constants, one
 threshold per channel), not the packed direction or padding words. The float32 equivalent
 stores binary weights and other parameters as float32. Binary MACs are binary x binary
@@ -41,6 +42,7 @@ class Row:
     kind: str
     note: str
     output: Value
+    bits: int = 0  # bits per weight on the device (1 binary, 8 int8), 0 for no weights
     binary_weights: int = 0
     other_params: int = 0
     flash_bytes: int = 0
@@ -74,13 +76,13 @@ class Summary:
         return self.float32_bytes / self.flash_bytes
 
     def format(self) -> str:
-        header = ["#", "layer", "output", *HEADINGS]
+        header = ["#", "layer", "output", "bits", *HEADINGS]
         body = [
-            [str(r.index), f"{r.kind} {r.note}".rstrip(), str(r.output)]
+            [str(r.index), f"{r.kind} {r.note}".rstrip(), str(r.output), str(r.bits or "")]
             + [f"{getattr(r, n):,}" for n in COUNTS]
             for r in self.rows
         ]
-        total = ["", "total", ""] + [f"{self.total(n):,}" for n in COUNTS]
+        total = ["", "total", "", ""] + [f"{self.total(n):,}" for n in COUNTS]
         return "\n".join(
             [
                 f"input {self.input}, {len(self.class_names)} classes: "
@@ -118,10 +120,25 @@ def summary(model: Sequential) -> Summary:
             m.weight.numel() for m in layer.modules() if isinstance(m, Layer) and m.binary_weights
         )
     rows = [
-        Row(index=i, kind=layer.kind, note=notes[i], output=value, **counts[i])
+        Row(
+            index=i,
+            kind=layer.kind,
+            note=notes[i],
+            output=value,
+            bits=weight_precision(layer),
+            **counts[i],
+        )
         for i, (layer, value) in enumerate(zip(model.layers, model.values, strict=True))
     ]
     return Summary(Value("int", tuple(model.input_shape)), list(model.class_names), rows)
+
+
+def weight_precision(layer) -> int:
+    """Bits per weight on the device, read from the layer kind's `weight_bits` (0: no weights)."""
+    weight = getattr(layer, "weight", None)
+    if weight is None or not weight.numel():
+        return 0
+    return layer.weight_bits(layer.config()) // weight.numel()
 
 
 def _size(n: int) -> str:

@@ -8,7 +8,16 @@ The kernels themselves are in `templates/c/tinybnn_kernels.h`. docs/contributing
 how to add one.
 """
 
-from . import batchnorm_sign, binary_conv, dense, flatten, input_conv, pool, residual  # noqa: F401
+from . import (  # noqa: F401
+    batchnorm_sign,
+    binary_conv,
+    dense,
+    flatten,
+    input_conv,
+    int8_conv,
+    pool,
+    residual,
+)
 from .base import LAYERS, Layer, Value
 
 __all__ = ["LAYERS", "Layer", "Value"]

@@ -129,6 +129,7 @@ ARCHITECTURE_KEYS = (
     "scaling",
     "padding",
     "shortcuts",
+    "precision",
 )
 
 

@@ -1,0 +1,99 @@
+"""`tinybnn importance`: each binary layer raised alone to int8 (the same latent weights),
+fine-tuned as the unchanged model is, priced on a core under QEMU; the table, the plot, the
+suggestion within a budget, and one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_cli import assert_one_error_line, run
+
+import tinybnn
+from tinybnn import firmware
+from tinybnn.compiler.lowering import lower
+from tinybnn.models import conv_classifier
+from tinybnn.training.importance import Change, Importance, raisable, raised
+
+try:
+    firmware.find_toolchain()
+    HAVE_FIRMWARE = True
+except firmware.ToolchainMissing:
+    HAVE_FIRMWARE = False
+
+
+def small_model():
+    torch.manual_seed(0)
+    return conv_classifier(6, 64, 3, widths=(8, 16), head="binary", precision=None)
+
+
+def test_raised_keeps_the_latent_weights():
+    model = small_model()
+    assert raisable(model) == [0, 3, 7]  # input_conv1d, binary_conv1d, binary_linear
+    for i in raisable(model):
+        up = raised(model, i)
+        assert up.layers[i].kind in ("input_conv1d", "int8_conv1d", "int8_linear")
+        assert not up.layers[i].binary_weights
+        assert torch.equal(up.layers[i].weight, model.layers[i].weight)
+        assert [m.kind for j, m in enumerate(up.layers) if j != i] == [
+            m.kind for j, m in enumerate(model.layers) if j != i
+        ]
+        lower(up)  # it compiles
+    assert model.layers[3].kind == "binary_conv1d"  # the original is untouched
+
+
+def change(i, acc, flash, instr):
+    return Change(i, f"layer {i}", acc, flash, instr)
+
+
+def test_suggestion_within_budgets():
+    base = change(None, 0.80, 10_000, 100_000)
+    changes = [
+        change(0, 0.90, 13_000, 150_000),  # +10 points, +3,000 B
+        change(3, 0.86, 11_000, 300_000),  # +6 points, +1,000 B, many instructions
+        change(7, 0.78, 10_500, 101_000),  # loses accuracy
+    ]
+    r = Importance(base, changes, "cortex-m4", "the training data")
+    assert r.suggestion().layer == 0
+    assert r.gain(changes[1]) == pytest.approx(6.0)
+    assert Importance(base, changes, "m", "d", flash_budget=2000).suggestion().layer == 3
+    both = Importance(base, changes, "m", "d", flash_budget=2000, instruction_budget=100_000)
+    assert both.suggestion() is None
+    assert "no single change gains accuracy within" in both.format()
+    table = r.format()
+    assert "+3,000" in table and "+3.41" in table  # 10 points per 3,000 B = 3.41 per KB
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
+def test_importance_command(tmp_path, signals_npz, capsys):
+    out = tmp_path / "model.pt"
+    tiny = ["--epochs", "2", "--widths", "8,16", "--batch-size", "16", "--no-progress"]
+    status, _, err = run(capsys, "train", signals_npz, "-o", out, *tiny, "--precision", "1,1,1")
+    assert (status, err) == (0, "")
+    before = out.read_bytes()
+    status, stdout, err = run(
+        capsys, "importance", out, signals_npz, "--epochs", "1", "--flash-budget", "100000"
+    )
+    assert (status, err) == (0, ""), err
+    lines = stdout.splitlines()
+    for kind in ("input_conv1d", "binary_conv1d", "binary_linear"):
+        assert any(kind in line and "-> int8" in line for line in lines), stdout
+    assert "costs on cortex-m4 under QEMU" in stdout
+    assert lines[-2].startswith(("suggested within flash budget +B 100,000", "no single change"))
+    png = tmp_path / "model_importance.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.read_bytes() == before  # the model file is not changed
+    assert tinybnn.load(out).layers[3].kind == "binary_conv1d"
+
+
+def test_importance_refusals(tmp_path, signals_npz, capsys):
+    model = tmp_path / "m.pt"
+    tinybnn.save(conv_classifier(6, 64, 3, widths=(8,), precision=[8, 8]), model)
+    status, _, err = run(capsys, "importance", model, signals_npz, "--epochs", "1")
+    assert status == 1
+    assert_one_error_line(err)
+    assert f"{model}: the model has no binary layer to raise to int8" in err
+    status, _, err = run(capsys, "importance", model, signals_npz, "-o", signals_npz)
+    assert status == 1
+    assert_one_error_line(err)
+    assert np.load(signals_npz)["X"].shape[0] > 0  # still the data

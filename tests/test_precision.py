@@ -1,0 +1,88 @@
+"""Precision per layer as data: `conv_classifier(precision=[...])`, the recipe override and
+`tinybnn train --precision`, the kinds the model file records, and the bits column of
+`tinybnn summary`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_cli import assert_one_error_line, run
+
+import tinybnn
+from tinybnn.compiler.summary import summary
+from tinybnn.errors import ModelError
+from tinybnn.models import conv_classifier
+from tinybnn.training.recipe import Recipe
+
+
+def weighted(model) -> list[tuple[str, int]]:
+    """(kind, bits per weight) of each layer that has weights, from the summary."""
+    return [(r.kind, r.bits) for r in summary(model).rows if r.bits]
+
+
+@pytest.mark.parametrize(
+    "precision,want",
+    [
+        (
+            [8, 1, 1, 8],
+            [("input_conv1d", 8), ("binary_conv1d", 1), ("binary_conv1d", 1), ("int8_linear", 8)],
+        ),
+        (
+            [1, 8, 1, 1],
+            [("input_conv1d", 1), ("int8_conv1d", 8), ("binary_conv1d", 1), ("binary_linear", 1)],
+        ),
+        (
+            [8, 8, 8, 8],
+            [("input_conv1d", 8), ("int8_conv1d", 8), ("int8_conv1d", 8), ("int8_linear", 8)],
+        ),
+    ],
+    ids=["8118", "1811", "8888"],
+)
+def test_precision_builds_the_kinds(precision, want):
+    torch.manual_seed(0)
+    model = conv_classifier(3, 40, 4, widths=(8, 16, 12), precision=precision)
+    assert weighted(model) == want
+
+
+def test_precision_overrides_first_weights_and_head():
+    model = conv_classifier(3, 40, 4, widths=(8, 16), first_weights="binary", precision=[8, 8, 1])
+    assert weighted(model) == [("input_conv1d", 8), ("int8_conv1d", 8), ("binary_linear", 1)]
+
+
+@pytest.mark.parametrize(
+    "precision", [[8, 1, 8], [8, 1, 1, 4], [8, 1, 1, True], [8, 1, 1, 8.0]], ids=str
+)
+def test_bad_precision_is_one_line(precision):
+    with pytest.raises(ModelError) as e:
+        conv_classifier(3, 40, 4, widths=(8, 16, 12), precision=precision)
+    assert "precision must be 4 values of 1 or 8" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_recipe_takes_precision():
+    recipe = Recipe().but(precision=(8, 8, 1, 8))
+    assert recipe.architecture["precision"] == (8, 8, 1, 8)
+    assert "precision=8,8,1,8" in recipe.why
+
+
+def test_train_precision_then_summary(tmp_path, signals_npz, capsys):
+    """The CLI option reaches the architecture; the model file records the int8 layer as its
+    kind and config; summary shows the bits per layer."""
+    out = tmp_path / "model.pt"
+    tiny = ["--epochs", "2", "--widths", "8,16", "--batch-size", "16", "--no-progress"]
+    status, _, err = run(capsys, "train", signals_npz, "-o", out, *tiny, "--precision", "1,8,8")
+    assert (status, err) == (0, "")
+    model = tinybnn.load(out)
+    assert weighted(model) == [("input_conv1d", 1), ("int8_conv1d", 8), ("int8_linear", 8)]
+    status, stdout, err = run(capsys, "summary", out)
+    assert (status, err) == (0, "")
+    header = next(line for line in stdout.splitlines() if "layer" in line and "bits" in line)
+    row = next(line for line in stdout.splitlines() if "int8_conv1d" in line)
+    assert row[header.index("bits") :].split()[0] == "8", (header, row)
+
+
+def test_train_bad_precision_is_one_line(tmp_path, signals_npz, capsys):
+    status, _, err = run(capsys, "train", signals_npz, "--precision", "8,1,1", "--no-progress")
+    assert status != 0
+    assert_one_error_line(err)
+    assert "precision must be 4 values of 1 or 8" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.npz"]
