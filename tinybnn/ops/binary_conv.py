@@ -190,19 +190,9 @@ class BinConv(BinConvWindow):
 # The C: descriptor fields per variant (tb_bconv1d_t).
 
 
-def _base_fields(cs, st: BinConvWindow) -> None:
-    c = st.in_shape[0]
-    cs.fields = dict(
-        **st.conv_fields(),
-        pad_word=cs.array(
-            "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
-        ),
-    )
-
-
 def _ref_fields(cs, st: BinConv) -> int:
     """Weights [O][k][CW] and thresholds, read by the reference loop and `lanes`."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     o, k, c = st.weight.shape
     cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
     cs.fields["th"] = cs.threshold(st.threshold)
@@ -211,7 +201,7 @@ def _ref_fields(cs, st: BinConv) -> int:
 
 def _vsl_fields(cs, st: BinConv) -> int:
     """Weights with output channels along the words, and the bound U of each channel."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     o, k, c = st.weight.shape
     sliced.threshold_fields(cs, st.threshold, st.k_bits, o)
     wt = pack_bits(sliced.lanes(st.weight).transpose(0, 2, 3, 1))  # bit b = channel 32g+b
@@ -221,7 +211,7 @@ def _vsl_fields(cs, st: BinConv) -> int:
 
 def _vst_fields(cs, st: BinConv) -> int:
     """The subset tables of the weights (`sliced.subset_tables`), and the bound U."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     o, k, _ = st.weight.shape
     sliced.threshold_fields(cs, st.threshold, st.k_bits, o)
     tab = sliced.subset_tables(sliced.lanes(st.weight))
@@ -285,7 +275,7 @@ class BinConvSum(BinConvWindow):
 
 def _sum_fields(cs, st: BinConvSum) -> int:
     """Weights [O][k][CW]; no thresholds. The int16 output needs TB_SUM_MAX >= bound."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     o, k, c = st.weight.shape
     cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
     cs.require("TB_SUM_MAX", st.bound)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..compiler.contract import Threshold
+from ..compiler.contract import Threshold, pack_bits
 from ..compiler.program import Stage
 
 
@@ -73,6 +73,14 @@ class ConvStage(Stage):
             pad=self.pad,
             pool_k=self.pool_k,
             pool_s=self.pool_s,
+        )
+
+    def binary_input_fields(self, cs) -> dict:
+        """The window walk and the packed pad word of a stage whose input is +-1 bits
+        padded with `pad_value` (the binary and the int8 hidden convolutions)."""
+        pad = pack_bits(np.full(self.in_shape[0], self.pad_value))
+        return dict(
+            **self.conv_fields(), pad_word=cs.array("pad", pad, f"pad value {self.pad_value:+d}")
         )
 
     def pool_note(self) -> str:

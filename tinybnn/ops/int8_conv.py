@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..compiler.contract import fold_threshold, pack_bits, unpack_bits
+from ..compiler.contract import fold_threshold, unpack_bits
 from ..compiler.variants import Variant
 from .base import (
     Layer,
@@ -191,19 +191,8 @@ class Int8Conv(ConvStage):
 # The C: descriptor fields per variant (tb_i8conv1d_t).
 
 
-def _base_fields(cs, st: Int8Conv) -> None:
-    """The window walk and the pad value, which every variant reads."""
-    c = st.in_shape[0]
-    cs.fields = dict(
-        **st.conv_fields(),
-        pad_word=cs.array(
-            "pad", pack_bits(np.full(c, st.pad_value)), f"pad value {st.pad_value:+d}"
-        ),
-    )
-
-
 def _ref_fields(cs, st: Int8Conv) -> int:
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     o, k, c = st.weight.shape
     cs.fields["w"] = cs.array("w", st.arrays()["w"], f"int8 [{o}][{k}][{c}]")
     cs.fields["th"] = cs.threshold(st.threshold)
@@ -213,7 +202,7 @@ def _ref_fields(cs, st: Int8Conv) -> int:
 def _xs_fields(cs, st: Int8Conv) -> int:
     """int16 pairs (s * w, s * w) in blocks of 4 output channels over the window's k * cp / 2
     pairs, and where each sum starts, -s * th (see tb_i8conv1d_xs_b32)."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     cs.fields["th"] = cs.threshold(st.threshold, with_values=False)
     o, k, c = st.weight.shape
     cp = c + c % 2
@@ -235,7 +224,7 @@ def _xs_fields(cs, st: Int8Conv) -> int:
 def _xm_fields(cs, st: Int8Conv) -> int:
     """s * w as words in blocks of 4 output channels over the window's k * c_in inputs, and
     where each sum starts, -s * th (see tb_i8conv1d_xm_b32)."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     cs.fields["th"] = cs.threshold(st.threshold, with_values=False)
     o, k, c = st.weight.shape
     t = st.threshold

@@ -33,7 +33,7 @@ from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import Layer, Value, check_sum_bound, register
 from .batchnorm_sign import BatchNormSign
-from .binary_conv import BinaryConv1d, BinConvWindow, _base_fields
+from .binary_conv import BinaryConv1d, BinConvWindow
 from .spec import CHANNELS, STEPS, Choice, SpecError
 
 
@@ -195,7 +195,7 @@ class Residual(BinConvWindow):
 
 def _residual_fields(cs, st: Residual) -> int:
     """The convolution's record, the input's thresholds, the output's (when bits leave)."""
-    _base_fields(cs, st)
+    cs.fields = st.binary_input_fields(cs)
     o, k, c = st.weight.shape
     conv = dict(cs.fields)
     conv["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
