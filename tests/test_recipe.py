@@ -9,6 +9,7 @@ import tinybnn
 from tinybnn.errors import TinyBNNError
 from tinybnn.training.data import Dataset
 from tinybnn.training.recipe import (
+    AUGMENT_BELOW,
     MIN_EPOCHS,
     STEPS,
     Recipe,
@@ -32,6 +33,14 @@ def test_small_sets_get_a_budget_of_steps_large_ones_epochs(windows, length, epo
     assert steps >= STEPS
     assert (r.val_fraction, r.keep) == (0.0, "last")
     assert f"{windows} windows: {epochs} epochs" in r.why
+
+
+@pytest.mark.parametrize("windows", [30, AUGMENT_BELOW - 1, AUGMENT_BELOW, 8926])
+def test_small_sets_are_augmented_and_say_so(windows):
+    r = default_recipe(windows, 1, 128, 3)
+    assert r.augment == (windows < AUGMENT_BELOW)
+    assert ("jitter, gain and time shift" in r.why) == r.augment
+    assert not r.but(augment=False).augment
 
 
 def test_long_windows_pool_further():

@@ -20,6 +20,11 @@ the per-option experiments are in benchmarks/results/recipe.md):
   `architecture`. Long windows pool by 4 and start with a kernel of 9; the first layer has
   int8 weights unless they would take over a quarter of the budget (binary weights on one
   or two raw channels can only say which way a sample moved, not by how much).
+- **Augmentation below `AUGMENT_BELOW` windows**: jitter, gain and time shift
+  (`tinybnn.training.augment.Augment`'s defaults) on every training batch. On the panel's
+  small sets it lifted test accuracy by 4 to 6 points (CBF, GunPoint, CricketX,
+  GestureMidAirD1; 3 seeds each) and narrowed the spread over seeds; large sets have the
+  variety already, and there it mainly slows convergence.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ LR = 5e-2  # peak lr of the one-cycle schedule (binary latent weights)
 TWIN_LR = 1e-2  # the float twin's
 FLASH_BUDGET = 16 * 1024
 DEFAULT_WIDTHS = (32, 64, 64)
+AUGMENT_BELOW = 1000  # windows: smaller sets are augmented by default
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,16 @@ def default_recipe(
     arch, why = fit_flash(arch, channels, length, classes, flash_budget)
     if why:
         reasons.append(why)
-    return Recipe(epochs=epochs, batch_size=BATCH, architecture=arch, why="; ".join(reasons))
+    augment = windows < AUGMENT_BELOW
+    if augment:
+        reasons.append(f"under {AUGMENT_BELOW} windows: jitter, gain and time shift")
+    return Recipe(
+        epochs=epochs,
+        batch_size=BATCH,
+        augment=augment,
+        architecture=arch,
+        why="; ".join(reasons),
+    )
 
 
 def flash_bytes(arch: dict, channels: int, length: int, classes: int) -> int:
