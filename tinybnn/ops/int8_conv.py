@@ -136,15 +136,13 @@ class Int8Conv1d(Layer):
         return (0, INT8_MAX) if self.relu else (-INT8_MAX - 1, INT8_MAX)
 
     def infer(self, v: Value, where: str) -> Value:
-        kind = v.kind if v.kind in ("bin", "i8") else "bin"
-        out = conv_infer(
-            self,
-            v,
-            where,
-            kind,
-            "binary or int8 activations (put a batchnorm_sign, or activation='int8' in the "
-            "int8_conv1d, before it)",
-        )
+        if v.kind not in ("bin", "i8"):
+            raise ModelError(
+                f"{where}: takes binary or int8 activations, but gets {v}: put a "
+                "batchnorm_sign before it, or give the int8_conv1d before it activation='int8'"
+            )
+        kind = v.kind
+        out = conv_infer(self, v, where, kind, "activations")
         if self.pad and (self.pad_value == 0) != (kind == "i8"):
             need = "0 (code 0 is their zero)" if kind == "i8" else "+1 or -1"
             raise ModelError(
