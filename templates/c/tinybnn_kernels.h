@@ -1512,7 +1512,8 @@ static inline void tb_i8aconv1d_s8(const tb_i8aconv1d_t *L, const int8_t *x, uin
  * (s = 1) or OR (s = -1) of the window's bits. Codes out: s = 1 and the sums start at 0, so
  * a = acc (exact modulo 2^32, |acc| < 2^31), requantised by tb_requant, pooled by max.
  * L->wp: [ceil(c_out/4)][k * cp/2][4] words (s*w, s*w) of the pair's two channels, zero past
- * c_in and past c_out; L->bias: [ceil(c_out/4) * 4], -s * th (bits out) or 0.
+ * c_in and past c_out; L->bias: [ceil(c_out/4) * 4], -s * th (bits out) or 0; the arrays
+ * of L->rq (codes out) hold ceil(c_out/4) * 4 channels, the padding zeros.
  * x: int8 [t_in][c_in] (bits_in 0) or [t_in][TB_WORDS(c_in)] packed (bits_in 1); y: int8
  * [t_out][c_out] (bits_out 0) or [t_out][TB_WORDS(c_out)] packed (bits_out 1).
  * scratch: 4 * (t_in + 2 * pad) * cp / 2 bytes. */
@@ -1544,8 +1545,8 @@ TB_SPECIALISE void tb_i8aconv1d_xs(const tb_i8aconv1d_t *L, const void *x, int b
     for (int p = 0; p < L->t_out; p++) {
         for (int b = 0; b < L->c_out; b += 4) {
             const uint32_t *w4 = L->wp + b * pairs; /* 4 * pairs per block */
-            int32_t best[4] = {L->rq.lo, L->rq.lo, L->rq.lo, L->rq.lo};
-            uint32_t pooled[4] = {0, 0, 0, 0}; /* bits out: the pool's AND or OR, by neg */
+            int32_t q0 = L->rq.lo, q1 = q0, q2 = q0, q3 = q0; /* codes out: the pool's max */
+            uint32_t pooled = 0; /* bits out: the block's 4 bits, the pool's AND or OR by neg */
             for (int j = 0; j < L->pool_k; j++) {
                 const uint32_t *xw = rows + (p * L->pool_s + j) * L->stride * half;
                 uint32_t a0 = L->bias[b], a1 = L->bias[b + 1], a2 = L->bias[b + 2], a3 = L->bias[b + 3];
@@ -1557,27 +1558,29 @@ TB_SPECIALISE void tb_i8aconv1d_xs(const tb_i8aconv1d_t *L, const void *x, int b
                     a2 = tb_dot2(w4[4 * i + 2], v, a2);
                     a3 = tb_dot2(w4[4 * i + 3], v, a3);
                 }
-                uint32_t a[4] = {a0, a1, a2, a3};
-                for (int e = 0; e < 4 && b + e < L->c_out; e++) {
-                    if (bits_out) {
-                        uint32_t bit = a[e] >> 31, neg = tb_bit(L->th.neg, b + e);
-                        pooled[e] = j == 0 ? bit : (neg ? (pooled[e] | bit) : (pooled[e] & bit));
-                    } else {
-                        int32_t q = tb_requant(&L->rq, b + e, tb_s32(a[e]));
-                        best[e] = q > best[e] ? q : best[e];
-                    }
+                if (bits_out) {
+                    uint32_t neg = (L->th.neg[b >> 5] >> (b & 31)) & 15u;
+                    uint32_t bits = (a0 >> 31) | (a1 >> 31) << 1 | (a2 >> 31) << 2 | (a3 >> 31) << 3;
+                    pooled = j == 0 ? bits : (pooled & (bits | neg)) | (bits & neg);
+                } else { /* the requantisation arrays are padded to whole blocks of 4 */
+                    int32_t r0 = tb_requant(&L->rq, b, tb_s32(a0));
+                    int32_t r1 = tb_requant(&L->rq, b + 1, tb_s32(a1));
+                    int32_t r2 = tb_requant(&L->rq, b + 2, tb_s32(a2));
+                    int32_t r3 = tb_requant(&L->rq, b + 3, tb_s32(a3));
+                    q0 = r0 > q0 ? r0 : q0, q1 = r1 > q1 ? r1 : q1;
+                    q2 = r2 > q2 ? r2 : q2, q3 = r3 > q3 ? r3 : q3;
                 }
             }
-            for (int e = 0; e < 4 && b + e < L->c_out; e++) {
-                int o = b + e;
-                if (bits_out) {
-                    uint32_t *row = (uint32_t *)y + p * TB_WORDS(L->c_out);
-                    if ((o & 31) == 0)
-                        row[o >> 5] = 0;
-                    row[o >> 5] |= pooled[e] << (o & 31);
-                } else {
-                    ((int8_t *)y)[p * L->c_out + o] = (int8_t)best[e];
-                }
+            if (bits_out) { /* blocks of 4 never straddle a word; bits past c_out are 0 */
+                uint32_t *row = (uint32_t *)y + p * TB_WORDS(L->c_out);
+                uint32_t keep = (b & 31) ? row[b >> 5] : 0u;
+                uint32_t valid = L->c_out - b >= 4 ? 15u : (1u << (L->c_out - b)) - 1u;
+                row[b >> 5] = keep | (pooled & valid) << (b & 31);
+            } else {
+                int8_t *out = (int8_t *)y + p * L->c_out + b;
+                int32_t q[4] = {q0, q1, q2, q3};
+                for (int e = 0; e < 4 && b + e < L->c_out; e++)
+                    out[e] = (int8_t)q[e];
             }
         }
     }

@@ -511,9 +511,14 @@ class Int8ActConv(ConvStage):
             return self.binary_input_fields(cs)
         return dict(**self.conv_fields(), pad_word="NULL")
 
-    def output_fields(self, cs, with_values: bool = True) -> None:
+    def output_fields(self, cs, with_values: bool = True, blocks: bool = False) -> None:
+        """The requantisation record (codes out) or the thresholds (bits out); with
+        `blocks`, the requantisation's arrays padded to whole blocks of 4 channels (xs)."""
         if self.out_kind == "i8":
             a = self.requant.arrays()
+            if blocks:
+                extra = -len(a["mult"]) % 4
+                a = {k: np.concatenate([v, np.zeros(extra, v.dtype)]) for k, v in a.items()}
             names = {k: cs.array(f"rq_{k}", v, f"requantisation: {k}") for k, v in a.items()}
             cs.fields["rq"] = dict(names, lo=self.requant.lo, hi=self.requant.hi)
             cs.require("TB_RQ_MAX_SHIFT", int(self.requant.shift.max()))
@@ -533,7 +538,7 @@ def _a_xs_fields(cs, st: Int8ActConv) -> int:
     """int16 pairs of s * w as `_pairs`, and where each sum starts: -s * th for bits out
     (s = -1 where the output is -1 above th), 0 for codes out (s = 1)."""
     cs.fields = st.input_fields(cs)
-    st.output_fields(cs, with_values=False)
+    st.output_fields(cs, with_values=False, blocks=True)
     o, k, c = st.weight.shape
     s = np.ones(o, np.int64)
     bias = np.zeros((o + 3) // 4 * 4, np.int64)
