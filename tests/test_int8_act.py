@@ -7,7 +7,6 @@ same vectors under QEMU on every core."""
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 
 import numpy as np
@@ -27,7 +26,7 @@ from modelcheck import (
 from test_compile import WORD_CHANNELS
 
 from tinybnn import firmware
-from tinybnn.compiler import reference, targets
+from tinybnn.compiler import reference
 from tinybnn.compiler.api import compile
 from tinybnn.compiler.contract import INT32_MAX, Requant, fold_requant
 from tinybnn.compiler.kernels import LIMITS, template_dir
@@ -262,9 +261,9 @@ def test_reference_equals_torch_property(c, out, k, s, pad, relu, pool, extra, s
 
 @pytest.mark.parametrize("layers,length", CASES)
 def test_fast_variant_on_host(layers, length, tmp_path):
-    """xs (int16 pairs; the portable pair product on the host) == reference on gcc with
-    sanitizers and clang, for the three crossings; --optimize size keeps the reference
-    loops."""
+    """xs (int16 pairs; the portable pair product on the host, as on cores without SMLAD)
+    == reference on gcc with sanitizers and clang, for the three crossings; --optimize size
+    keeps the reference loops."""
     model = build(layers, length)
     x = np.concatenate(vectors(length))
     for optimize, want in (("speed", "xs"), ("size", "ref")):
@@ -278,13 +277,11 @@ def test_fast_variant_on_host(layers, length, tmp_path):
             assert_exact(f"{cc} {optimize} ({want}) scores", scores, expected)
 
 
-def test_no_smlad_takes_the_reference_loops(monkeypatch):
-    host_core = dataclasses.replace(targets.TARGETS["host"], smlad=False)
-    monkeypatch.setitem(targets.TARGETS, "host", host_core)
+def test_portable_target_takes_the_reference_loops():
     layers, length = CASES[0].values
     from tinybnn.compiler.codegen import build as build_c
 
-    cm = build_c(lower(build(layers, length)), "m", {}, target_name="host")
+    cm = build_c(lower(build(layers, length)), "m", {}, target_name="portable")
     assert {s.variant.name for s in cm.stages if isinstance(s.stage, Int8ActConv)} == {"ref"}
 
 
@@ -406,8 +403,8 @@ QEMU_CASES = ["c1_k3_s1_p1_t17", "c33_k3_pool2", "c31_to_64_k1", "c65_k5_s2_p2_t
 @pytest.mark.parametrize("core", list(firmware.CORES))
 def test_int8_activations_under_qemu(core, tmp_path):
     """Four of the cases above (1, 31 -> 64, 33 and 65 channels; odd lengths), compiled for
-    `core` with its kernels (xs where it has SMLAD, else the reference loops), bit-exact on
-    8 vectors each."""
+    `core` with its kernels (xs: SMLAD where the core has it, else the portable pair
+    product), bit-exact on 8 vectors each."""
     from tinybnn.firmware.profile import run_on_core
 
     for case in (c for c in CASES if c.id in QEMU_CASES):
@@ -416,5 +413,5 @@ def test_int8_activations_under_qemu(core, tmp_path):
         x = np.concatenate([signals(6, 3, length, 5), random_inputs(2, 3, length, 6)])
         result = compile(model, tmp_path / case.id, case.id, target=core)
         chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, Int8ActConv)}
-        assert chosen == {"xs" if targets.TARGETS[core].smlad else "ref"}, (case.id, chosen)
+        assert chosen == {"xs"}, (case.id, chosen)
         run_on_core(result, case.id, core, x, reference.run(result.program, x))
