@@ -31,7 +31,7 @@ from tinybnn.compiler.api import compile
 from tinybnn.compiler.contract import INT32_MAX, Requant, fold_requant
 from tinybnn.compiler.kernels import LIMITS, template_dir
 from tinybnn.compiler.lowering import lower
-from tinybnn.errors import ModelError
+from tinybnn.errors import ModelError, TinyBNNError
 from tinybnn.firmware import host
 from tinybnn.modelfile import load, save
 from tinybnn.nn import (
@@ -383,8 +383,58 @@ def test_streaming_is_refused(tmp_path):
     assert "\n" not in str(e.value) and not any(tmp_path.iterdir())
 
 
-def test_shift_limit_is_the_headers():
-    assert LIMITS["TB_RQ_MAX_SHIFT"] == 31
+def test_shift_limit_is_read_from_the_header_and_guarded(tmp_path):
+    """TB_RQ_MAX_SHIFT lives in tinybnn_kernels.h: the multipliers' shifts stay within it,
+    the generated C guards the largest it uses with #error, and a header with a smaller
+    limit refuses to build it."""
+    from tinybnn.compiler import kernels
+
+    layers, length = CASES[0].values
+    result = compile(build(layers, length), tmp_path, "m", target="host")
+    shifts = [int(s.requant.shift.max()) for s in act_stages(result.program) if s.requant]
+    least = max(shifts)
+    assert least <= LIMITS["TB_RQ_MAX_SHIFT"]
+    assert result.cmodel.requires["TB_RQ_MAX_SHIFT"] == least
+    assert f"#if TB_RQ_MAX_SHIFT < {least}\n#error" in (tmp_path / "m.c").read_text()
+    host.build(tmp_path, "m")
+    header = tmp_path / kernels.KERNELS_HEADER
+    limit = f"#define TB_RQ_MAX_SHIFT {LIMITS['TB_RQ_MAX_SHIFT']}"
+    assert limit in header.read_text()
+    header.write_text(header.read_text().replace(limit, f"#define TB_RQ_MAX_SHIFT {least - 1}"))
+    with pytest.raises(TinyBNNError, match=f"needs TB_RQ_MAX_SHIFT >= {least}"):
+        host.build(tmp_path, "m")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=hs.one_of(
+        hs.floats(-4.0, 4.0, allow_nan=False),
+        hs.floats(1e-9, 1e-3),
+        hs.floats(-1e4, 1e4, allow_nan=False),
+        hs.floats(1e8, 1e12),  # refused where no int32 multiplier holds it
+    ),
+    offset=hs.floats(-300.0, 300.0, allow_nan=False),
+    relu=hs.booleans(),
+    bound=hs.integers(0, 4000),
+    max_shift=hs.integers(0, 31),
+)
+def test_requantisation_property(scale, offset, relu, bound, max_shift):
+    """Any multiplier, offset, code range, bound and shift limit: either a one-line refusal,
+    or on every acc in [-bound, bound] the numpy reference, the C's uint32 steps and exact
+    Python integers agree, the shift is within the limit and the 32-bit sums are proven."""
+    lo, hi = (0, 127) if relu else (-128, 127)
+    try:
+        rq = fold_requant(np.array([scale]), np.array([offset]), lo, hi, bound, max_shift, "x")
+    except ModelError as e:  # legitimate: only multipliers near or past int32 at shift 0
+        assert str(e).startswith("x: channel 0 requantises") and "\n" not in str(e)
+        assert abs(scale) > 2**30, scale
+        return
+    acc = np.arange(-bound, bound + 1, dtype=np.int64)
+    m, b, sh = int(rq.mult[0]), int(rq.bias[0]), int(rq.shift[0])
+    want = np.array([min(max((int(a) * m + b) >> sh, lo), hi) for a in acc])
+    assert 0 <= sh <= max_shift and max(abs(m), abs(b)) <= INT32_MAX
+    assert_exact("numpy", rq.codes(acc[:, None])[:, 0], want)
+    assert_exact("C steps", rq.codes_as_c(acc[:, None])[:, 0], want)
 
 
 # ---------------------------------------------------------------------------------------
