@@ -262,7 +262,10 @@ def fold_requant(
     out = {k: [] for k in ("mult", "bias", "shift", "amin", "amax")}
     for c, (r, o) in enumerate(zip(scale.tolist(), offset.tolist(), strict=True)):
         for s in range(max_shift, -1, -1):
-            m, b = round(r * 2**s), math.floor((o + 0.5) * 2**s)
+            rm, ob = r * 2.0**s, (o + 0.5) * 2.0**s  # exact scalings by powers of two
+            if not max(abs(rm), abs(ob)) < 2.0**31:  # also past float64's range
+                continue
+            m, b = round(rm), math.floor(ob)
             if max(abs(m), abs(b)) > INT32_MAX:
                 continue
             a0, a1 = _saturation(m, b, s, lo, hi)

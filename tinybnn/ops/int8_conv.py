@@ -553,8 +553,9 @@ def _a_xs_fields(cs, st: Int8ActConv) -> int:
 
 def _a_xs_serves(st: Int8ActConv, core, optimize: str) -> bool:
     """optimize="speed" on every fast core: SMLAD where the core has it, else the portable
-    pair product, still faster than the reference loops (M0: 5.1 against 7.8-10.6
-    instructions per MAC, M3: 3.7 against 5.8-10.7, for k3 and 32 channels)."""
+    pair product, still faster than the reference loops (k3, 32-64 channels: M0 4.8-5.1
+    against 7.3-14.3 instructions per MAC, M3 3.5-3.8 against 5.3-13.0;
+    benchmarks/results/int8_act.md)."""
     if optimize != "speed":
         return False
     if st.out_kind == "bin":  # the sign of s * (acc - th) modulo 2^32
