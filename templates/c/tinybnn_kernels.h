@@ -1602,6 +1602,46 @@ TB_SPECIALISE void tb_i8aconv1d_xs_s8(const tb_i8aconv1d_t *L, const int8_t *x, 
     tb_i8aconv1d_xs(L, x, 0, y, 1, scratch);
 }
 
+/* ======================================================================================
+ * A hidden dense layer with int8 weights over binary activations or counts, and its sign.
+ * ====================================================================================== */
+typedef struct {
+    int in_features, in_c, in_t, c_out; /* bits in: read as [in_t][TB_WORDS(in_c)] */
+    const int8_t *w;                    /* [c_out][in_features]: [c_out][in_t][in_c] on bits */
+    tb_threshold_t th;
+} tb_i8dense_t;
+
+/* in: [in_t][TB_WORDS(in_c)] packed, |acc| <= 127 * in_features; out: [TB_WORDS(c_out)]. */
+static inline void tb_i8dense_b32(const tb_i8dense_t *L, const uint32_t *x, uint32_t *y)
+{
+    int cw = TB_WORDS(L->in_c);
+    memset(y, 0, (size_t)TB_WORDS(L->c_out) * sizeof(uint32_t));
+    for (int o = 0; o < L->c_out; o++) {
+        const int8_t *w = L->w + o * L->in_features;
+        int32_t acc = 0;
+        for (int t = 0; t < L->in_t; t++)
+            for (int c = 0; c < L->in_c; c++) {
+                int32_t q = w[t * L->in_c + c];
+                acc += tb_bit(x + t * cw, c) ? -q : q;
+            }
+        y[o >> 5] |= tb_threshold_bit(&L->th, o, acc) << (o & 31);
+    }
+}
+
+/* in: int32 counts [in_features], each in [-T, T], |acc| <= 127 * in_features * T within
+ * int32 (the compiler checks); out: [TB_WORDS(c_out)] packed. */
+static inline void tb_i8dense_s32(const tb_i8dense_t *L, const int32_t *x, uint32_t *y)
+{
+    memset(y, 0, (size_t)TB_WORDS(L->c_out) * sizeof(uint32_t));
+    for (int o = 0; o < L->c_out; o++) {
+        const int8_t *w = L->w + o * L->in_features;
+        int32_t acc = 0;
+        for (int i = 0; i < L->in_features; i++)
+            acc += (int32_t)w[i] * x[i];
+        y[o >> 5] |= tb_threshold_bit(&L->th, o, acc) << (o & 31);
+    }
+}
+
 /*
  * Streaming (docs/lowering.md, "Streaming"). A column stage holds the input columns from
  * the start of its next output's window on, oldest first: `fill` of them, at most the span
