@@ -86,3 +86,54 @@ def test_train_bad_precision_is_one_line(tmp_path, signals_npz, capsys):
     assert_one_error_line(err)
     assert "precision must be 4 values of 1 or 8" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.npz"]
+
+
+def test_precision_8a8_builds_int8_activations():
+    """'8a8': a hidden int8_conv1d with activation='int8' (no batchnorm_sign after it), read
+    by the next int8 convolution, which pads with 0."""
+    model = conv_classifier(3, 40, 4, widths=(8, 16, 12, 12), precision=[8, "8a8", "8a8", 8, 8])
+    convs = [m for m in model.layers if m.kind == "int8_conv1d"]
+    assert [(m.activation, m.pad_value) for m in convs] == [("int8", 1), ("int8", 0), ("none", 0)]
+    assert [v.kind for v in model.values].count("i8") == 4  # two convs and their pools
+    assert weighted(model)[1:3] == [("int8_conv1d", 8), ("int8_conv1d", 8)]
+
+
+@pytest.mark.parametrize(
+    "precision",
+    [[8, "8a8", 1, 8, 8], [8, 1, 1, "8a8", 8], ["8a8", 8, 8, 8, 8], [8, 8, 8, 8, "8a8"]],
+    ids=["binary_after", "last_hidden", "first", "head"],
+)
+def test_bad_8a8_is_one_line(precision):
+    """int8 codes must go to an int8 convolution: not to a binary one, nor to the global
+    pooling, and the first layer and the head have no int8 activations out."""
+    with pytest.raises(ModelError) as e:
+        conv_classifier(3, 40, 4, widths=(8, 16, 12, 12), precision=precision)
+    assert "'8a8' for a hidden convolution with int8 activations out" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_train_8a8_then_summary_and_compile(tmp_path, signals_npz, capsys):
+    """--precision with 8a8 trains (fake quantisation, the calibrated range), the model file
+    records the activation, summary shows the int8 activations, and the trained model's C
+    equals the reference equals PyTorch."""
+    from modelcheck import check_model
+
+    out = tmp_path / "model.pt"
+    tiny = ["--epochs", "2", "--widths", "8,16,8", "--batch-size", "16", "--no-progress"]
+    status, _, err = run(capsys, "train", signals_npz, "-o", out, *tiny, "--precision", "8,8a8,8,8")
+    assert (status, err) == (0, "")
+    model = tinybnn.load(out)
+    act = next(m for m in model.layers if m.kind == "int8_conv1d")
+    assert act.config()["activation"] == "int8" and float(act.act_max) > 0
+    status, stdout, err = run(capsys, "summary", out)
+    assert (status, err) == (0, "")
+    row = next(line for line in stdout.splitlines() if "int8 out" in line)
+    assert "i8[16, " in row
+    from tinybnn.training.data import load_dataset
+
+    check_model(model, [load_dataset(signals_npz).X[:16]], tmp_path / "c")
+
+
+def test_cli_refuses_bad_8a8_words(tmp_path, signals_npz, capsys):
+    status, _, err = run(capsys, "train", signals_npz, "--precision", "8,8a4,8", "--no-progress")
+    assert status != 0 and "8a8: int8 activations out of a hidden convolution" in err

@@ -37,6 +37,7 @@ from .firmware.streaming import profile_stream
 from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
+from .models import INT8_ACT
 from .training import tsfile
 from .training.data import load_dataset
 from .training.evaluate import evaluate_file
@@ -49,16 +50,16 @@ def tinybnn() -> None:
     """Train binarized neural networks on 1-D sensor signals and compile them to C."""
 
 
-def _precision(ctx, param, text: str | None) -> tuple[int, ...] | None:
+def _precision(ctx, param, text: str | None) -> tuple[int | str, ...] | None:
     if text is None:
         return None
-    try:
-        bits = tuple(int(b) for b in text.split(","))
-    except ValueError:
-        bits = ()
-    if not bits or any(b not in (1, 8) for b in bits):
-        raise click.BadParameter(f"expected bits of 1 or 8 per layer like 8,1,1,8, not {text!r}")
-    return bits
+    words = text.split(",")
+    if not all(w in ("1", "8", INT8_ACT) for w in words):
+        raise click.BadParameter(
+            f"expected bits of 1 or 8 per layer like 8,1,1,8 (or {INT8_ACT}: int8 activations "
+            f"out of a hidden convolution, like 8,{INT8_ACT},8,8), not {text!r}"
+        )
+    return tuple(w if w == INT8_ACT else int(w) for w in words)
 
 
 def _widths(ctx, param, text: str | None) -> tuple[int, ...] | None:
@@ -148,7 +149,9 @@ def kernel_options(command):
     "--precision",
     callback=_precision,
     help="Override: bits per weight of each layer, 1 or 8: the first layer, each further "
-    "convolution, the classifier (e.g. 8,1,1,8; overrides --first-weights and --head).",
+    "convolution, the classifier (e.g. 8,1,1,8; overrides --first-weights and --head); "
+    f"{INT8_ACT}: a hidden convolution with int8 weights and int8 activations out, read by the "
+    f"next convolution, which is 8 or {INT8_ACT} (e.g. 8,{INT8_ACT},8,8).",
 )
 @click.option(
     "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."

@@ -34,7 +34,7 @@ def conv_classifier(
     scaling: bool = False,
     padding: str = "same",
     shortcuts: bool = False,
-    precision: tuple[int, ...] | list[int] | None = None,
+    precision: tuple[int | str, ...] | list[int | str] | None = None,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -47,9 +47,12 @@ def conv_classifier(
     precision: bits per weight of each weighted layer, 1 (binary) or 8 (int8): the first
     layer, each further convolution, then the classifier (len(widths) + 1 values, e.g.
     [8, 1, 1, 8]). It decides `first_weights` and `head` (overriding them); a hidden
-    convolution of 8 bits is an int8_conv1d (binary activations in and out). None: the
-    first layer's and the head's as `first_weights` and `head` say, hidden layers binary.
-    A refused size or option names the layer it would have built.
+    convolution of 8 bits is an int8_conv1d with binary activations out (a batchnorm_sign
+    after it). "8a8", for a hidden convolution whose next convolution is 8 or "8a8" too:
+    int8 weights and int8 activations out (activation="int8": BatchNorm, ReLU, int8 codes),
+    which the next reads as they are, e.g. [8, "8a8", 8, 8]. None: the first layer's and the
+    head's as `first_weights` and `head` say, hidden layers binary. A refused size or option
+    names the layer it would have built.
 
     shortcuts=True: each binary convolution whose width equals the one before it, from the
     third layer on, becomes a residual block (where it and the one before it are binary) (`BinaryResidual1d`: the integer sums of the
@@ -107,8 +110,12 @@ def conv_classifier(
             )
         elif residual[i]:
             add(BinaryResidual1d, w, 3, pad_value=1, **sign)
-        elif bits is not None and bits[i] == 8:
-            add(Int8Conv1d, c, w, 3, padding=padding, pad_value=1)
+        elif bits is not None and bits[i] in (8, INT8_ACT):
+            codes_in = bits[i - 1] == INT8_ACT  # the layer before gives int8 codes (pad 0)
+            act = "int8" if bits[i] == INT8_ACT else "none"
+            add(
+                Int8Conv1d, c, w, 3, padding=padding, pad_value=0 if codes_in else 1, activation=act
+            )
         else:
             add(BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling)
         if padding == "valid":
@@ -116,7 +123,9 @@ def conv_classifier(
         if pool > 1 and t // pool >= 4:
             add(MaxPool1d, pool)
             t //= pool
-        if i + 1 == len(widths) or not residual[i + 1]:  # else the next block holds the sign
+        codes_out = bits is not None and bits[i] == INT8_ACT  # int8 codes go on, no sign
+        if not codes_out and (i + 1 == len(widths) or not residual[i + 1]):
+            # (else the next block holds the sign)
             add(BatchNormSign, w, **sign)
         c = w
     add(GlobalPool1d, "sum")
@@ -125,18 +134,26 @@ def conv_classifier(
 
 
 PRECISIONS = (1, 8)
+INT8_ACT = "8a8"  # a hidden convolution with int8 weights and int8 activations out
 
 
-def check_precision(precision, layers: int) -> tuple[int, ...] | None:
-    """`precision` as a tuple of `layers` + 1 bit widths (1 or 8), or None; refused in one line."""
+def check_precision(precision, layers: int) -> tuple[int | str, ...] | None:
+    """`precision` as a tuple of `layers` + 1 bit widths (1 or 8, or "8a8" for a hidden
+    convolution followed by another of int8 weights), or None; refused in one line."""
     if precision is None:
         return None
     bits = tuple(precision)
-    if len(bits) != layers + 1 or any(
-        isinstance(b, bool) or not isinstance(b, int) or b not in PRECISIONS for b in bits
-    ):
+
+    def ok(i: int, b) -> bool:
+        if b == INT8_ACT and isinstance(b, str):  # hidden, and the next conv reads codes
+            return 0 < i < layers - 1 and bits[i + 1] in (8, INT8_ACT)
+        return not isinstance(b, bool) and isinstance(b, int) and b in PRECISIONS
+
+    if len(bits) != layers + 1 or not all(ok(i, b) for i, b in enumerate(bits)):
         raise ModelError(
             f"conv_classifier: precision must be {layers + 1} values of 1 or 8 (the first "
-            f"layer, {layers - 1} hidden convolutions, the classifier), not {list(bits)}"
+            f"layer, {layers - 1} hidden convolutions, the classifier), or '{INT8_ACT}' for a "
+            f"hidden convolution with int8 activations out whose next convolution is 8 or "
+            f"'{INT8_ACT}', not {list(bits)}"
         )
     return bits

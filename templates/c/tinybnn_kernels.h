@@ -32,6 +32,7 @@
 #define TB_SST_MAX_SPAN 16   /* subset-sum first layer: the most input steps of one output */
 #define TB_SST_MAX_IN 8      /* ... and the most input channels (2^c_in sums per step) */
 #define TB_SUM_MAX 32767     /* shortcuts: the largest |sum| of an int16 sum buffer */
+#define TB_RQ_MAX_SHIFT 31   /* requantisation to int8: the largest right shift */
 
 #if TB_VSL_MAX_SLICES < TB_SLICES_MIN || TB_SLICES_MIN != 5
 #error "the bit-sliced kernels keep exactly 4 carry-save slices below the high ones"
@@ -1383,6 +1384,261 @@ TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, ui
             }
             y[p * ow + g] = pooled;
         }
+    }
+}
+
+/* ======================================================================================
+ * int8 activations between layers: an int8 convolution that reads int8 codes or +-1 bits
+ * and writes int8 codes (requantised) or bits (thresholded). The reference loops and the
+ * xs variant (int16 pairs, SMLAD on cores with the DSP extension).
+ * ====================================================================================== */
+
+/* Requantisation of an accumulator to an int8 code, per channel o (docs/lowering.md):
+ *   q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi),   0 <= shift <= TB_RQ_MAX_SHIFT.
+ * acc is first clamped to [amin, amax], outside which q saturates (the clamp changes no q),
+ * and the compiler proves |a * mult + bias| <= 2^31 - 1 over [amin, amax]: so the product
+ * and the sum, taken modulo 2^32, are exact, and the floor shift of a negative value is done
+ * on its complement (no implementation-defined signed shift). */
+typedef struct {
+    const int32_t *mult;   /* [c_out] */
+    const int32_t *bias;   /* [c_out]: the offset and the rounding (+1/2), times 2^shift */
+    const uint8_t *shift;  /* [c_out] */
+    const int32_t *amin;   /* [c_out] */
+    const int32_t *amax;   /* [c_out] */
+    int lo, hi;            /* the codes: [0, 127] after a ReLU, else [-128, 127] */
+} tb_requant_t;
+
+/* The code of channel o for accumulator acc, in [lo, hi]. */
+static inline int32_t tb_requant(const tb_requant_t *r, int o, int32_t acc)
+{
+    int32_t a = acc < r->amin[o] ? r->amin[o] : (acc > r->amax[o] ? r->amax[o] : acc);
+    uint32_t v = (uint32_t)a * (uint32_t)r->mult[o] + (uint32_t)r->bias[o];
+    uint32_t m = 0u - (v >> 31); /* all ones where v < 0 */
+    int32_t q = tb_s32(((v ^ m) >> r->shift[o]) ^ m);
+    return q < r->lo ? r->lo : (q > r->hi ? r->hi : q);
+}
+
+/* int8 convolution with int8 activations in or out: reads +-1 bits (a declared pad value)
+ * or int8 codes (padding steps hold 0), int8 weights; writes int8 codes (requantised, then
+ * max-pooled: the max of the codes) or bits ([max-pool of the accumulator], sign).
+ * |acc| <= 127 * k * c_in for bits in, 128 * 127 * k * c_in for codes in (within int32: the
+ * compiler checks). */
+typedef struct {
+    int c_in, t_in, c_out, t_out;  /* t_out after pooling */
+    int kernel_size, stride, pad;
+    int pool_k, pool_s;
+    const uint32_t *pad_word;      /* bits in: [TB_WORDS(c_in)], the pad value's bits; else NULL */
+    const int8_t *w;               /* [c_out][kernel_size][c_in] int8 codes in [-127, 127] */
+    tb_threshold_t th;             /* bits out */
+    tb_requant_t rq;               /* codes out */
+    /* The xs variant only (NULL otherwise): */
+    const uint32_t *wp;            /* [ceil(c_out/4)][k * cp/2][4] int16 pairs of s * w, see xs */
+    const uint32_t *bias;          /* [ceil(c_out/4) * 4]: where each sum starts, see xs */
+} tb_i8aconv1d_t;
+
+/* sum of w * x of output channel o at conv position t, over int8 codes [t_in][c_in]. */
+static inline int32_t tb_i8aconv1d_acc_s8(const void *layer, const void *x, int o, int t)
+{
+    const tb_i8aconv1d_t *L = (const tb_i8aconv1d_t *)layer;
+    int32_t acc = 0;
+    for (int k = 0; k < L->kernel_size; k++) {
+        int ti = t * L->stride + k - L->pad;
+        if (ti < 0 || ti >= L->t_in)
+            continue; /* padding: code 0 */
+        const int8_t *row = (const int8_t *)x + ti * L->c_in;
+        const int8_t *w = L->w + (o * L->kernel_size + k) * L->c_in;
+        for (int c = 0; c < L->c_in; c++)
+            acc += (int32_t)w[c] * row[c];
+    }
+    return acc;
+}
+
+/* The same over packed +-1 bits [t_in][TB_WORDS(c_in)], padding steps the pad word. */
+static inline int32_t tb_i8aconv1d_acc_b32(const void *layer, const void *x, int o, int t)
+{
+    const tb_i8aconv1d_t *L = (const tb_i8aconv1d_t *)layer;
+    int cw = TB_WORDS(L->c_in);
+    int32_t acc = 0;
+    for (int k = 0; k < L->kernel_size; k++) {
+        int ti = t * L->stride + k - L->pad;
+        const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : (const uint32_t *)x + ti * cw;
+        const int8_t *w = L->w + (o * L->kernel_size + k) * L->c_in;
+        for (int c = 0; c < L->c_in; c++)
+            acc += tb_bit(row, c) ? -(int32_t)w[c] : (int32_t)w[c];
+    }
+    return acc;
+}
+
+/* The walk of tb_conv1d_walk with codes out: for each pooled step p and channel o, the
+ * largest code over the pool window. out: int8 [t_out][c_out]. */
+static inline void tb_conv1d_walk_q8(const tb_i8aconv1d_t *L, const void *x, tb_acc_fn acc, int8_t *y)
+{
+    for (int p = 0; p < L->t_out; p++) {
+        for (int o = 0; o < L->c_out; o++) {
+            int32_t best = L->rq.lo;
+            for (int j = 0; j < L->pool_k; j++) {
+                int32_t q = tb_requant(&L->rq, o, acc(L, x, o, p * L->pool_s + j));
+                best = q > best ? q : best;
+            }
+            y[p * L->c_out + o] = (int8_t)best;
+        }
+    }
+}
+
+/* in: int8 [t_in][c_in]; out: int8 [t_out][c_out]. */
+static inline void tb_i8aconv1d_q8_s8(const tb_i8aconv1d_t *L, const int8_t *x, int8_t *y)
+{
+    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_s8, y);
+}
+
+/* in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out]. */
+static inline void tb_i8aconv1d_q8_b32(const tb_i8aconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_b32, y);
+}
+
+/* in: int8 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed. */
+static inline void tb_i8aconv1d_s8(const tb_i8aconv1d_t *L, const int8_t *x, uint32_t *y)
+{
+    tb_conv1d_walk(L, x, tb_i8aconv1d_acc_s8, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->th, y);
+}
+
+/* xs, as tb_i8conv1d_xs_b32: the input is expanded once into rows of int16 pairs (codes, or
+ * +-1 for bits; pad rows hold 0 or the pad value; the channel past an odd c_in is 0), so a
+ * window is k * cp / 2 words in one run (cp = c_in rounded up to even), and four output
+ * channels at a time share each pair, two products per tb_dot2 (one SMLAD on cores with the
+ * DSP extension). Bits out: the threshold is folded in with its direction, a = s * (acc -
+ * th), the output bit its sign (|acc - th| < 2^31, the compiler checks), pooling the AND
+ * (s = 1) or OR (s = -1) of the window's bits. Codes out: s = 1 and the sums start at 0, so
+ * a = acc (exact modulo 2^32, |acc| < 2^31), requantised by tb_requant, pooled by max.
+ * L->wp: [ceil(c_out/4)][k * cp/2][4] words (s*w, s*w) of the pair's two channels, zero past
+ * c_in and past c_out; L->bias: [ceil(c_out/4) * 4], -s * th (bits out) or 0; the arrays
+ * of L->rq (codes out) hold ceil(c_out/4) * 4 channels, the padding zeros.
+ * x: int8 [t_in][c_in] (bits_in 0) or [t_in][TB_WORDS(c_in)] packed (bits_in 1); y: int8
+ * [t_out][c_out] (bits_out 0) or [t_out][TB_WORDS(c_out)] packed (bits_out 1).
+ * scratch: 4 * (t_in + 2 * pad) * cp / 2 bytes. */
+TB_SPECIALISE void tb_i8aconv1d_xs(const tb_i8aconv1d_t *L, const void *x, int bits_in, void *y,
+                                   int bits_out, int32_t *scratch)
+{
+    int cw = TB_WORDS(L->c_in), half = (L->c_in + 1) / 2;
+    int pairs = L->kernel_size * half;
+    uint32_t *rows = (uint32_t *)scratch;
+    for (int r = 0; r < L->t_in + 2 * L->pad; r++) {
+        int ti = r - L->pad, inside = ti >= 0 && ti < L->t_in;
+        const uint32_t *bits = L->pad_word;
+        const int8_t *codes = NULL; /* codes in: NULL on a pad row (0) */
+        if (inside && bits_in)
+            bits = (const uint32_t *)x + ti * cw;
+        else if (inside)
+            codes = (const int8_t *)x + ti * L->c_in;
+        for (int h = 0; h < half; h++) {
+            uint32_t pair = 0;
+            for (int e = 0; e < 2 && 2 * h + e < L->c_in; e++) {
+                int c = 2 * h + e;
+                uint32_t v = bits_in ? (tb_bit(bits, c) ? 0xffffu : 1u) /* -1 or +1 */
+                                     : (codes ? (uint32_t)(uint16_t)(int16_t)codes[c] : 0u);
+                pair |= v << (16 * e);
+            }
+            rows[r * half + h] = pair;
+        }
+    }
+    for (int p = 0; p < L->t_out; p++) {
+        for (int b = 0; b < L->c_out; b += 4) {
+            const uint32_t *w4 = L->wp + b * pairs; /* 4 * pairs per block */
+            int32_t q0 = L->rq.lo, q1 = q0, q2 = q0, q3 = q0; /* codes out: the pool's max */
+            uint32_t pooled = 0; /* bits out: the block's 4 bits, the pool's AND or OR by neg */
+            for (int j = 0; j < L->pool_k; j++) {
+                const uint32_t *xw = rows + (p * L->pool_s + j) * L->stride * half;
+                uint32_t a0 = L->bias[b], a1 = L->bias[b + 1], a2 = L->bias[b + 2], a3 = L->bias[b + 3];
+                TB_UNROLL_WIDE
+                for (int i = 0; i < pairs; i++) {
+                    uint32_t v = xw[i];
+                    a0 = tb_dot2(w4[4 * i], v, a0);
+                    a1 = tb_dot2(w4[4 * i + 1], v, a1);
+                    a2 = tb_dot2(w4[4 * i + 2], v, a2);
+                    a3 = tb_dot2(w4[4 * i + 3], v, a3);
+                }
+                if (bits_out) {
+                    uint32_t neg = (L->th.neg[b >> 5] >> (b & 31)) & 15u;
+                    uint32_t bits = (a0 >> 31) | (a1 >> 31) << 1 | (a2 >> 31) << 2 | (a3 >> 31) << 3;
+                    pooled = j == 0 ? bits : (pooled & (bits | neg)) | (bits & neg);
+                } else { /* the requantisation arrays are padded to whole blocks of 4 */
+                    int32_t r0 = tb_requant(&L->rq, b, tb_s32(a0));
+                    int32_t r1 = tb_requant(&L->rq, b + 1, tb_s32(a1));
+                    int32_t r2 = tb_requant(&L->rq, b + 2, tb_s32(a2));
+                    int32_t r3 = tb_requant(&L->rq, b + 3, tb_s32(a3));
+                    q0 = r0 > q0 ? r0 : q0, q1 = r1 > q1 ? r1 : q1;
+                    q2 = r2 > q2 ? r2 : q2, q3 = r3 > q3 ? r3 : q3;
+                }
+            }
+            if (bits_out) { /* blocks of 4 never straddle a word; bits past c_out are 0 */
+                uint32_t *row = (uint32_t *)y + p * TB_WORDS(L->c_out);
+                uint32_t keep = (b & 31) ? row[b >> 5] : 0u;
+                uint32_t valid = L->c_out - b >= 4 ? 15u : (1u << (L->c_out - b)) - 1u;
+                row[b >> 5] = keep | (pooled & valid) << (b & 31);
+            } else {
+                int8_t *out = (int8_t *)y + p * L->c_out + b;
+                int32_t q[4] = {q0, q1, q2, q3};
+                for (int e = 0; e < 4 && b + e < L->c_out; e++)
+                    out[e] = (int8_t)q[e];
+            }
+        }
+    }
+}
+
+/* The typed entries of xs: codes in, codes out; bits in, codes out; codes in, bits out. */
+TB_SPECIALISE void tb_i8aconv1d_xs_q8_s8(const tb_i8aconv1d_t *L, const int8_t *x, int8_t *y, int32_t *scratch)
+{
+    tb_i8aconv1d_xs(L, x, 0, y, 0, scratch);
+}
+
+TB_SPECIALISE void tb_i8aconv1d_xs_q8_b32(const tb_i8aconv1d_t *L, const uint32_t *x, int8_t *y, int32_t *scratch)
+{
+    tb_i8aconv1d_xs(L, x, 1, y, 0, scratch);
+}
+
+TB_SPECIALISE void tb_i8aconv1d_xs_s8(const tb_i8aconv1d_t *L, const int8_t *x, uint32_t *y, int32_t *scratch)
+{
+    tb_i8aconv1d_xs(L, x, 0, y, 1, scratch);
+}
+
+/* ======================================================================================
+ * A hidden dense layer with int8 weights over binary activations or counts, and its sign.
+ * ====================================================================================== */
+typedef struct {
+    int in_features, in_c, in_t, c_out; /* bits in: read as [in_t][TB_WORDS(in_c)] */
+    const int8_t *w;                    /* [c_out][in_features]: [c_out][in_t][in_c] on bits */
+    tb_threshold_t th;
+} tb_i8dense_t;
+
+/* in: [in_t][TB_WORDS(in_c)] packed, |acc| <= 127 * in_features; out: [TB_WORDS(c_out)]. */
+static inline void tb_i8dense_b32(const tb_i8dense_t *L, const uint32_t *x, uint32_t *y)
+{
+    int cw = TB_WORDS(L->in_c);
+    memset(y, 0, (size_t)TB_WORDS(L->c_out) * sizeof(uint32_t));
+    for (int o = 0; o < L->c_out; o++) {
+        const int8_t *w = L->w + o * L->in_features;
+        int32_t acc = 0;
+        for (int t = 0; t < L->in_t; t++)
+            for (int c = 0; c < L->in_c; c++) {
+                int32_t q = w[t * L->in_c + c];
+                acc += tb_bit(x + t * cw, c) ? -q : q;
+            }
+        y[o >> 5] |= tb_threshold_bit(&L->th, o, acc) << (o & 31);
+    }
+}
+
+/* in: int32 counts [in_features], each in [-T, T], |acc| <= 127 * in_features * T within
+ * int32 (the compiler checks); out: [TB_WORDS(c_out)] packed. */
+static inline void tb_i8dense_s32(const tb_i8dense_t *L, const int32_t *x, uint32_t *y)
+{
+    memset(y, 0, (size_t)TB_WORDS(L->c_out) * sizeof(uint32_t));
+    for (int o = 0; o < L->c_out; o++) {
+        const int8_t *w = L->w + o * L->in_features;
+        int32_t acc = 0;
+        for (int i = 0; i < L->in_features; i++)
+            acc += (int32_t)w[i] * x[i];
+        y[o >> 5] |= tb_threshold_bit(&L->th, o, acc) << (o & 31);
     }
 }
 

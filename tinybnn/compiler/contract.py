@@ -28,6 +28,7 @@ Non-goals: padding of pooling layers, dilation, groups.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,3 +178,105 @@ def place_bits(w: np.ndarray, layout: np.ndarray, n_words: int) -> np.ndarray:
     values = np.ones((w.shape[0], n_words * WORD_BITS), dtype=np.int8)
     values[:, layout] = w
     return pack_bits(values)
+
+
+# ---------------------------------------------------------------------------------------
+# Requantisation: an integer accumulator to an int8 activation code (docs/lowering.md,
+# "int8 activations between layers").
+#
+#     q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi)        on exact integers
+#
+# per channel, with |mult|, |bias| <= 2^31 - 1 and 0 <= shift <= TB_RQ_MAX_SHIFT. The bias
+# holds the BatchNorm offset and the rounding (+1/2), so the rounding is half up: one
+# rounding, as CMSIS-NN's 64-bit arm_nn_requantize, not TFLite's two. The C computes it in
+# 32 bits: acc is first clamped to [amin, amax], the accumulators outside which q saturates
+# (so the clamp changes no q), and the compiler proves |a * mult + bias| <= 2^31 - 1 at both
+# ends of that interval, so the product and the sum are exact modulo 2^32.
+
+
+@dataclass
+class Requant:
+    """Per channel: q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi)."""
+
+    mult: np.ndarray  # int64 [C]
+    bias: np.ndarray  # int64 [C]
+    shift: np.ndarray  # int64 [C], in [0, TB_RQ_MAX_SHIFT]
+    amin: np.ndarray  # int64 [C]: acc below it gives amin's q (the C clamps acc first)
+    amax: np.ndarray  # int64 [C]: acc above it gives amax's q
+    lo: int  # the code range: [0, 127] after a ReLU, else [-128, 127]
+    hi: int
+
+    def codes(self, acc: np.ndarray) -> np.ndarray:
+        """The codes of accumulators `acc` [..., C] (|acc| < 2^31): exact in int64."""
+        acc = np.asarray(acc, dtype=np.int64)
+        v = (acc * self.mult + self.bias) >> self.shift  # arithmetic shift: floor
+        return np.clip(v, self.lo, self.hi)
+
+    def codes_as_c(self, acc: np.ndarray) -> np.ndarray:
+        """What `tb_requant` computes, step by step in uint32 (the clamp to [amin, amax],
+        products and sums modulo 2^32, the floor shift by xor): for the tests."""
+        a = np.clip(np.asarray(acc, dtype=np.int64), self.amin, self.amax)
+        u32 = np.uint64(2**32 - 1)
+        v = (
+            a.astype(np.uint64) * (self.mult.astype(np.uint64) & u32)
+            + (self.bias.astype(np.uint64) & u32)
+        ) & u32
+        m = (np.uint64(0) - (v >> np.uint64(31))) & u32
+        q = ((v ^ m) >> self.shift.astype(np.uint64)) ^ m
+        q = np.where(q >= 2**31, q.astype(np.int64) - 2**32, q.astype(np.int64))
+        return np.clip(q, self.lo, self.hi)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """As the C stores them."""
+        return {
+            "mult": self.mult.astype(np.int32),
+            "bias": self.bias.astype(np.int32),
+            "shift": self.shift.astype(np.uint8),
+            "amin": self.amin.astype(np.int32),
+            "amax": self.amax.astype(np.int32),
+        }
+
+
+def _saturation(m: int, b: int, s: int, lo: int, hi: int) -> tuple[int, int]:
+    """[amin, amax]: outside it floor((a * m + b) / 2^s) is <= lo or >= hi, as at its ends."""
+    if m == 0:
+        return 0, 0
+    top, bottom = hi * 2**s - b, (lo + 1) * 2**s - b  # value >= top: q >= hi; < bottom: q <= lo
+    if m > 0:
+        return -(-bottom // m) - 1, -(-top // m)
+    return top // m, bottom // m + 1
+
+
+def fold_requant(
+    scale: np.ndarray, offset: np.ndarray, lo: int, hi: int, bound: int, max_shift: int, where: str
+) -> Requant:
+    """The integer requantisation of q = clamp(floor(acc * scale + offset + 1/2), lo, hi)
+    for integer acc in [-bound, bound]: per channel the largest shift <= max_shift whose
+    mult = round(scale * 2^shift) and bias = floor((offset + 1/2) * 2^shift) fit int32 and
+    keep |a * mult + bias| <= 2^31 - 1 on the clamped interval. The integers are the
+    definition (PyTorch's eval mode computes them too); `scale` and `offset` (float64) only
+    choose them. A refusal is a `ModelError` that starts with `where` (the layer)."""
+    scale, offset = np.asarray(scale, np.float64), np.asarray(offset, np.float64)
+    if not (np.isfinite(scale).all() and np.isfinite(offset).all()):
+        raise ModelError(f"{where}: a BatchNorm or activation scale gives NaN or infinity")
+    out = {k: [] for k in ("mult", "bias", "shift", "amin", "amax")}
+    for c, (r, o) in enumerate(zip(scale.tolist(), offset.tolist(), strict=True)):
+        for s in range(max_shift, -1, -1):
+            rm, ob = r * 2.0**s, (o + 0.5) * 2.0**s  # exact scalings by powers of two
+            if not max(abs(rm), abs(ob)) < 2.0**31:  # also past float64's range
+                continue
+            m, b = round(rm), math.floor(ob)
+            if max(abs(m), abs(b)) > INT32_MAX:
+                continue
+            a0, a1 = _saturation(m, b, s, lo, hi)
+            a0, a1 = min(max(a0, -bound), bound), min(max(a1, -bound), bound)
+            if max(abs(a0 * m + b), abs(a1 * m + b)) <= INT32_MAX:
+                break
+        else:
+            raise ModelError(
+                f"{where}: channel {c} requantises with a multiplier of {r:.6g} and an offset "
+                f"of {o:.6g} codes, which no int32 multiplier and shift in [0, {max_shift}] hold"
+            )
+        for k, v in zip(out, (m, b, s, a0, a1), strict=True):
+            out[k].append(v)
+    return Requant(**{k: np.array(v, dtype=np.int64) for k, v in out.items()}, lo=lo, hi=hi)

@@ -26,7 +26,7 @@ class Stage:
     layers: list[int]
     in_shape: tuple[int, ...]  # [C, T] or [F]
     out_shape: tuple[int, ...]
-    out_kind: str  # "bin", "sum" (int16 [T][C]), "count" or "scores"
+    out_kind: str  # "bin", "sum" (int16 [T][C]), "i8" (int8 [T][C]), "count" or "scores"
 
     kernel: ClassVar[str]  # the C kernel family, e.g. "bconv1d" (reports, profile)
     ctype: ClassVar[str]  # the C type of its descriptor, e.g. "tb_bconv1d_t"
@@ -42,8 +42,8 @@ class Stage:
 
     @property
     def in_kind(self) -> str:
-        """What the stage reads: "samples" (int16), "bin" (packed words), "sum" (int16 [T][C])
-        or "count" (int32)."""
+        """What the stage reads: "samples" (int16), "bin" (packed words), "sum" (int16 [T][C]),
+        "i8" (int8 [T][C]) or "count" (int32)."""
         return "bin"
 
     def out_bytes(self) -> int:

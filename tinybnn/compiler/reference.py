@@ -65,8 +65,8 @@ def argmax(scores: np.ndarray) -> np.ndarray:
 
 def unpack_stage(stage: Stage, out: np.ndarray) -> np.ndarray:
     """A stage's output [N, ...] as PyTorch holds it: +-1 [N, C, T] or [N, F], or integers
-    (sums [N, C, T], held [N][T][C] like the C)."""
-    if stage.out_kind == "sum":
+    (sums or int8 codes [N, C, T], held [N][T][C] like the C)."""
+    if stage.out_kind in ("sum", "i8"):
         return out.transpose(0, 2, 1)
     if stage.out_kind != "bin":
         return out

@@ -11,6 +11,8 @@ says what the device will hold:
   binary convolution without scaling, or such a sum plus a shortcut (`binary_residual1d`);
   int16 on the device where a shortcut keeps it between layers;
 - ``bin``: activations in {-1, +1} (one bit each on the device);
+- ``i8``: int8 activation codes (one byte each on the device, `int8_conv1d` with
+  activation="int8");
 - ``count``: integer sums of binary activations (global sum pooling);
 - ``scores``: integer class scores (the output).
 
@@ -53,14 +55,14 @@ class Value:
 
     @property
     def device_bytes(self) -> int:
-        """Bytes the value would take on the device: int16 samples, packed bits, or int32
-        (accumulators, sums, counts, scores)."""
+        """Bytes the value would take on the device: int16 samples, packed bits, int8 codes,
+        or int32 (accumulators, sums, counts, scores)."""
         if self.kind == "bin":
             return 4 * packed_words(self.shape)
         n = 1
         for d in self.shape:
             n *= d
-        return (2 if self.kind == "int" else 4) * n
+        return {"int": 2, "i8": 1}.get(self.kind, 4) * n
 
 
 LAYERS: dict[str, type[Layer]] = {}

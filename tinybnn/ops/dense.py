@@ -1,10 +1,12 @@
-"""Dense layers: a hidden binary layer (`BinaryLinear` before a batchnorm_sign) and the
-classifier (`BinaryLinear` or `Int8Linear` with a bias), over binary activations or counts.
+"""Dense layers: a hidden layer (`BinaryLinear` or `Int8Linear` without a bias, before a
+batchnorm_sign) and the classifier (`BinaryLinear` or `Int8Linear` with a bias), over binary
+activations or counts.
 
-One home for both ops: the training layers, their lowering to the `BinDense` and
-`Classifier` stages, the numpy reference, and the C kernels `tb_bdense_*_b32` (reference,
-`vst` subset tables, `lanes`) and `tb_classifier_*` (one reference loop per weight and input
-kind, `lanes` for binary on binary).
+One home for the three ops: the training layers, their lowering to the `BinDense`,
+`Int8Dense` and `Classifier` stages, the numpy reference, and the C kernels
+`tb_bdense_*_b32` (reference, `vst` subset tables, `lanes`), `tb_i8dense_*` (reference loops
+over bits and counts) and `tb_classifier_*` (one reference loop per weight and input kind,
+`lanes` for binary on binary).
 """
 
 from __future__ import annotations
@@ -153,10 +155,13 @@ class BinaryLinear(_Dense):
 
 @register
 class Int8Linear(_Dense):
-    """Classifier with int8 weights: scores = sum(x * q) + round(b), integers on the device.
+    """Dense layer with int8 weights over binary activations or counts: acc = sum(x * q).
 
-    q = clamp(round(w / delta), -127, 127) with one delta for the whole matrix (a per-class
-    scale would change the argmax). Inputs are binary activations or counts.
+    As the classifier (`bias=True`): scores = acc + round(b), integers on the device, with
+    q = clamp(round(w / delta), -127, 127) and one delta for the whole matrix (a per-class
+    scale would change the argmax). As a hidden layer (`bias=False`, as `BinaryLinear`): the
+    pre-activation delta_o * acc with one delta_o = max |w_o| / 127 per output, followed by
+    a batchnorm_sign, which folds into one integer threshold per output.
     """
 
     kind = "int8_linear"
@@ -173,22 +178,68 @@ class Int8Linear(_Dense):
         nn.init.uniform_(self.weight, -1, 1)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
+    @property
+    def note(self) -> str:
+        return "classifier" if self.bias is not None else "int8"
+
     def infer(self, v: Value, where: str) -> Value:
         expect(v, ("bin", "count"), 1, where, "flat binary activations or counts")
         if v.shape[0] != self.in_features:
             raise ModelError(f"{where}: in_features={self.in_features}, but the input is {v}")
-        return Value("scores", (self.out_features,))
+        return Value("scores" if self.bias is not None else "acc", (self.out_features,))
+
+    def quantized(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(q, delta): int8 codes [O, F] (straight-through) and the scale: one for the
+        classifier, one per output for a hidden layer."""
+        return quantize_int8(self.weight, per_channel=self.bias is None)
 
     def integer_weight(self) -> torch.Tensor:
-        return quantize_int8(self.weight, per_channel=False)[0]
+        return self.quantized()[0]
+
+    def to_preact(self, acc: torch.Tensor) -> torch.Tensor:
+        """Hidden: delta_o * acc (channel dim 1: [N, O], or [1, O, R] in `fold_threshold`)."""
+        return acc * channel_view(self.quantized()[1], acc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self._eval_dtype()
-        return x.to(dtype) @ self.integer_weight().to(dtype).T + self.integer_bias().to(dtype)
+        acc = x.to(dtype) @ self.integer_weight().to(dtype).T
+        if self.bias is None:
+            return self.to_preact(acc)
+        return acc + self.integer_bias().to(dtype)
 
     def lower(self, lw) -> None:
-        w = ints(self.integer_weight(), f"{lw.where(lw.i)}: weights", -127, 127)
-        _lower_classifier(lw, lw.i, binary_weights=False, weight=w, bias=self.integer_bias())
+        i = lw.i
+        w = ints(self.integer_weight(), f"{lw.where(i)}: weights", -127, 127)
+        if self.bias is not None:
+            _lower_classifier(lw, i, binary_weights=False, weight=w, bias=self.integer_bias())
+            return
+        v_in = lw.values[i - 1]
+        src = lw.flat_source_shape(i)
+        in_c, in_t = (src[0], src[1]) if len(src) == 2 else (src[0], 1)
+        in_max = 1 if v_in.kind == "bin" else lw.in_shape(i - 1)[1]  # |count| <= T
+        bound = 127 * self.in_features * in_max  # Python integers: nothing wraps
+        if bound > INT32_MAX:
+            raise ModelError(f"{lw.where(i)}: its accumulators could reach +-{bound}, beyond int32")
+        pool_k, _, last, f = lw.take_pool_and_sign(i, self.to_preact)
+        if pool_k != 1:
+            raise ModelError(f"{lw.where(i + 1)}: maxpool1d cannot follow a dense layer")
+        if v_in.kind == "bin":  # torch order c * T + t -> [O][t][c], as the buffer holds it
+            k = self.out_features
+            w = w.reshape(k, in_c, in_t).transpose(0, 2, 1).reshape(k, in_t * in_c)
+        lw.emit(
+            Int8Dense(
+                layers=list(range(i, last + 1)),
+                in_shape=v_in.shape,
+                out_shape=lw.values[last].shape,
+                out_kind="bin",
+                binary_input=v_in.kind == "bin",
+                weight=w,
+                in_c=in_c,
+                in_t=in_t,
+                threshold=fold_threshold(f, self.out_features, -bound, bound, lw.where(i)),
+            ),
+            last,
+        )
 
 
 def _lower_classifier(lw, i: int, binary_weights: bool, weight: np.ndarray, bias: torch.Tensor):
@@ -262,6 +313,64 @@ class BinDense(Stage):
 
     def comment(self, index: int) -> str:
         return f"L{index} bdense: {self.in_features}b -> {self.weight.shape[0]}b"
+
+
+@dataclass
+class Int8Dense(Stage):
+    """packed vector or counts -> dense with int8 weights -> sign -> packed vector.
+
+    A binary input is read as [in_t][ceil(in_c/32)] words (a flatten's [C, T] buffer, or a
+    vector: in_t = 1) and the weights are [O][in_t][in_c]; counts are int32 [F] and the
+    weights [O][F]. |acc| <= 127 * F (bits) or 127 * F * T (counts of T steps)."""
+
+    kernel = "i8dense"
+    ctype = "tb_i8dense_t"
+    stream_role = "decision"  # as BinDense
+
+    binary_input: bool = True
+    weight: np.ndarray = field(default=None)  # int8 codes [O][F]
+    in_c: int = 0
+    in_t: int = 1
+    threshold: object = field(default=None)  # contract.Threshold
+
+    @property
+    def in_kind(self) -> str:
+        return "bin" if self.binary_input else "count"
+
+    def arrays(self):
+        return {"w": self.weight.astype(np.int8), **self.threshold.arrays()}
+
+    def macs(self):
+        return 0, self.weight.size
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: packed [in_t * ceil(in_c/32)] or int32 counts [F] -> packed [OW]."""
+        if self.binary_input:
+            packed = x.reshape(self.in_t, words(self.in_c))
+            x = unpack_bits(packed, self.in_c).reshape(-1)  # [t][c]
+        acc = (self.weight.astype(np.int64) * np.asarray(x, np.int64)[None]).sum(1)
+        return self.threshold.packed(acc)
+
+    def comment(self, index: int) -> str:
+        what = "b" if self.binary_input else " counts"
+        return (
+            f"L{index} i8dense: {self.weight.shape[1]}{what} -> {self.weight.shape[0]}b, "
+            "int8 weights"
+        )
+
+
+def _i8dense_fields(cs, st: Int8Dense) -> int:
+    o, n = st.weight.shape
+    cs.fields = dict(in_features=n, in_c=st.in_c, in_t=st.in_t, c_out=o)
+    cs.fields["w"] = cs.array("w", st.arrays()["w"], f"int8 [{o}][{n}]")
+    cs.fields["th"] = cs.threshold(st.threshold)
+    return 0
+
+
+Int8Dense.variants = (
+    Variant("ref", "tb_i8dense_b32", _i8dense_fields, lambda st, c, o: st.binary_input),
+    Variant("ref", "tb_i8dense_s32", _i8dense_fields, lambda st, c, o: not st.binary_input),
+)
 
 
 @dataclass

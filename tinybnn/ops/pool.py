@@ -26,7 +26,8 @@ from .spec import STEPS, Choice, Either, Null
 
 @register
 class MaxPool1d(Layer):
-    """Max pooling over time, of binary activations or of pre-activations (before the sign).
+    """Max pooling over time, of binary activations, of pre-activations (before the sign)
+    or of int8 codes (after an int8_conv1d with activation="int8", which fuses it).
 
     No padding; stride defaults to kernel_size. A trailing partial window is dropped, as in
     `torch.nn.MaxPool1d`.
@@ -48,7 +49,7 @@ class MaxPool1d(Layer):
         return f"k={self.kernel_size}"
 
     def infer(self, v: Value, where: str) -> Value:
-        expect(v, (*PREACT_KINDS, "bin"), 2, where, "activations or pre-activations")
+        expect(v, (*PREACT_KINDS, "bin", "i8"), 2, where, "activations or pre-activations")
         t = conv_length(where, v.shape[1], self.kernel_size, self.stride, 0)
         return Value(v.kind, (v.shape[0], t))
 
