@@ -131,27 +131,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in RUNS.read_text().splitlines()] if RUNS.exists() else []
     done = {(r["variant"], r["seed"]) for r in rows}
-    cfg = demo.FULL
-    streams = [
-        sim.make_stream(cfg.field_s, seed=s)[:3] for s in demo.FIELD_SEEDS[: cfg.field_users]
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = demo.make_data(cfg, Path(tmp))
-        for seed in args.seeds:
-            for variant in args.variants:
-                if (variant, seed) in done:
-                    continue
+    todo = [(v, s) for s in args.seeds for v in args.variants if (v, s) not in done]
+    if todo:
+        cfg = demo.FULL
+        streams = [
+            sim.make_stream(cfg.field_s, seed=s)[:3] for s in demo.FIELD_SEEDS[: cfg.field_users]
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = demo.make_data(cfg, Path(tmp))
+            for variant, seed in todo:
                 row = run(variant, seed, paths, streams)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 with RUNS.open("a") as f:
                     f.write(json.dumps(row) + "\n")
     (RESULTS / "first_layer.md").write_text(
-        "# The earbud demo's first layer: int8 or binary weights\n\n"
+        "# The earbud demo's first layer: int8, binary or ternary weights\n\n"
         "Measured by `benchmarks/first_layer.py`: the demo's data and recipe, one training "
         "run per seed and variant, threads 1; window accuracy on the 12 unseen users "
         f"({rows[0]['windows']} windows), and the demo's field test of the streaming loop "
-        "(host build, 10 fresh users x 120 s).\n\n" + table(rows) + "\n"
+        "(host build, 10 fresh users x 120 s). The instructions each first layer runs are "
+        "in benchmarks/results/kernels.md (the shapes `iconv 5ch->16 k5 T128 pool2 ...` and "
+        "the earbud model with a ternary first layer).\n\n" + table(rows) + "\n"
     )
     print(table(rows))
     return 0

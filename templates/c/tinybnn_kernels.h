@@ -1440,82 +1440,84 @@ static inline uint32_t tb_sso_word(const unsigned char *base, uint32_t off)
  * n byte offsets of the table entries as halfwords (the last one alone in its word where n
  * is odd). Sums are taken modulo 2^32. On ARMv6-M the loop over a group is assembly: one
  * LDRH and two LDR per offset, 2.5 instructions per lookup plus 1.5 per pair of offsets,
- * and 15 per channel (GCC spills the C to the stack); elsewhere (and at -Os) plain C. */
+ * and 9 per channel (GCC spills the C to the stack); elsewhere (and at -O0, -Os, or with
+ * fewer than 2 offsets) plain C. */
 static inline uint32_t tb_sso_bits(const unsigned char *b0, const unsigned char *b1, const uint32_t *rec,
                                    int count, int n)
 {
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__OPTIMIZE_SIZE__) /* at -Os GCC gives inline asm no high registers */
-    /* bits starts with a sentinel that the count-th shift carries out: the loop's end */
-    uint32_t a0, a1, t, u, bits = 1u << (32 - count);
-    const unsigned char *e;
-    uint32_t pairs = 4u * (uint32_t)(n / 2); /* bytes of the offsets that come in pairs */
-#define TB_SSO_PAIRS                                                                                   \
-    ".syntax unified\n\t"                                                                              \
-    "0:\n\t"                                                                                           \
-    "ldmia %[o]!, {%[a0]}\n\t"                                                                         \
-    "mov %[a1], %[a0]\n\t"                                                                             \
-    "mov %[e], %[o]\n\t"                                                                               \
-    "add %[e], %[n4]\n\t"                                                                              \
-    "cmp %[o], %[e]\n\t"                                                                               \
-    "beq 2f\n"                                                                                         \
-    "1:\n\t"                                                                                           \
-    "ldrh %[t], [%[o]]\n\t"                                                                            \
-    "ldr %[u], [%[b0], %[t]]\n\t"                                                                      \
-    "ldr %[t], [%[b1], %[t]]\n\t"                                                                      \
-    "adds %[a0], %[a0], %[u]\n\t"                                                                      \
-    "add %[a1], %[t]\n\t"                                                                              \
-    "ldrh %[t], [%[o], #2]\n\t"                                                                        \
-    "ldr %[u], [%[b0], %[t]]\n\t"                                                                      \
-    "ldr %[t], [%[b1], %[t]]\n\t"                                                                      \
-    "adds %[a0], %[a0], %[u]\n\t"                                                                      \
-    "add %[a1], %[t]\n\t"                                                                              \
-    "adds %[o], #4\n\t"                                                                                \
-    "cmp %[o], %[e]\n\t"                                                                               \
-    "bne 1b\n"                                                                                         \
-    "2:\n\t"
-#define TB_SSO_SIGN                                                                                    \
-    "mov %[t], %[a1]\n\t"                                                                              \
-    "ands %[t], %[a0]\n\t"                                                                             \
-    "lsrs %[t], %[t], #31\n\t"                                                                         \
-    "mov %[u], %[bits]\n\t"                                                                            \
-    "lsls %[u], %[u], #1\n\t"                                                                          \
-    "orrs %[u], %[t]\n\t"                                                                              \
-    "mov %[bits], %[u]\n\t"                                                                            \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__) /* -O1..-O3: 7 low registers */ && \
+    !defined(__ARM_BIG_ENDIAN) /* LDRH reads the offsets in the words' order */
+    if (n >= 2) {
+        /* bits starts with a sentinel that the count-th shift carries out: the loop's end */
+        uint32_t a0, a1, t, u, bits = 1u << (32 - count);
+        const unsigned char *e;
+        uint32_t pairs = 4u * (uint32_t)(n / 2); /* bytes of the offsets that come in pairs */
+#define TB_SSO_PAIRS                                                                               \
+    ".syntax unified\n\t"                                                                          \
+    "0:\n\t"                                                                                       \
+    "ldmia %[o]!, {%[a0]}\n\t" /* the bias */                                                      \
+    "mov %[a1], %[a0]\n\t"                                                                         \
+    "mov %[e], %[o]\n\t"                                                                           \
+    "add %[e], %[n4]\n"                                                                            \
+    "1:\n\t"                                                                                       \
+    "ldrh %[t], [%[o]]\n\t"                                                                        \
+    "ldr %[u], [%[b0], %[t]]\n\t"                                                                  \
+    "ldr %[t], [%[b1], %[t]]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[u]\n\t"                                                                  \
+    "add %[a1], %[t]\n\t"                                                                          \
+    "ldrh %[t], [%[o], #2]\n\t"                                                                    \
+    "ldr %[u], [%[b0], %[t]]\n\t"                                                                  \
+    "ldr %[t], [%[b1], %[t]]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[u]\n\t"                                                                  \
+    "add %[a1], %[t]\n\t"                                                                          \
+    "adds %[o], #4\n\t"                                                                            \
+    "cmp %[o], %[e]\n\t"                                                                           \
+    "bne 1b\n\t"
+#define TB_SSO_SIGN /* the AND's sign bit into the carry, and bits = 2 * bits + carry */           \
+    "mov %[t], %[a1]\n\t"                                                                          \
+    "ands %[t], %[a0]\n\t"                                                                         \
+    "lsls %[t], %[t], #1\n\t"                                                                      \
+    "adcs %[bits], %[bits]\n\t"                                                                    \
     "bcc 0b"
-#define TB_SSO_OPERANDS                                                                                \
-    : [o] "+l"(rec), [a0] "=&l"(a0), [a1] "=&h"(a1), [t] "=&l"(t), [u] "=&l"(u), [e] "=&h"(e),        \
-      [bits] "+h"(bits)                                                                                \
-    : [b0] "l"(b0), [b1] "l"(b1), [n4] "h"(pairs)                                                      \
+#define TB_SSO_OPERANDS                                                                            \
+    : [o] "+l"(rec), [a0] "=&l"(a0), [a1] "=&h"(a1), [t] "=&l"(t), [u] "=&l"(u), [e] "=&h"(e),    \
+      [bits] "+l"(bits)                                                                            \
+    : [b0] "l"(b0), [b1] "l"(b1), [n4] "h"(pairs)                                                  \
     : "cc", "memory"
-    if (n & 1)
-        __asm__(TB_SSO_PAIRS
-                "ldrh %[t], [%[o]]\n\t"
-                "ldr %[u], [%[b0], %[t]]\n\t"
-                "ldr %[t], [%[b1], %[t]]\n\t"
-                "adds %[a0], %[a0], %[u]\n\t"
-                "add %[a1], %[t]\n\t"
-                "adds %[o], #4\n\t" TB_SSO_SIGN TB_SSO_OPERANDS);
-    else
-        __asm__(TB_SSO_PAIRS TB_SSO_SIGN TB_SSO_OPERANDS);
+        if (n & 1)
+            __asm__(TB_SSO_PAIRS
+                    "ldrh %[t], [%[o]]\n\t"
+                    "ldr %[u], [%[b0], %[t]]\n\t"
+                    "ldr %[t], [%[b1], %[t]]\n\t"
+                    "adds %[a0], %[a0], %[u]\n\t"
+                    "add %[a1], %[t]\n\t"
+                    "adds %[o], #4\n\t" TB_SSO_SIGN TB_SSO_OPERANDS);
+        else
+            __asm__(TB_SSO_PAIRS TB_SSO_SIGN TB_SSO_OPERANDS);
 #undef TB_SSO_PAIRS
 #undef TB_SSO_SIGN
 #undef TB_SSO_OPERANDS
-    return bits;
-#else
+        return bits;
+    }
+#endif
     uint32_t bits = 0;
     for (int r = 0; r < count; r++, rec += 1 + (n + 1) / 2) {
         uint32_t a0 = rec[0], a1 = a0;
         TB_UNROLL
         for (int i = 0; i < n; i++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            uint16_t off; /* one halfword load */
+            TB_COPY(&off, (const unsigned char *)(rec + 1) + 2 * i, sizeof off);
+#else
             uint32_t off = rec[1 + i / 2] >> (16 * (i & 1)) & 0xFFFFu;
+#endif
             a0 += tb_sso_word(b0, off);
             a1 += tb_sso_word(b1, off);
         }
         bits = bits << 1 | (a0 & a1) >> 31;
     }
     return bits;
-#endif
 }
 
 /* First layer, c_in <= TB_SST_MAX_IN, weights in {-1, +1} (binary) or {-1, 0, +1} (ternary):
