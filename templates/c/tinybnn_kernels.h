@@ -1520,6 +1520,72 @@ static inline uint32_t tb_sso_bits(const unsigned char *b0, const unsigned char 
     return bits;
 }
 
+/* tb_sso_bits for one window (b0): the sign bits of its sums, 1.5 instructions per lookup
+ * plus 1.5 per pair of offsets and 6 per channel on ARMv6-M. */
+static inline uint32_t tb_sso_bits1(const unsigned char *b0, const uint32_t *rec, int count, int n)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__) && !defined(__ARM_BIG_ENDIAN)
+    if (n >= 2) {
+        uint32_t a0, t, u, bits = 1u << (32 - count); /* the sentinel, as tb_sso_bits */
+        const unsigned char *e;
+        uint32_t pairs = 4u * (uint32_t)(n / 2);
+#define TB_SSO1_PAIRS                                                                              \
+    ".syntax unified\n\t"                                                                          \
+    "0:\n\t"                                                                                       \
+    "ldmia %[o]!, {%[a0]}\n\t"                                                                     \
+    "mov %[e], %[o]\n\t"                                                                           \
+    "add %[e], %[n4]\n"                                                                            \
+    "1:\n\t"                                                                                       \
+    "ldrh %[t], [%[o]]\n\t"                                                                        \
+    "ldrh %[u], [%[o], #2]\n\t"                                                                    \
+    "ldr %[t], [%[b0], %[t]]\n\t"                                                                  \
+    "ldr %[u], [%[b0], %[u]]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[t]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[u]\n\t"                                                                  \
+    "adds %[o], #4\n\t"                                                                            \
+    "cmp %[o], %[e]\n\t"                                                                           \
+    "bne 1b\n\t"
+#define TB_SSO1_SIGN                                                                               \
+    "lsls %[t], %[a0], #1\n\t"                                                                     \
+    "adcs %[bits], %[bits]\n\t"                                                                    \
+    "bcc 0b"
+#define TB_SSO1_OPERANDS                                                                           \
+    : [o] "+l"(rec), [a0] "=&l"(a0), [t] "=&l"(t), [u] "=&l"(u), [e] "=&h"(e), [bits] "+l"(bits)  \
+    : [b0] "l"(b0), [n4] "h"(pairs)                                                                \
+    : "cc", "memory"
+        if (n & 1)
+            __asm__(TB_SSO1_PAIRS
+                    "ldrh %[t], [%[o]]\n\t"
+                    "ldr %[t], [%[b0], %[t]]\n\t"
+                    "adds %[a0], %[a0], %[t]\n\t"
+                    "adds %[o], #4\n\t" TB_SSO1_SIGN TB_SSO1_OPERANDS);
+        else
+            __asm__(TB_SSO1_PAIRS TB_SSO1_SIGN TB_SSO1_OPERANDS);
+#undef TB_SSO1_PAIRS
+#undef TB_SSO1_SIGN
+#undef TB_SSO1_OPERANDS
+        return bits;
+    }
+#endif
+    uint32_t bits = 0;
+    for (int r = 0; r < count; r++, rec += 1 + (n + 1) / 2) {
+        uint32_t a0 = rec[0];
+        TB_UNROLL
+        for (int i = 0; i < n; i++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            uint16_t off;
+            TB_COPY(&off, (const unsigned char *)(rec + 1) + 2 * i, sizeof off);
+#else
+            uint32_t off = rec[1 + i / 2] >> (16 * (i & 1)) & 0xFFFFu;
+#endif
+            a0 += tb_sso_word(b0, off);
+        }
+        bits = bits << 1 | a0 >> 31;
+    }
+    return bits;
+}
+
 /* First layer, c_in <= TB_SST_MAX_IN, weights in {-1, +1} (binary) or {-1, 0, +1} (ternary):
  * subset-sum tables (tb_iconv1d_sso_steps), each output channel a sum of `lookups` table
  * entries at byte offsets from its window's first table (tap k's table is k tables on, the
@@ -1532,7 +1598,7 @@ static inline uint32_t tb_sso_bits(const unsigned char *b0, const unsigned char 
  * sums taken modulo 2^32 are exact. Max-pooling before the sign: the output is -1 where
  * max acc < th (neg = 0), or max acc > th (neg = 1), so it is the AND over the pooling
  * positions of these sign bits, XOR neg. Two positions at a time share each offset
- * (tb_sso_bits); an odd last one is paired with itself.
+ * (tb_sso_bits); an odd last one, or the only one, goes alone (tb_sso_bits1).
  * span = (pool_k - 1) * stride + k <= ring <= TB_SST_MAX_SPAN.
  * L->table_rec: [ceil(c_out/32)][channels of the group, last first][1 + (lookups + 1) / 2]
  * words (tb_sso_bits); L->bias: NULL.
@@ -1548,12 +1614,15 @@ TB_SPECIALISE void tb_iconv1d_sso_s16(const tb_iconv1d_t *L, const int16_t *x, u
         for (int g = 0; g < ow; g++) {
             uint32_t pooled = 0xFFFFFFFFu; /* the AND of the sign bits */
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            const uint32_t *rec = L->table_rec + 32 * g * (1 + (n + 1) / 2);
             for (int j = 0; j < L->pool_k; j += 2) {
                 int t0 = (p * L->pool_s + j) * L->stride - L->pad;
-                int t1 = j + 1 < L->pool_k ? t0 + L->stride : t0;
-                pooled &= tb_sso_bits((const unsigned char *)(tabs + (t0 & (L->ring - 1)) * width),
-                                      (const unsigned char *)(tabs + (t1 & (L->ring - 1)) * width),
-                                      L->table_rec + 32 * g * (1 + (n + 1) / 2), count, n);
+                const unsigned char *b0 = (const unsigned char *)(tabs + (t0 & (L->ring - 1)) * width);
+                if (j + 1 < L->pool_k)
+                    pooled &= tb_sso_bits(b0, (const unsigned char *)(tabs + ((t0 + L->stride) & (L->ring - 1)) * width),
+                                          rec, count, n);
+                else
+                    pooled &= tb_sso_bits1(b0, rec, count, n);
             }
             uint32_t valid = count == 32 ? 0xFFFFFFFFu : (1u << count) - 1u;
             y[p * ow + g] = (pooled ^ L->th.neg[g]) & valid;
