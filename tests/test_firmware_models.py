@@ -285,8 +285,11 @@ def test_profile_gesture(gesture: Sequential, core: str, tmp_path: Path) -> None
     assert report.constants_estimate == cm.flash_bytes
     assert report.constants_bytes + report.folded_bytes == cm.flash_bytes
     declared = {a.name: a.nbytes for s in cm.stages for a in s.arrays}
-    assert all(declared[a] <= 8 for a in report.folded_arrays), report.folded_arrays
-    assert 200 < report.code_bytes < 4096
+    # (small arrays only: the first layer's offsets and multipliers, 2 * c_in bytes each,
+    # fold into sso's unrolled table fill)
+    assert all(declared[a] <= 12 for a in report.folded_arrays), report.folded_arrays
+    # (M0: 4,316 B since the first layer's sso, whose table fill is unrolled)
+    assert 200 < report.code_bytes < 5120
     assert report.flash_bytes > cm.flash_bytes - report.folded_bytes
     # RAM: the arena the compiler planned, and a modest measured stack.
     assert report.arena_bytes == cm.arena_bytes

@@ -160,12 +160,12 @@ def test_subset_tables_cost_their_flash(tmp_path):
 
 @pytest.mark.parametrize("layers,in_channels,length", EXTRA_ICONV + ICONV_CASES[:2])
 def test_first_layer_variants_for_cortex_m0(layers, in_channels, length, tmp_path):
-    """Cortex-M0 keeps tables to 6 channels: 7 and 8 take the x' variant there."""
+    """Cortex-M0 keeps tables to 6 channels (sso): 7 and 8 take the x' variant there."""
     model = seeded(layers, in_channels, length)
     variants = check_variants(model, "cortex-m0", tmp_path)
     stage = lower(model).stages[0]
     assert isinstance(stage, InputConv)
-    want = ("sst" if in_channels <= 6 else "xn") if stage.binary else "xm"
+    want = ("sso" if in_channels <= 6 else "xn") if stage.binary else "xm"
     assert variants[0] == want
 
 

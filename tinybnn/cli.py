@@ -141,8 +141,8 @@ def kernel_options(command):
 @click.option("--pool", type=click.IntRange(min=1), help="Override: max-pool size per layer.")
 @click.option(
     "--first-weights",
-    type=click.Choice(["binary", "int8"]),
-    help="Override: first layer's weights.",
+    type=click.Choice(["binary", "ternary", "int8"]),
+    help="Override: first layer's weights (ternary: -1, 0, +1).",
 )
 @click.option("--head", type=click.Choice(["int8", "binary"]), help="Override: classifier weights.")
 @click.option(

@@ -89,6 +89,8 @@ typedef struct {
     const uint32_t *bias;          /* xs: where each output's sum starts, see xs */
     int flat;                      /* xs: 1 = rows of c_in samples unpadded, pairs read unaligned */
     const uint32_t *wm;            /* xm: [ceil(c_out/4)][k * c_in][4] words s * w, see xm */
+    int lookups;                   /* sso: table lookups per output channel and position */
+    const uint32_t *table_rec;     /* sso: per output channel its bias and table offsets, see sso */
 } tb_iconv1d_t;
 
 /* Normalised sample x' = (clamp(x) - offset) * mult, |x'| < 2^31 by construction. */
@@ -1639,6 +1641,248 @@ static inline void tb_i8dense_s32(const tb_i8dense_t *L, const int32_t *x, uint3
         for (int i = 0; i < L->in_features; i++)
             acc += (int32_t)w[i] * x[i];
         y[o >> 5] |= tb_threshold_bit(&L->th, o, acc) << (o & 31);
+    }
+}
+
+/*
+ * First layer, binary or ternary weights: subset-sum tables read at precomputed offsets (sso).
+ */
+
+/* The subset-sum tables of the steps from *next to the last one output p reads, in a ring
+ * kept twice: scratch [2 * ring][2^c_in] words, step ti in slot ti % ring and again ring
+ * slots later, so the tables of any window of up to ring steps lie in one run. tab[m] =
+ * sum over c of (bit c of m ? -x'_c : x'_c), as tb_iconv1d_sst_fill, computed modulo 2^32
+ * (one subtraction of 2 * x'_c per entry) and exact, since |tab[m]| <= sum_c max|x'_c|
+ * <= the proved accumulator bound; steps outside the input (padding, x' = 0) hold tables
+ * of zeros. Outputs go forward, so each step is filled once. */
+static inline void tb_iconv1d_sso_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int *next, uint32_t *scratch)
+{
+    int width = 1 << L->c_in, twin = L->ring * width;
+    for (int last = tb_iconv1d_last_step(L, p); *next <= last; ++*next) {
+        int ti = *next;
+        uint32_t *tab = scratch + (ti & (L->ring - 1)) * width;
+        if (ti < 0 || ti >= L->t_in) {
+            for (int m = 0; m < width; m++)
+                tab[m] = tab[twin + m] = 0;
+            continue;
+        }
+        uint32_t d2[TB_SST_MAX_IN], sum = 0; /* c_in <= TB_SST_MAX_IN */
+        TB_UNROLL
+        for (int c = 0; c < L->c_in; c++) {
+            uint32_t v = (uint32_t)tb_input_value(L, x[ti * L->c_in + c], c);
+            sum += v;
+            d2[c] = 2u * v;
+        }
+        tab[0] = tab[twin] = sum;
+        TB_UNROLL
+        for (int c = 0; c < L->c_in; c++) {
+            int h = 1 << c; /* entries with bit c set: x'_c counted -1 instead of +1 */
+            TB_UNROLL
+            for (int m = 0; m < h; m++)
+                tab[h + m] = tab[twin + h + m] = tab[m] - d2[c];
+        }
+    }
+}
+
+/* Table word at byte offset off from base. */
+static inline uint32_t tb_sso_word(const unsigned char *base, uint32_t off)
+{
+    return *(const uint32_t *)(const void *)(base + off);
+}
+
+/* The AND of the sign bits of two windows' sums (b0, b1: their first tables) for `count`
+ * output channels, as bits: the record of the last channel comes first and its bit ends at
+ * the top. A record is `1 + (n + 1) / 2` words: the bias, where both sums start, then the
+ * n byte offsets of the table entries as halfwords (the last one alone in its word where n
+ * is odd). Sums are taken modulo 2^32. On ARMv6-M the loop over a group is assembly: one
+ * LDRH and two LDR per offset, 2.5 instructions per lookup plus 1.5 per pair of offsets,
+ * and 9 per channel (GCC spills the C to the stack); elsewhere (and at -O0, -Os, or with
+ * fewer than 2 offsets) plain C. */
+static inline uint32_t tb_sso_bits(const unsigned char *b0, const unsigned char *b1, const uint32_t *rec,
+                                   int count, int n)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__) /* -O1..-O3: 7 low registers */ && \
+    !defined(__ARM_BIG_ENDIAN) /* LDRH reads the offsets in the words' order */
+    if (n >= 2) {
+        /* bits starts with a sentinel that the count-th shift carries out: the loop's end */
+        uint32_t a0, a1, t, u, bits = 1u << (32 - count);
+        const unsigned char *e;
+        uint32_t pairs = 4u * (uint32_t)(n / 2); /* bytes of the offsets that come in pairs */
+#define TB_SSO_PAIRS                                                                               \
+    ".syntax unified\n\t"                                                                          \
+    "0:\n\t"                                                                                       \
+    "ldmia %[o]!, {%[a0]}\n\t" /* the bias */                                                      \
+    "mov %[a1], %[a0]\n\t"                                                                         \
+    "mov %[e], %[o]\n\t"                                                                           \
+    "add %[e], %[n4]\n"                                                                            \
+    "1:\n\t"                                                                                       \
+    "ldrh %[t], [%[o]]\n\t"                                                                        \
+    "ldr %[u], [%[b0], %[t]]\n\t"                                                                  \
+    "ldr %[t], [%[b1], %[t]]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[u]\n\t"                                                                  \
+    "add %[a1], %[t]\n\t"                                                                          \
+    "ldrh %[t], [%[o], #2]\n\t"                                                                    \
+    "ldr %[u], [%[b0], %[t]]\n\t"                                                                  \
+    "ldr %[t], [%[b1], %[t]]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[u]\n\t"                                                                  \
+    "add %[a1], %[t]\n\t"                                                                          \
+    "adds %[o], #4\n\t"                                                                            \
+    "cmp %[o], %[e]\n\t"                                                                           \
+    "bne 1b\n\t"
+#define TB_SSO_SIGN /* the AND's sign bit into the carry, and bits = 2 * bits + carry */           \
+    "mov %[t], %[a1]\n\t"                                                                          \
+    "ands %[t], %[a0]\n\t"                                                                         \
+    "lsls %[t], %[t], #1\n\t"                                                                      \
+    "adcs %[bits], %[bits]\n\t"                                                                    \
+    "bcc 0b"
+#define TB_SSO_OPERANDS                                                                            \
+    : [o] "+l"(rec), [a0] "=&l"(a0), [a1] "=&h"(a1), [t] "=&l"(t), [u] "=&l"(u), [e] "=&h"(e),    \
+      [bits] "+l"(bits)                                                                            \
+    : [b0] "l"(b0), [b1] "l"(b1), [n4] "h"(pairs)                                                  \
+    : "cc", "memory"
+        if (n & 1)
+            __asm__(TB_SSO_PAIRS
+                    "ldrh %[t], [%[o]]\n\t"
+                    "ldr %[u], [%[b0], %[t]]\n\t"
+                    "ldr %[t], [%[b1], %[t]]\n\t"
+                    "adds %[a0], %[a0], %[u]\n\t"
+                    "add %[a1], %[t]\n\t"
+                    "adds %[o], #4\n\t" TB_SSO_SIGN TB_SSO_OPERANDS);
+        else
+            __asm__(TB_SSO_PAIRS TB_SSO_SIGN TB_SSO_OPERANDS);
+#undef TB_SSO_PAIRS
+#undef TB_SSO_SIGN
+#undef TB_SSO_OPERANDS
+        return bits;
+    }
+#endif
+    uint32_t bits = 0;
+    for (int r = 0; r < count; r++, rec += 1 + (n + 1) / 2) {
+        uint32_t a0 = rec[0], a1 = a0;
+        TB_UNROLL
+        for (int i = 0; i < n; i++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            uint16_t off; /* one halfword load */
+            TB_COPY(&off, (const unsigned char *)(rec + 1) + 2 * i, sizeof off);
+#else
+            uint32_t off = rec[1 + i / 2] >> (16 * (i & 1)) & 0xFFFFu;
+#endif
+            a0 += tb_sso_word(b0, off);
+            a1 += tb_sso_word(b1, off);
+        }
+        bits = bits << 1 | (a0 & a1) >> 31;
+    }
+    return bits;
+}
+
+/* tb_sso_bits for one window (b0): the sign bits of its sums, 1.5 instructions per lookup
+ * plus 1.5 per pair of offsets and 6 per channel on ARMv6-M. */
+static inline uint32_t tb_sso_bits1(const unsigned char *b0, const uint32_t *rec, int count, int n)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__) && !defined(__ARM_BIG_ENDIAN)
+    if (n >= 2) {
+        uint32_t a0, t, u, bits = 1u << (32 - count); /* the sentinel, as tb_sso_bits */
+        const unsigned char *e;
+        uint32_t pairs = 4u * (uint32_t)(n / 2);
+#define TB_SSO1_PAIRS                                                                              \
+    ".syntax unified\n\t"                                                                          \
+    "0:\n\t"                                                                                       \
+    "ldmia %[o]!, {%[a0]}\n\t"                                                                     \
+    "mov %[e], %[o]\n\t"                                                                           \
+    "add %[e], %[n4]\n"                                                                            \
+    "1:\n\t"                                                                                       \
+    "ldrh %[t], [%[o]]\n\t"                                                                        \
+    "ldrh %[u], [%[o], #2]\n\t"                                                                    \
+    "ldr %[t], [%[b0], %[t]]\n\t"                                                                  \
+    "ldr %[u], [%[b0], %[u]]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[t]\n\t"                                                                  \
+    "adds %[a0], %[a0], %[u]\n\t"                                                                  \
+    "adds %[o], #4\n\t"                                                                            \
+    "cmp %[o], %[e]\n\t"                                                                           \
+    "bne 1b\n\t"
+#define TB_SSO1_SIGN                                                                               \
+    "lsls %[t], %[a0], #1\n\t"                                                                     \
+    "adcs %[bits], %[bits]\n\t"                                                                    \
+    "bcc 0b"
+#define TB_SSO1_OPERANDS                                                                           \
+    : [o] "+l"(rec), [a0] "=&l"(a0), [t] "=&l"(t), [u] "=&l"(u), [e] "=&h"(e), [bits] "+l"(bits)  \
+    : [b0] "l"(b0), [n4] "h"(pairs)                                                                \
+    : "cc", "memory"
+        if (n & 1)
+            __asm__(TB_SSO1_PAIRS
+                    "ldrh %[t], [%[o]]\n\t"
+                    "ldr %[t], [%[b0], %[t]]\n\t"
+                    "adds %[a0], %[a0], %[t]\n\t"
+                    "adds %[o], #4\n\t" TB_SSO1_SIGN TB_SSO1_OPERANDS);
+        else
+            __asm__(TB_SSO1_PAIRS TB_SSO1_SIGN TB_SSO1_OPERANDS);
+#undef TB_SSO1_PAIRS
+#undef TB_SSO1_SIGN
+#undef TB_SSO1_OPERANDS
+        return bits;
+    }
+#endif
+    uint32_t bits = 0;
+    for (int r = 0; r < count; r++, rec += 1 + (n + 1) / 2) {
+        uint32_t a0 = rec[0];
+        TB_UNROLL
+        for (int i = 0; i < n; i++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            uint16_t off;
+            TB_COPY(&off, (const unsigned char *)(rec + 1) + 2 * i, sizeof off);
+#else
+            uint32_t off = rec[1 + i / 2] >> (16 * (i & 1)) & 0xFFFFu;
+#endif
+            a0 += tb_sso_word(b0, off);
+        }
+        bits = bits << 1 | a0 >> 31;
+    }
+    return bits;
+}
+
+/* First layer, c_in <= TB_SST_MAX_IN, weights in {-1, +1} (binary) or {-1, 0, +1} (ternary):
+ * subset-sum tables (tb_iconv1d_sso_steps), each output channel a sum of `lookups` table
+ * entries at byte offsets from its window's first table (tap k's table is k tables on, the
+ * entry is the tap's weight bits). A binary weight row is one lookup per tap; a ternary one
+ * two, w = (u + v) / 2 with u, v in {-1, +1} (u = v = w where w is +-1, u = +1, v = -1
+ * where w is 0), so the lookups sum to P * acc (P = 1 or 2 lookups per tap). The threshold
+ * and its direction are folded in: each sum starts at the bias -P * (th + neg), so it is
+ * P * (acc - th - neg), negative exactly where (neg = 0) acc < th, or (neg = 1) acc <= th,
+ * i.e. the output is not -1; the compiler checks P * (|acc| + |th| + 1) < 2^31, so the
+ * sums taken modulo 2^32 are exact. Max-pooling before the sign: the output is -1 where
+ * max acc < th (neg = 0), or max acc > th (neg = 1), so it is the AND over the pooling
+ * positions of these sign bits, XOR neg. Two positions at a time share each offset
+ * (tb_sso_bits); an odd last one, or the only one, goes alone (tb_sso_bits1).
+ * span = (pool_k - 1) * stride + k <= ring <= TB_SST_MAX_SPAN.
+ * L->table_rec: [ceil(c_out/32)][channels of the group, last first][1 + (lookups + 1) / 2]
+ * words (tb_sso_bits); L->bias: NULL.
+ * in: int16 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed.
+ * scratch: [2 * ring * 2^c_in] words (the tables, each step twice). */
+TB_SPECIALISE void tb_iconv1d_sso_s16(const tb_iconv1d_t *L, const int16_t *x, uint32_t *y, int32_t *scratch)
+{
+    int ow = TB_WORDS(L->c_out), width = 1 << L->c_in, n = L->lookups;
+    uint32_t *tabs = (uint32_t *)scratch;
+    int next = -L->pad; /* the first step not yet in the ring */
+    for (int p = 0; p < L->t_out; p++) {
+        tb_iconv1d_sso_steps(L, x, p, &next, tabs);
+        for (int g = 0; g < ow; g++) {
+            uint32_t pooled = 0xFFFFFFFFu; /* the AND of the sign bits */
+            int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            const uint32_t *rec = L->table_rec + 32 * g * (1 + (n + 1) / 2);
+            for (int j = 0; j < L->pool_k; j += 2) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                const unsigned char *b0 = (const unsigned char *)(tabs + (t0 & (L->ring - 1)) * width);
+                if (j + 1 < L->pool_k)
+                    pooled &= tb_sso_bits(b0, (const unsigned char *)(tabs + ((t0 + L->stride) & (L->ring - 1)) * width),
+                                          rec, count, n);
+                else
+                    pooled &= tb_sso_bits1(b0, rec, count, n);
+            }
+            uint32_t valid = count == 32 ? 0xFFFFFFFFu : (1u << count) - 1u;
+            y[p * ow + g] = (pooled ^ L->th.neg[g]) & valid;
+        }
     }
 }
 

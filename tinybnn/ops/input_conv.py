@@ -3,7 +3,8 @@
 One home for the op: the training layer `InputConv1d`, its lowering to the `InputConv`
 stage (with an optional max-pool on the accumulator and the following batchnorm_sign), the
 numpy reference, and the C kernels `tb_iconv1d_*_s16`: the reference loop and the fast
-variants `sst` (subset-sum tables, binary weights), `xn` (x' cached once per step), `xm`
+variants `sso` (subset-sum tables read at precomputed offsets, binary or ternary weights),
+`sst` (subset-sum tables, binary weights), `xn` (x' cached once per step), `xm`
 (int8 weights as words, four sums in registers: cores without SMLAD), `xs` (int8 weights
 folded with the input multipliers into int16 pairs, SMLAD) and `xq` (int8 weights in blocks
 of four).
@@ -25,6 +26,7 @@ from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import (
     Layer,
+    RoundSte,
     Value,
     binarize_weight,
     channel_view,
@@ -53,26 +55,43 @@ from .spec import (
 # The largest shift of the input scale 2^-shift: `fit_normalization` gives at most 23 (8-bit
 # multipliers over a standard deviation of at most 2^15).
 MAX_SHIFT = 31
+WEIGHT_BITS = {"binary": 1, "ternary": 2, "int8": 8}  # bits per weight on the device
+# Ternary weights: |w| below this fraction of the channel's mean |w| quantise to 0 (TWN).
+TERNARY_ZERO = 0.7
+
+
+def quantize_ternary(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ternary weights per output channel (Li & Liu, Ternary Weight Networks):
+    q = clamp(round(w / delta), -1, 1) with delta = 2 * 0.7 * mean|w| (so q = 0 where
+    |w| <= 0.7 * mean|w|, else sign(w); round(0.5) = 0), forward; gradient
+    dq/dw = 1 / delta where |w / delta| < 1.5 (the clamp's edge), else 0 (straight through
+    the rounding). Returns (q, delta); delta is a constant of the step."""
+    delta = 2 * TERNARY_ZERO * w.detach().abs().flatten(1).mean(1).clamp_min(1e-8)
+    d = delta.view((-1,) + (1,) * (w.dim() - 1))
+    return torch.clamp(RoundSte.apply(w / d), -1, 1), delta
 
 
 @register
 class InputConv1d(Layer):
-    """First layer: raw integer samples in, a convolution with binary or int8 weights.
+    """First layer: raw integer samples in, a convolution with binary, ternary or int8 weights.
 
     The input is normalised as integer arithmetic: x' = (clamp(x, lo, hi) - offset_c) *
     multiplier_c, a per-channel integer offset and integer multiplier, and the network sees
     x' * 2^-shift. Padding, if any, holds x' = 0 (the channel's offset in raw units).
 
-    The accumulator is sum(w_q * x') with w_q = sign(w) (weights="binary") or int8 codes
-    (weights="int8", one scale per output channel); the pre-activation is
-    acc * scale_o * 2^-shift with scale_o = alpha_o (binary, scaling=True), delta_o (int8) or 1.
+    The accumulator is sum(w_q * x') with w_q = sign(w) (weights="binary"), codes in
+    {-1, 0, +1} (weights="ternary", `quantize_ternary`) or int8 codes (weights="int8"), the
+    last two with one scale per output channel; the pre-activation is acc * scale_o *
+    2^-shift with scale_o = alpha_o (binary, scaling=True), delta_o (ternary, int8) or 1.
+    A ternary weight can leave an input channel out, which a binary one cannot, and its
+    table kernel (`sso`) costs two lookups per tap where a binary one costs one.
     `fit_normalization` sets offset, multiplier and shift from data.
     """
 
     kind = "input_conv1d"
     schema = dict(
         CONV_SCHEMA,
-        weights=Choice(("binary", "int8")),
+        weights=Choice(("binary", "ternary", "int8")),
         scaling=Bool(),
         input_range=IntRange(INT16_MIN, INT16_MAX),
     )
@@ -83,7 +102,7 @@ class InputConv1d(Layer):
 
     @staticmethod
     def weight_bits(config: dict) -> int:
-        return conv_weight_bits(config, 1 if config["weights"] == "binary" else 8)
+        return conv_weight_bits(config, WEIGHT_BITS[config["weights"]])
 
     def __init__(
         self,
@@ -129,11 +148,11 @@ class InputConv1d(Layer):
     def fit_normalization(self, x: torch.Tensor, multiplier_bits: int | None = None) -> None:
         """Offsets = rounded channel means; multiplier_c / 2^shift ~ 1 / std_c.
 
-        Multipliers are integers in [1, 2^bits - 1]: 8 bits with binary weights, 3 with int8
+        Multipliers are integers in [1, 2^bits - 1]: 8 bits with binary or ternary weights, 3 with int8
         (whose per-channel weight scales already absorb most of the normalisation), which
         keeps the int32 accumulator bound (checked by the compiler) well clear of overflow.
         """
-        bits = multiplier_bits or (8 if self.weights == "binary" else 3)
+        bits = multiplier_bits or (3 if self.weights == "int8" else 8)
         x = x.double().clamp(*self.input_range).transpose(0, 1).reshape(self.in_channels, -1)
         off = torch.round(x.mean(1))
         std = x.std(1).clamp_min(1.0)
@@ -154,6 +173,8 @@ class InputConv1d(Layer):
                 if self.scaling
                 else torch.ones_like(self.weight[:, 0, 0])
             )
+        elif self.weights == "ternary":
+            wq, scale = quantize_ternary(self.weight)
         else:
             wq, scale = quantize_int8(self.weight, per_channel=True)
         return wq, scale
@@ -328,6 +349,20 @@ class InputConv(ConvStage):
         th = int(np.abs(self.threshold.th.astype(np.int64)).max())
         return not self.binary and self.acc_bound + th < 2**31
 
+    def table_planes(self) -> int:
+        """Table lookups per tap of `sso`: 1 for weights in {-1, +1}, 2 for weights in
+        {-1, 0, +1} (as the sum of two rows of +-1, halved), 0 where neither."""
+        if self.binary:
+            return 1
+        return 2 if int(np.abs(self.weight.astype(np.int64)).max(initial=0)) <= 1 else 0
+
+    def table_sums_fit(self) -> bool:
+        """`sso` takes the sign of planes * (acc - th - neg) modulo 2^32: it must be < 2^31
+        in magnitude, on exact integers."""
+        th = int(np.abs(self.threshold.th.astype(np.int64)).max())
+        planes = self.table_planes()
+        return planes > 0 and planes * (self.acc_bound + th + 1) < 2**31
+
     def pairs_fit(self) -> bool:
         """`xs` needs every folded weight in int16 as well."""
         return self.signed_sums_fit() and int(np.abs(self.folded_weights()).max()) <= 2**15 - 1
@@ -382,6 +417,43 @@ def _sst_fields(cs, st: InputConv) -> int:
     index = bits.sum(axis=2).astype(np.uint8)  # [O][k]: the table entry of each tap
     cs.fields["tap_index"] = cs.array("tap", index, f"[{o}][{k}] weight bits per tap")
     return 4 * (st.ring + st.ring * (1 << c) + (1 << c))
+
+
+def _sso_fields(cs, st: InputConv) -> int:
+    """Per output channel a record: where its sums start, -P * (th + neg), then the byte
+    offsets of its table entries from the window's first table, tap by tap (P = 1 plane of
+    weight bits, or 2 for ternary weights, w = (u + v) / 2), as halfwords, the last alone in
+    its word where their number is odd; per group of 32 channels, the last channel first
+    (see tb_sso_bits, tb_iconv1d_sso_s16)."""
+    _base_fields(cs, st, weights=False, threshold=False)
+    c = st.in_shape[0]
+    o, k, _ = st.weight.shape
+    width = 1 << c
+    cs.require("TB_SST_MAX_IN", c)
+    cs.require("TB_SST_MAX_SPAN", st.span)
+    t = st.threshold
+    w = st.weight.astype(np.int64)
+    planes = [w < 0] if st.binary else [w < 0, w <= 0]  # bit 1 = -1: u, then v
+    masks = np.stack([(pl << np.arange(c)).sum(axis=2) for pl in planes], axis=2)  # [O][k][P]
+    off = (4 * (np.arange(k)[None, :, None] * width + masks)).reshape(o, -1)  # [O][n]
+    n = off.shape[1]
+    assert off.max() < 2**16  # k * 2^c_in <= TB_SST_MAX_SPAN * 2^TB_SST_MAX_IN words
+    if n % 2:
+        off = np.concatenate([off, np.zeros((o, 1), np.int64)], axis=1)
+    pairs = off[:, 0::2] | off[:, 1::2] << 16
+    bias = -len(planes) * (t.th.astype(np.int64) + t.neg.astype(np.int64)) % 2**32
+    rec = np.concatenate([bias[:, None], pairs], axis=1)  # [O][1 + ceil(n / 2)]
+    order = np.concatenate([np.arange(g, min(g + 32, o))[::-1] for g in range(0, o, 32)])
+    cs.fields["ring"] = st.ring
+    cs.fields["lookups"] = n
+    cs.fields["table_rec"] = cs.array(
+        "table_rec",
+        rec[order].astype(np.uint32),
+        f"[{o}][{rec.shape[1]}]: -{len(planes)} * (th + neg), then {n} byte offsets; "
+        "per 32 channels, the last first",
+    )
+    cs.fields["th"] = cs.threshold(t, with_values=False)
+    return 4 * 2 * st.ring * width  # the tables, each step twice
 
 
 def _xq_fields(cs, st: InputConv) -> int:
@@ -457,6 +529,14 @@ def _xm_fields(cs, st: InputConv) -> int:
     return 4 * 2 * st.ring * c  # the ring of x', as xn
 
 
+def _sso_serves(st: InputConv, core, optimize: str) -> bool:
+    return (
+        st.in_shape[0] <= min(core.sst_max_in, LIMITS["TB_SST_MAX_IN"])
+        and st.span <= LIMITS["TB_SST_MAX_SPAN"]
+        and st.table_sums_fit()
+    )
+
+
 def _sst_serves(st: InputConv, core, optimize: str) -> bool:
     return (
         st.binary
@@ -466,6 +546,9 @@ def _sst_serves(st: InputConv, core, optimize: str) -> bool:
 
 
 InputConv.variants = (
+    # subset-sum tables read at byte offsets, the threshold folded in: binary or ternary
+    # weights, one or two lookups per tap
+    Variant("sso", "tb_iconv1d_sso_s16", _sso_fields, _sso_serves),
     # subset-sum tables: one lookup per tap for all channels
     Variant("sst", "tb_iconv1d_sst_s16", _sst_fields, _sst_serves),
     Variant("xn", "tb_iconv1d_xn_s16", _xn_fields, lambda st, core, o: st.binary),
