@@ -83,6 +83,23 @@ class ConvStage(Stage):
             **self.conv_fields(), pad_word=cs.array("pad", pad, f"pad value {self.pad_value:+d}")
         )
 
+    def mac4_word_fields(self, cs) -> None:
+        """`wm` and `bias` of the kernels that sum s * w four output channels at a time in
+        32-bit words (the `xm` variants, `tb_mac4_u32`): s = -1 where the output is -1 above
+        the threshold, the weights [O][k][C] as [blocks][k * C][4] words of s * w (blocks past
+        O are zero) and each sum's start, -s * th."""
+        o, k, c = self.weight.shape
+        t = self.threshold
+        s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
+        blocks = (o + 3) // 4
+        w = np.zeros((blocks * 4, k * c), np.int64)
+        w[:o] = self.weight.reshape(o, k * c).astype(np.int64) * s[:, None]
+        wm = (w.reshape(blocks, 4, k * c).transpose(0, 2, 1) % 2**32).astype(np.uint32)
+        bias = np.zeros(blocks * 4, np.int64)
+        bias[:o] = -s * t.th.astype(np.int64) % 2**32
+        cs.fields["wm"] = cs.array("wm", wm, f"[{blocks}][{k * c}][4]: s * w as words")
+        cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * th")
+
     def pool_note(self) -> str:
         return (
             f", max-pool {self.pool_k}/{self.pool_s}" if self.pool_k > 1 or self.pool_s > 1 else ""

@@ -515,17 +515,8 @@ def _xm_fields(cs, st: InputConv) -> int:
     _base_fields(cs, st, weights=False, threshold=False)
     o, k, c = st.weight.shape
     cs.fields["ring"] = st.ring
-    t = st.threshold
-    s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
-    blocks = (o + 3) // 4
-    w = np.zeros((blocks * 4, k * c), np.int64)
-    w[:o] = st.weight.reshape(o, k * c).astype(np.int64) * s[:, None]
-    wm = (w.reshape(blocks, 4, k * c).transpose(0, 2, 1) % 2**32).astype(np.uint32)
-    bias = np.zeros(blocks * 4, np.int64)
-    bias[:o] = -s * t.th.astype(np.int64) % 2**32
-    cs.fields["wm"] = cs.array("wm", wm, f"[{blocks}][{k * c}][4]: s * w as words")
-    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * th")
-    cs.fields["th"] = cs.threshold(t, with_values=False)
+    st.mac4_word_fields(cs)
+    cs.fields["th"] = cs.threshold(st.threshold, with_values=False)
     return 4 * 2 * st.ring * c  # the ring of x', as xn
 
 

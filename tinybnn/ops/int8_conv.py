@@ -380,17 +380,8 @@ def _xm_fields(cs, st: Int8Conv) -> int:
     where each sum starts, -s * th (see tb_i8conv1d_xm_b32)."""
     cs.fields = st.binary_input_fields(cs)
     cs.fields["th"] = cs.threshold(st.threshold, with_values=False)
+    st.mac4_word_fields(cs)
     o, k, c = st.weight.shape
-    t = st.threshold
-    s = np.where(t.neg.astype(bool), -1, 1).astype(np.int64)  # [O]
-    blocks = (o + 3) // 4
-    w = np.zeros((blocks * 4, k * c), np.int64)
-    w[:o] = st.weight.reshape(o, k * c).astype(np.int64) * s[:, None]
-    wm = (w.reshape(blocks, 4, k * c).transpose(0, 2, 1) % 2**32).astype(np.uint32)
-    bias = np.zeros(blocks * 4, np.int64)
-    bias[:o] = -s * t.th.astype(np.int64) % 2**32
-    cs.fields["wm"] = cs.array("wm", wm, f"[{blocks}][{k * c}][4]: s * w as words")
-    cs.fields["bias"] = cs.array("bias", bias.astype(np.uint32), "-s * th")
     return 4 * k * c
 
 
