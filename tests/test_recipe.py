@@ -43,9 +43,11 @@ def test_small_sets_are_augmented_and_say_so(windows):
     assert not r.but(augment=False).augment
 
 
-def test_long_windows_pool_further():
-    assert default_recipe(100, 1, 1250, 12).architecture.get("pool", 2) > 2
-    assert "pool" not in default_recipe(100, 6, 128, 6).architecture
+@pytest.mark.parametrize("length, pool", [(128, 2), (299, 2), (300, 4), (999, 4), (1000, 8)])
+def test_long_windows_pool_further_and_say_so(length, pool):
+    r = default_recipe(100, 1, length, 12)
+    assert r.architecture.get("pool", 2) == pool
+    assert (f"pool {pool} and a first kernel of 9" in r.why) == (pool > 2)
 
 
 def test_the_architecture_fits_the_flash_budget():
