@@ -43,6 +43,7 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
+from tinybnn.ops.codes import CodesOut
 from tinybnn.ops.int8_conv import Int8ActConv
 
 
@@ -92,7 +93,7 @@ def build(layers, length: int, seed: int = 0) -> Sequential:
     betas, and a range 0.8 times the largest |y| so that codes saturate at both ends."""
     torch.manual_seed(seed)
     model = Sequential(*layers(), input_shape=(3, length))
-    acts = [m for m in model.layers if isinstance(m, Int8Conv1d) and m.activation == "int8"]
+    acts = [m for m in model.layers if isinstance(m, CodesOut) and m.activation == "int8"]
     for m in acts:
         m.bn.momentum = None
         m.bn.reset_running_stats()

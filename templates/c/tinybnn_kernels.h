@@ -70,6 +70,37 @@ static inline uint32_t tb_threshold_bit(const tb_threshold_t *t, int o, int32_t 
     return tb_bit(t->neg, o) ? (uint32_t)(acc > th) : (uint32_t)(acc < th);
 }
 
+/* The int32 whose two's complement is u (no implementation-defined conversion). */
+static inline int32_t tb_s32(uint32_t u)
+{
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* Requantisation of an accumulator to an int8 code, per channel o (docs/lowering.md):
+ *   q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi),   0 <= shift <= TB_RQ_MAX_SHIFT.
+ * acc is first clamped to [amin, amax], outside which q saturates (the clamp changes no q),
+ * and the compiler proves |a * mult + bias| <= 2^31 - 1 over [amin, amax]: so the product
+ * and the sum, taken modulo 2^32, are exact, and the floor shift of a negative value is done
+ * on its complement (no implementation-defined signed shift). */
+typedef struct {
+    const int32_t *mult;   /* [c_out] */
+    const int32_t *bias;   /* [c_out]: the offset and the rounding (+1/2), times 2^shift */
+    const uint8_t *shift;  /* [c_out] */
+    const int32_t *amin;   /* [c_out] */
+    const int32_t *amax;   /* [c_out] */
+    int lo, hi;            /* the codes: [0, 127] after a ReLU, else [-128, 127] */
+} tb_requant_t;
+
+/* The code of channel o for accumulator acc, in [lo, hi]. */
+static inline int32_t tb_requant(const tb_requant_t *r, int o, int32_t acc)
+{
+    int32_t a = acc < r->amin[o] ? r->amin[o] : (acc > r->amax[o] ? r->amax[o] : acc);
+    uint32_t v = (uint32_t)a * (uint32_t)r->mult[o] + (uint32_t)r->bias[o];
+    uint32_t m = 0u - (v >> 31); /* all ones where v < 0 */
+    int32_t q = tb_s32(((v ^ m) >> r->shift[o]) ^ m);
+    return q < r->lo ? r->lo : (q > r->hi ? r->hi : q);
+}
+
 /* First layer: int16 samples, binary (wb) or int8 (wq) weights, [max-pool], sign. */
 typedef struct {
     int c_in, t_in, c_out, t_out;  /* t_out after pooling */
@@ -162,6 +193,25 @@ static inline void tb_conv1d_walk_sum(const void *layer, const void *x, tb_acc_f
     }
 }
 
+/* As tb_conv1d_walk, but with int8 codes out: for each pooled step p and channel o, the
+ * largest code over the pool window (the codes are requantised, then max-pooled: exact for
+ * either sign of the multiplier). out: int8 [t_out][c_out]. */
+static inline void tb_conv1d_walk_q8(const void *layer, const void *x, tb_acc_fn acc, int c_out,
+                                     int t_out, int pool_k, int pool_s, const tb_requant_t *rq,
+                                     int8_t *y)
+{
+    for (int p = 0; p < t_out; p++) {
+        for (int o = 0; o < c_out; o++) {
+            int32_t best = rq->lo;
+            for (int j = 0; j < pool_k; j++) {
+                int32_t q = tb_requant(rq, o, acc(layer, x, o, p * pool_s + j));
+                best = q > best ? q : best;
+            }
+            y[p * c_out + o] = (int8_t)best;
+        }
+    }
+}
+
 static inline int32_t tb_iconv1d_acc_any(const void *L, const void *x, int o, int t)
 {
     return tb_iconv1d_acc((const tb_iconv1d_t *)L, (const int16_t *)x, o, t);
@@ -180,7 +230,8 @@ typedef struct {
     int pool_k, pool_s;
     const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
     const uint32_t *w;             /* [c_out][kernel_size][TB_WORDS(c_in)] */
-    tb_threshold_t th;
+    tb_threshold_t th;             /* bits out */
+    tb_requant_t rq;               /* int8 codes out (tb_bconv1d_q8_*) */
     /* The bit-sliced variants only (NULL, 0 for the others); wt for vsl alone: */
     const uint32_t *wt;            /* [TB_WORDS(c_out)][kernel_size][c_in], bit b = channel 32g+b */
     const uint32_t *ge;            /* [TB_WORDS(c_out)][slices]: bound U per channel, bit-sliced */
@@ -221,6 +272,14 @@ static inline void tb_bconv1d_b32(const tb_bconv1d_t *L, const uint32_t *x, uint
 static inline void tb_bconv1d_sum_b32(const tb_bconv1d_t *L, const uint32_t *x, int16_t *y)
 {
     tb_conv1d_walk_sum(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, y);
+}
+
+/* The same convolution with int8 codes out ("1a8"): each dot product requantised
+ * (tb_requant, the rq record), then max-pooled (th unused).
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out], codes in [rq.lo, rq.hi]. */
+static inline void tb_bconv1d_q8_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    tb_conv1d_walk_q8(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->rq, y);
 }
 
 /* A real-valued shortcut around a binary convolution (Bi-Real / ReActNet), on integers:
@@ -375,6 +434,18 @@ static inline void tb_globalsum_b32(const tb_globalsum_t *L, const uint32_t *x, 
         for (int t = 0; t < L->t; t++)
             ones += (int32_t)tb_bit(x + t * cw, c);
         y[c] = L->t - 2 * ones;
+    }
+}
+
+/* Global sum pooling of int8 codes: y_c = sum over t of x[t][c].
+ * in: int8 [t][c]; out: int32 [c], each within t * 128 (the compiler checks int32). */
+static inline void tb_globalsum_s8(const tb_globalsum_t *L, const int8_t *x, int32_t *y)
+{
+    for (int c = 0; c < L->c; c++) {
+        int32_t sum = 0;
+        for (int t = 0; t < L->t; t++)
+            sum += x[t * L->c + c];
+        y[c] = sum;
     }
 }
 
@@ -577,6 +648,22 @@ TB_SPECIALISE void tb_bconv1d_sum_lanes_b32(const tb_bconv1d_t *L, const uint32_
                 best = a > best ? a : best;
             }
             y[p * L->c_out + o] = (int16_t)best;
+        }
+    }
+}
+
+/* tb_bconv1d_q8_b32 by byte-lane popcounts. in: [t_in][TB_WORDS(c_in)] packed; out: int8
+ * [t_out][c_out], codes in [rq.lo, rq.hi]. No scratch. */
+TB_SPECIALISE void tb_bconv1d_q8_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    for (int p = 0; p < L->t_out; p++) {
+        for (int o = 0; o < L->c_out; o++) {
+            int32_t best = L->rq.lo;
+            for (int j = 0; j < L->pool_k; j++) {
+                int32_t q = tb_requant(&L->rq, o, tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s + j));
+                best = q > best ? q : best;
+            }
+            y[p * L->c_out + o] = (int8_t)best;
         }
     }
 }
@@ -1077,12 +1164,6 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
 }
 #endif
 
-/* The int32 whose two's complement is u (no implementation-defined conversion). */
-static inline int32_t tb_s32(uint32_t u)
-{
-    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
-}
-
 /* memcpy that the compiler expands inline even under -ffreestanding (which implies
  * -fno-builtin): a 2- or 4-byte copy is one load or store. */
 #if defined(__GNUC__)
@@ -1395,31 +1476,6 @@ TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, ui
  * xs variant (int16 pairs, SMLAD on cores with the DSP extension).
  * ====================================================================================== */
 
-/* Requantisation of an accumulator to an int8 code, per channel o (docs/lowering.md):
- *   q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi),   0 <= shift <= TB_RQ_MAX_SHIFT.
- * acc is first clamped to [amin, amax], outside which q saturates (the clamp changes no q),
- * and the compiler proves |a * mult + bias| <= 2^31 - 1 over [amin, amax]: so the product
- * and the sum, taken modulo 2^32, are exact, and the floor shift of a negative value is done
- * on its complement (no implementation-defined signed shift). */
-typedef struct {
-    const int32_t *mult;   /* [c_out] */
-    const int32_t *bias;   /* [c_out]: the offset and the rounding (+1/2), times 2^shift */
-    const uint8_t *shift;  /* [c_out] */
-    const int32_t *amin;   /* [c_out] */
-    const int32_t *amax;   /* [c_out] */
-    int lo, hi;            /* the codes: [0, 127] after a ReLU, else [-128, 127] */
-} tb_requant_t;
-
-/* The code of channel o for accumulator acc, in [lo, hi]. */
-static inline int32_t tb_requant(const tb_requant_t *r, int o, int32_t acc)
-{
-    int32_t a = acc < r->amin[o] ? r->amin[o] : (acc > r->amax[o] ? r->amax[o] : acc);
-    uint32_t v = (uint32_t)a * (uint32_t)r->mult[o] + (uint32_t)r->bias[o];
-    uint32_t m = 0u - (v >> 31); /* all ones where v < 0 */
-    int32_t q = tb_s32(((v ^ m) >> r->shift[o]) ^ m);
-    return q < r->lo ? r->lo : (q > r->hi ? r->hi : q);
-}
-
 /* int8 convolution with int8 activations in or out: reads +-1 bits (a declared pad value)
  * or int8 codes (padding steps hold 0), int8 weights; writes int8 codes (requantised, then
  * max-pooled: the max of the codes) or bits ([max-pool of the accumulator], sign).
@@ -1471,32 +1527,16 @@ static inline int32_t tb_i8aconv1d_acc_b32(const void *layer, const void *x, int
     return acc;
 }
 
-/* The walk of tb_conv1d_walk with codes out: for each pooled step p and channel o, the
- * largest code over the pool window. out: int8 [t_out][c_out]. */
-static inline void tb_conv1d_walk_q8(const tb_i8aconv1d_t *L, const void *x, tb_acc_fn acc, int8_t *y)
-{
-    for (int p = 0; p < L->t_out; p++) {
-        for (int o = 0; o < L->c_out; o++) {
-            int32_t best = L->rq.lo;
-            for (int j = 0; j < L->pool_k; j++) {
-                int32_t q = tb_requant(&L->rq, o, acc(L, x, o, p * L->pool_s + j));
-                best = q > best ? q : best;
-            }
-            y[p * L->c_out + o] = (int8_t)best;
-        }
-    }
-}
-
 /* in: int8 [t_in][c_in]; out: int8 [t_out][c_out]. */
 static inline void tb_i8aconv1d_q8_s8(const tb_i8aconv1d_t *L, const int8_t *x, int8_t *y)
 {
-    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_s8, y);
+    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_s8, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->rq, y);
 }
 
 /* in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out]. */
 static inline void tb_i8aconv1d_q8_b32(const tb_i8aconv1d_t *L, const uint32_t *x, int8_t *y)
 {
-    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_b32, y);
+    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_b32, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->rq, y);
 }
 
 /* in: int8 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed. */

@@ -131,3 +131,16 @@ class CodesOut:
         """The float twin: the convolution, BatchNorm, and the ReLU where the codes have one."""
         act = [nn.ReLU()] if self.relu else []
         return nn.Sequential(conv, nn.BatchNorm1d(self.bn.num_features), *act)
+
+
+def requant_fields(cs, rq: Requant, blocks: bool = False) -> dict:
+    """The tb_requant_t record of a stage with codes out (its arrays added to `cs`), and the
+    shift limit it relies on; with `blocks`, the arrays padded to whole blocks of 4
+    channels (the xs kernels read them four at a time)."""
+    a = rq.arrays()
+    if blocks:
+        extra = -len(a["mult"]) % 4
+        a = {k: np.concatenate([v, np.zeros(extra, v.dtype)]) for k, v in a.items()}
+    names = {k: cs.array(f"rq_{k}", v, f"requantisation: {k}") for k, v in a.items()}
+    cs.require("TB_RQ_MAX_SHIFT", int(rq.shift.max()))
+    return dict(names, lo=rq.lo, hi=rq.hi)

@@ -50,7 +50,7 @@ from .base import (
     quantize_int8,
     register,
 )
-from .codes import CODES_SCHEMA, CODES_TENSORS, INT8_MAX, CodesOut
+from .codes import CODES_SCHEMA, CODES_TENSORS, INT8_MAX, CodesOut, requant_fields
 from .conv import ConvStage
 from .pool import MaxPool1d
 from .spec import CONV_SCHEMA, Choice, ints
@@ -369,12 +369,6 @@ class Int8ActConv(ConvStage):
     def in_kind(self) -> str:
         return self.reads
 
-    def out_bytes(self) -> int:
-        if self.out_kind == "i8":  # int8 [T][C], rounded up to whole words
-            c, t = self.out_shape
-            return 4 * ((c * t + 3) // 4)
-        return super().out_bytes()
-
     @property
     def acc_bound(self) -> int:
         o, k, c = self.weight.shape
@@ -443,13 +437,7 @@ class Int8ActConv(ConvStage):
         """The requantisation record (codes out) or the thresholds (bits out); with
         `blocks`, the requantisation's arrays padded to whole blocks of 4 channels (xs)."""
         if self.out_kind == "i8":
-            a = self.requant.arrays()
-            if blocks:
-                extra = -len(a["mult"]) % 4
-                a = {k: np.concatenate([v, np.zeros(extra, v.dtype)]) for k, v in a.items()}
-            names = {k: cs.array(f"rq_{k}", v, f"requantisation: {k}") for k, v in a.items()}
-            cs.fields["rq"] = dict(names, lo=self.requant.lo, hi=self.requant.hi)
-            cs.require("TB_RQ_MAX_SHIFT", int(self.requant.shift.max()))
+            cs.fields["rq"] = requant_fields(cs, self.requant, blocks)
         else:
             cs.fields["th"] = cs.threshold(self.threshold, with_values=with_values)
 
