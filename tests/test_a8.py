@@ -51,7 +51,8 @@ from tinybnn.ops.pool import GlobalSumCodes
 def a8_case(c, k, s, pad, t, pool=None, relu=True, out=None, then="pool", head="int8", **conv):
     """input_conv1d(3 -> c) -> bn+sign -> binary_conv1d(c -> out, int8 codes out) [-> maxpool]
     -> (then="int8": int8_conv1d(out -> 5, codes in) -> bn+sign) -> global sum -> head
-    (int8 or binary weights) over the integer sums."""
+    (int8 or binary weights, or a hidden int8 dense layer and its sign first) over the
+    integer sums."""
     out = out or c
 
     def layers():
@@ -62,8 +63,12 @@ def a8_case(c, k, s, pad, t, pool=None, relu=True, out=None, then="pool", head="
         if then == "int8":
             mid += [Int8Conv1d(out, 5, 3, padding=1, pad_value=0), BatchNormSign(5)]
             f = 5
-        classifier = Int8Linear(f, 3) if head == "int8" else BinaryLinear(f, 3, bias=True)
-        return [InputConv1d(3, c, 3), BatchNormSign(c), *mid, GlobalPool1d("sum"), classifier]
+        classifier = {
+            "int8": [Int8Linear(f, 3)],
+            "binary": [BinaryLinear(f, 3, bias=True)],
+            "hidden": [Int8Linear(f, 6, bias=False), BatchNormSign(6), Int8Linear(6, 3)],
+        }[head]
+        return [InputConv1d(3, c, 3), BatchNormSign(c), *mid, GlobalPool1d("sum"), *classifier]
 
     return layers, t
 
@@ -80,6 +85,7 @@ CASES = [
     pytest.param(*a8_case(32, 3, 1, 1, 19, then="int8", pool=(2, 2)), id="c32_then_int8_conv"),
     pytest.param(*a8_case(33, 3, 1, 1, 19, out=65, then="int8"), id="c33_to_65_then_int8"),
     pytest.param(*a8_case(33, 3, 1, 1, 21, head="binary"), id="c33_binary_head"),
+    pytest.param(*a8_case(65, 3, 1, 1, 21, head="hidden"), id="c65_hidden_int8_dense"),
     pytest.param(*a8_case(32, 3, 1, 1, 21, scaling=True, pool=(2, 2)), id="c32_scaling"),
 ]
 
@@ -108,7 +114,21 @@ def test_binary_conv_codes_out(layers, length, tmp_path):
     assert not ends or any(ends)
 
 
-@pytest.mark.parametrize("layers,length", [CASES[i] for i in (2, 12, 14, 17)])
+@pytest.mark.parametrize(
+    "layers,length",
+    [
+        c
+        for c in CASES
+        if c.id
+        in (
+            "c31_k3_s1_p1_t17",
+            "c33_k3_pool2",
+            "c31_to_64_k1_pad-1",
+            "c33_to_65_then_int8",
+            "c65_hidden_int8_dense",
+        )
+    ],
+)
 def test_fast_variant_on_host(layers, length, tmp_path):
     """lanes (byte-lane popcounts, requantised) == reference on gcc with sanitizers and
     clang; the portable target keeps the reference loop."""
@@ -157,7 +177,7 @@ def test_requantisation_on_every_accumulator(c_in, k, relu, seed):
     relu=hs.booleans(),
     pool=hs.sampled_from([None, (2, 2), (3, 1)]),
     then=hs.sampled_from(["pool", "int8"]),
-    head=hs.sampled_from(["int8", "binary"]),
+    head=hs.sampled_from(["int8", "binary", "hidden"]),
     extra=hs.integers(0, 9),
     seed=hs.integers(0, 2**16),
 )
@@ -173,7 +193,7 @@ def test_reference_equals_torch_property(c, out, k, s, pad, relu, pool, then, he
 def test_model_file_round_trip(tmp_path):
     """The model file stores activation, relu and the range of the binary layer: the loaded
     model lowers to the same program; a binary convolution without codes keeps its config."""
-    layers, length = CASES[12].values
+    layers, length = next(c for c in CASES if c.id == "c33_k3_pool2").values
     model = build(layers, length)
     save(model, tmp_path / "m.pt")
     again = load(tmp_path / "m.pt")
