@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             "`tinybnn profile`): conv_classifier(1 channel, T = 300, 12 classes, pool 4, "
             "kernel 9, widths 32-64-64) with precision 8,1,1,8 and 8,1,1a8,8, each core's "
             "kernels with --optimize speed (the binary convolutions: subset tables, `vst`) and "
-            "size (bit-sliced, `vsl`; the codes: `tb_bconv1d_q8_lanes_b32` in both), one "
-            "window under QEMU, bit-exact. Flash: code + constants + descriptors + data (arm-none-eabi-size "
+            "size (bit-sliced, `vsl`); the codes: `tb_bconv1d_q8_vst_b32` (speed) and "
+            "`tb_bconv1d_q8_lanes_b32` (size). One window under QEMU, bit-exact. Flash: code + constants + descriptors + data (arm-none-eabi-size "
             "sections); RAM: arena + data + bss + peak stack. The models are calibrated, not "
             "trained: these kernels run the same instructions whatever the weights.",
             "",

@@ -28,6 +28,7 @@ from tinybnn import firmware
 from tinybnn.compiler import reference
 from tinybnn.compiler.api import compile
 from tinybnn.compiler.contract import INT32_MAX
+from tinybnn.compiler.kernels import LIMITS
 from tinybnn.compiler.lowering import lower
 from tinybnn.errors import ModelError
 from tinybnn.firmware import host
@@ -44,6 +45,7 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
+from tinybnn.ops import sliced
 from tinybnn.ops.binary_conv import BinConvCodes
 from tinybnn.ops.pool import GlobalSumCodes
 
@@ -114,35 +116,42 @@ def test_binary_conv_codes_out(layers, length, tmp_path):
     assert not ends or any(ends)
 
 
-@pytest.mark.parametrize(
-    "layers,length",
-    [
-        c
-        for c in CASES
-        if c.id
-        in (
-            "c31_k3_s1_p1_t17",
-            "c33_k3_pool2",
-            "c31_to_64_k1_pad-1",
-            "c33_to_65_then_int8",
-            "c65_hidden_int8_dense",
-        )
-    ],
-)
-def test_fast_variant_on_host(layers, length, tmp_path):
-    """lanes (byte-lane popcounts, requantised) == reference on gcc with sanitizers and
-    clang; the portable target keeps the reference loop."""
+FAST_CASES = [  # counts of 5 to 9 bits (vst takes up to 8), partial words, pools, strides
+    "c1_k3_s1_p1_t17",
+    "c31_k3_s1_p1_t17",
+    "c64_k3_s1_p1_t17",
+    "c65_k5_s2_p2_t23",
+    "c33_k3_pool2",
+    "c65_valid_pool3s1_norelu",
+    "c31_to_64_k1_pad-1",
+    "c33_to_65_then_int8",
+    "c65_hidden_int8_dense",
+    "c32_scaling",
+]
+
+
+@pytest.mark.parametrize("layers,length", [c for c in CASES if c.id in FAST_CASES])
+def test_fast_variants_on_host(layers, length, tmp_path):
+    """vst (subset tables, the counts transposed into bytes) where a count fits 8 bits and
+    optimize="speed", else lanes (byte-lane popcounts), == reference on gcc with sanitizers
+    and clang; the portable target keeps the reference loop."""
     model = build(layers, length)
     x = np.concatenate(vectors(length))
-    for target, want in (("host", "lanes"), ("portable", "ref")):
-        out = tmp_path / target
-        result = compile(model, out, "m", target=target)
+    stage = next(s for s in lower(model).stages if isinstance(s, BinConvCodes))
+    fits = sliced.slices(stage.k_bits) <= LIMITS["TB_VSTQ_MAX_SLICES"]
+    for target, optimize, want in (
+        ("host", "speed", "vst" if fits else "lanes"),
+        ("host", "size", "lanes"),
+        ("portable", "speed", "ref"),
+    ):
+        out = tmp_path / f"{target}_{optimize}"
+        result = compile(model, out, "m", target=target, optimize=optimize)
         chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, BinConvCodes)}
         assert chosen == {want}
         expected = reference.run(result.program, x)
         for cc, flags in compilers():
             scores, _ = host.run(host.build(out, "m", cc=cc, extra_flags=flags), x, 3)
-            assert_exact(f"{cc} {target} ({want}) scores", scores, expected)
+            assert_exact(f"{cc} {target} {optimize} ({want}) scores", scores, expected)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -356,22 +365,29 @@ try:
 except firmware.ToolchainMissing:
     HAVE_FIRMWARE = False
 
-QEMU_CASES = ["c1_k3_s1_p1_t17", "c65_valid_pool3s1_norelu", "c33_to_65_then_int8"]
+QEMU_CASES = [  # vst (5, 8 and 7 slices), lanes (9 slices)
+    "c1_k3_s1_p1_t17",
+    "c65_valid_pool3s1_norelu",
+    "c33_to_65_then_int8",
+    "c65_k5_s2_p2_t23",
+]
 
 
 @pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
 @pytest.mark.parametrize("core", list(firmware.CORES))
 def test_classifier_under_qemu(core, tmp_path):
-    """conv_classifier([8, 1, "1a8", 8]) compiled for `core` (its fast variants: lanes for
-    the codes), bit-exact on 8 windows; on M0 and M4 also three word-straddling cases."""
+    """conv_classifier([8, 1, "1a8", 8]) compiled for `core` with optimize="speed" (the
+    codes by vst) and "size" (by lanes), bit-exact on 8 windows; on M0 and M4 also four
+    word-straddling cases."""
     from tinybnn.firmware.profile import run_on_core
 
     model = classifier_1a8()
     x = np.concatenate([signals(6, 3, 61, 7), random_inputs(2, 3, 61, 8)])
-    result = compile(model, tmp_path / "cc", "cc", target=core)
-    chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, BinConvCodes)}
-    assert chosen == {"lanes"}
-    run_on_core(result, "cc", core, x, reference.run(result.program, x))
+    for optimize, want in (("speed", "vst"), ("size", "lanes")):
+        result = compile(model, tmp_path / optimize, "cc", target=core, optimize=optimize)
+        chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, BinConvCodes)}
+        assert chosen == {want}
+        run_on_core(result, "cc", core, x, reference.run(result.program, x))
     if core not in ("cortex-m0", "cortex-m4"):
         return
     for case in (c for c in CASES if c.id in QEMU_CASES):

@@ -33,12 +33,16 @@
 #define TB_SST_MAX_IN 8      /* ... and the most input channels (2^c_in sums per step) */
 #define TB_SUM_MAX 32767     /* shortcuts: the largest |sum| of an int16 sum buffer */
 #define TB_RQ_MAX_SHIFT 31   /* requantisation to int8: the largest right shift */
+#define TB_VSTQ_MAX_SLICES 8 /* codes out by subset tables: a count's slices (one byte) */
 
 #if TB_VSL_MAX_SLICES < TB_SLICES_MIN || TB_SLICES_MIN != 5
 #error "the bit-sliced kernels keep exactly 4 carry-save slices below the high ones"
 #endif
 #if TB_VST_GROUP_BITS != 3
 #error "the subset-table kernels read 3 input bits per lookup (masks of 7, 8 entries)"
+#endif
+#if TB_VSTQ_MAX_SLICES > 8 || TB_VSTQ_MAX_SLICES > TB_VSL_MAX_SLICES
+#error "tb_bconv1d_q8_vst_b32 transposes at most 8 slices of counts into bytes"
 #endif
 
 /* Number of set bits; portable SWAR (GCC's __builtin_popcount calls libgcc on Cortex-M). */
@@ -913,6 +917,78 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
                 pooled = (pooled & (bits | neg)) | (bits & neg);
             }
             y[p * ow + g] = pooled;
+        }
+    }
+}
+
+/* Transposes the 8 slices s[0..7] of 32 lanes' counts (bit b of s[i]: bit i of lane b's
+ * count) in place, so that byte q of s[i] is the count of lane 8q + i: three rounds of
+ * block swaps, an 8x8 bit transpose within each byte position. */
+static inline void tb_slices_to_bytes(uint32_t *s)
+{
+    uint32_t t;
+    for (int i = 0; i < 4; i++) {
+        t = ((s[i] >> 4) ^ s[i + 4]) & 0x0f0f0f0fu;
+        s[i + 4] ^= t;
+        s[i] ^= t << 4;
+    }
+    for (int i = 0; i < 8; i += (i % 2) ? 3 : 1) { /* i = 0, 1, 4, 5 */
+        t = ((s[i] >> 2) ^ s[i + 2]) & 0x33333333u;
+        s[i + 2] ^= t;
+        s[i] ^= t << 2;
+    }
+    for (int i = 0; i < 8; i += 2) {
+        t = ((s[i] >> 1) ^ s[i + 1]) & 0x55555555u;
+        s[i + 1] ^= t;
+        s[i] ^= t << 1;
+    }
+}
+
+/* tb_bconv1d_q8_b32 by subset tables: the mismatch counts of 32 output channels at once,
+ * counted as tb_bconv1d_vst_b32 counts them (bit-sliced, three input bits per lookup),
+ * transposed into one byte per channel (tb_slices_to_bytes), then each channel's
+ * acc = k*c_in - 2*count requantised (tb_requant) and the codes max-pooled. Needs
+ * slices <= TB_VSTQ_MAX_SLICES (the compiler checks). Tables: L->tab as tb_bconv1d_vst_b32.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out]. No scratch. */
+TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    int cw = TB_WORDS(L->c_in), ow = TB_WORDS(L->c_out), high = L->slices - 4;
+    int32_t k_bits = L->kernel_size * L->c_in;
+    int row_groups = 0; /* groups of one tap's row of c_in bits */
+    for (int i = 0; i < cw; i++)
+        row_groups += TB_VST_GROUPS(i < cw - 1 ? 32 : L->c_in - 32 * i);
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            int lanes = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            int8_t *out = y + p * L->c_out + 32 * g;
+            for (int j = 0; j < L->pool_k; j++) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
+                uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
+                for (int s = 0; s < high; s++)
+                    sixteens[s] = 0;
+                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
+                for (int k = 0; k < L->kernel_size; k++) {
+                    int ti = t0 + k;
+                    const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                    TB_UNROLL
+                    for (int i = 0; i < cw; i++) {
+                        int m = i < cw - 1 ? 32 : L->c_in - 32 * i;
+                        tb_vst_word(&ones, &twos, &fours, &eights, sixteens, high, t, row[i], m);
+                        t += 16 * TB_VST_GROUPS(m);
+                    }
+                }
+                uint32_t s8[8] = {ones, twos, fours, eights, 0, 0, 0, 0};
+                for (int s = 0; s < high; s++)
+                    s8[4 + s] = sixteens[s];
+                tb_slices_to_bytes(s8);
+                for (int b = 0; b < lanes; b++) {
+                    int32_t count = (int32_t)((s8[b & 7] >> (8 * (b >> 3))) & 0xffu);
+                    int32_t q = tb_requant(&L->rq, 32 * g + b, k_bits - 2 * count);
+                    if (j == 0 || q > out[b])
+                        out[b] = (int8_t)q;
+                }
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..compiler.contract import Requant, fold_threshold, pack_bits, popcount, words
+from ..compiler.kernels import LIMITS
 from ..compiler.variants import Variant
 from ..quantizers import sign
 from . import sliced
@@ -389,7 +390,33 @@ def _codes_fields(cs, st: BinConvCodes) -> int:
     return 0
 
 
+def _codes_vst_fields(cs, st: BinConvCodes) -> int:
+    """The subset tables of the weights (`sliced.subset_tables`), the count's slices and the
+    requantisation record; the counts are transposed into bytes (TB_VSTQ_MAX_SLICES)."""
+    cs.fields = st.binary_input_fields(cs)
+    o, k, _ = st.weight.shape
+    n = sliced.slices(st.k_bits)
+    cs.require("TB_VSL_MAX_SLICES", n)
+    cs.require("TB_VSTQ_MAX_SLICES", n)
+    cs.fields["slices"] = n
+    tab = sliced.subset_tables(sliced.lanes(st.weight))
+    cs.fields["tab"] = cs.array(
+        "tab", tab, f"[{words(o)}][{k}][{tab.shape[2]}][8][2]: subset sums (l, h) of 3 inputs"
+    )
+    cs.fields["rq"] = requant_fields(cs, st.requant)
+    return 0
+
+
 BinConvCodes.variants = (
+    # Subset tables (5.3 times the packed weights), counts of up to 8 bits: speed only.
+    Variant(
+        "vst",
+        "tb_bconv1d_q8_vst_b32",
+        _codes_vst_fields,
+        lambda st, core, optimize: (
+            optimize == "speed" and sliced.slices(st.k_bits) <= LIMITS["TB_VSTQ_MAX_SLICES"]
+        ),
+    ),
     Variant("lanes", "tb_bconv1d_q8_lanes_b32", _codes_fields),
     Variant("ref", "tb_bconv1d_q8_b32", _codes_fields),
 )
