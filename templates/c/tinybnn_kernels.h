@@ -947,7 +947,10 @@ static inline void tb_slices_to_bytes(uint32_t *s)
 /* tb_bconv1d_q8_b32 by subset tables: the mismatch counts of 32 output channels at once,
  * counted as tb_bconv1d_vst_b32 counts them (bit-sliced, three input bits per lookup),
  * transposed into one byte per channel (tb_slices_to_bytes), then each channel's
- * acc = k*c_in - 2*count requantised (tb_requant) and the codes max-pooled. Needs
+ * acc = k*c_in - 2*count requantised (tb_requant) once per pooled output: the code is
+ * monotone in acc, non-decreasing where mult >= 0 and non-increasing where mult < 0 (the
+ * clamps keep that), so the largest code of a pool window is the code of its smallest
+ * count (mult >= 0) or of its largest (mult < 0), exactly the max of the codes. Needs
  * slices <= TB_VSTQ_MAX_SLICES (the compiler checks). Tables: L->tab as tb_bconv1d_vst_b32.
  * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out]. No scratch. */
 TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
@@ -961,6 +964,7 @@ TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *
         for (int g = 0; g < ow; g++) {
             int lanes = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
             int8_t *out = y + p * L->c_out + 32 * g;
+            uint8_t best[32]; /* per lane: the count of the pool window's largest code */
             for (int j = 0; j < L->pool_k; j++) {
                 int t0 = (p * L->pool_s + j) * L->stride - L->pad;
                 uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
@@ -983,12 +987,14 @@ TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *
                     s8[4 + s] = sixteens[s];
                 tb_slices_to_bytes(s8);
                 for (int b = 0; b < lanes; b++) {
-                    int32_t count = (int32_t)((s8[b & 7] >> (8 * (b >> 3))) & 0xffu);
-                    int32_t q = tb_requant(&L->rq, 32 * g + b, k_bits - 2 * count);
-                    if (j == 0 || q > out[b])
-                        out[b] = (int8_t)q;
+                    uint32_t count = (s8[b & 7] >> (8 * (b >> 3))) & 0xffu;
+                    uint32_t up = (uint32_t)(L->rq.mult[32 * g + b] < 0);
+                    if (j == 0 || (up ? count > best[b] : count < best[b]))
+                        best[b] = (uint8_t)count;
                 }
             }
+            for (int b = 0; b < lanes; b++)
+                out[b] = (int8_t)tb_requant(&L->rq, 32 * g + b, k_bits - 2 * (int32_t)best[b]);
         }
     }
 }
