@@ -656,18 +656,22 @@ TB_SPECIALISE void tb_bconv1d_sum_lanes_b32(const tb_bconv1d_t *L, const uint32_
     }
 }
 
-/* tb_bconv1d_q8_b32 by byte-lane popcounts. in: [t_in][TB_WORDS(c_in)] packed; out: int8
- * [t_out][c_out], codes in [rq.lo, rq.hi]. No scratch. */
+/* tb_bconv1d_q8_b32 by byte-lane popcounts, one requantisation per pooled output: the code
+ * is monotone in acc (non-decreasing where mult >= 0, non-increasing where mult < 0), so the
+ * largest code of a pool window is the code of its largest acc, or of its smallest.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out], codes in [rq.lo, rq.hi].
+ * No scratch. */
 TB_SPECIALISE void tb_bconv1d_q8_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
 {
     for (int p = 0; p < L->t_out; p++) {
         for (int o = 0; o < L->c_out; o++) {
-            int32_t best = L->rq.lo;
-            for (int j = 0; j < L->pool_k; j++) {
-                int32_t q = tb_requant(&L->rq, o, tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s + j));
-                best = q > best ? q : best;
+            int down = L->rq.mult[o] < 0; /* the code falls as acc rises */
+            int32_t best = tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s);
+            for (int j = 1; j < L->pool_k; j++) {
+                int32_t a = tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s + j);
+                best = (down ? a < best : a > best) ? a : best;
             }
-            y[p * L->c_out + o] = (int8_t)best;
+            y[p * L->c_out + o] = (int8_t)tb_requant(&L->rq, o, best);
         }
     }
 }
