@@ -6,8 +6,8 @@ One home for the op: the training layer `BinaryConv1d`, its lowering to the `Bin
 out, "1a8": the dot products requantised as `codes.CodesOut` says, then max-pooled), the
 numpy references, and the C kernels `tb_bconv1d_*_b32`: the reference loop and the fast
 variants `vst` (subset tables, three input bits per lookup), `vsl` (bit-sliced counters)
-and `lanes` (byte-lane popcount), `tb_bconv1d_sum_*` and `tb_bconv1d_q8_*` (reference and
-`lanes`).
+and `lanes` (byte-lane popcount), `tb_bconv1d_sum_*` (reference and `lanes`) and
+`tb_bconv1d_q8_*` (reference, `vst` and `lanes`).
 """
 
 from __future__ import annotations
