@@ -305,8 +305,9 @@ def test_streaming_is_refused(tmp_path):
 
 
 def classifier_1a8(precision=(8, 1, "1a8", 8), length=61, seed=0) -> Sequential:
-    """The default architecture's shape, small: k9 int8 first layer, pool 4, three widths;
-    a few training steps on synthetic windows, then the codes' BatchNorm made varied."""
+    """The default architecture's kind, small: a k9 int8 first layer, three widths that
+    straddle a word (8, 33, 32), pool 2 for the short windows; five Adam steps on synthetic
+    windows give the BatchNorm statistics and the codes' range."""
     torch.manual_seed(seed)
     model = conv_classifier(
         3, length, 4, widths=(8, 33, 32), kernel_size=9, pool=2, precision=list(precision)
