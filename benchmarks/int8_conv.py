@@ -148,7 +148,9 @@ def act_table(args) -> int:
         ]
     )
     out = ROOT / "benchmarks" / "results" / "int8_act.md"
-    out.write_text(text)
+    old = out.read_text() if out.exists() else ""
+    kept = old[old.index("\n## ") :] if "\n## " in old else ""  # others' sections (a8.py)
+    out.write_text(text + kept)
     print(f"wrote {out.relative_to(ROOT)}")
     return 0
 

@@ -43,6 +43,7 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
+from tinybnn.ops.codes import CodesOut
 from tinybnn.ops.int8_conv import Int8ActConv
 
 
@@ -92,7 +93,7 @@ def build(layers, length: int, seed: int = 0) -> Sequential:
     betas, and a range 0.8 times the largest |y| so that codes saturate at both ends."""
     torch.manual_seed(seed)
     model = Sequential(*layers(), input_shape=(3, length))
-    acts = [m for m in model.layers if isinstance(m, Int8Conv1d) and m.activation == "int8"]
+    acts = [m for m in model.layers if isinstance(m, CodesOut) and m.activation == "int8"]
     for m in acts:
         m.bn.momentum = None
         m.bn.reset_running_stats()
@@ -310,8 +311,9 @@ def _model(*layers, length=16):
     "make,message",
     [
         (
-            lambda: _model(Int8Conv1d(8, 8, 3, activation="int8"), GlobalPool1d("sum")),
-            "takes binary activations of shape [C, T], but gets i8[8, 12]",
+            lambda: _model(Int8Conv1d(8, 8, 3, activation="int8"), GlobalPool1d("max")),
+            "takes binary activations (mode='sum' takes int8 codes) of shape [C, T], but gets "
+            "i8[8, 12]",
         ),
         (
             lambda: _model(Int8Conv1d(8, 8, 3, activation="int8"), BatchNormSign(8)),
@@ -326,7 +328,7 @@ def _model(*layers, length=16):
             "binary activations pad with +1 or -1",
         ),
     ],
-    ids=["global_pool_of_codes", "bn_sign_of_codes", "codes_padded_with_1", "bits_padded_with_0"],
+    ids=["global_max_of_codes", "bn_sign_of_codes", "codes_padded_with_1", "bits_padded_with_0"],
 )
 def test_refusals(make, message):
     """Layers that cannot read codes, and pads that are not the input's, are refused in one

@@ -193,7 +193,7 @@ def test_model_file_round_trip(tmp_path):
                 Int8Conv1d(8, 8, 3),
                 GlobalPool1d("sum"),
             ],
-            "takes binary activations of shape [C, T], but gets acc[8, 12]",
+            "takes binary activations or int8 codes of shape [C, T], but gets acc[8, 12]",
         ),
     ],
     ids=["int8_after_an_accumulator", "no_sign_after_it"],

@@ -100,15 +100,32 @@ def test_precision_8a8_builds_int8_activations():
 
 @pytest.mark.parametrize(
     "precision",
-    [[8, "8a8", 1, 8, 8], [8, 1, 1, "8a8", 8], ["8a8", 8, 8, 8, 8], [8, 8, 8, 8, "8a8"]],
-    ids=["binary_after", "last_hidden", "first", "head"],
+    [
+        [8, "8a8", 1, 8, 8],
+        [8, "1a8", 1, 8, 8],
+        [8, "1a8", "1a8", 8, 8],
+        ["8a8", 8, 8, 8, 8],
+        ["1a8", 8, 8, 8, 8],
+        [8, 8, 8, 8, "8a8"],
+        [8, 1, 1, 1, "1a8"],
+    ],
+    ids=[
+        "binary_after",
+        "binary_after_1a8",
+        "1a8_after_1a8",
+        "first",
+        "first_1a8",
+        "head",
+        "head_1a8",
+    ],
 )
 def test_bad_8a8_is_one_line(precision):
-    """int8 codes must go to an int8 convolution: not to a binary one, nor to the global
-    pooling, and the first layer and the head have no int8 activations out."""
+    """int8 codes must go to an int8 convolution or, after the last, to the global sum
+    pooling: not to a binary convolution, and the first layer and the head have no int8
+    activations out."""
     with pytest.raises(ModelError) as e:
         conv_classifier(3, 40, 4, widths=(8, 16, 12, 12), precision=precision)
-    assert "'8a8' for a hidden convolution with int8 activations out" in str(e.value)
+    assert "'8a8' / '1a8' for a hidden convolution with int8 activations out" in str(e.value)
     assert "\n" not in str(e.value)
 
 
@@ -136,4 +153,4 @@ def test_train_8a8_then_summary_and_compile(tmp_path, signals_npz, capsys):
 
 def test_cli_refuses_bad_8a8_words(tmp_path, signals_npz, capsys):
     status, _, err = run(capsys, "train", signals_npz, "--precision", "8,8a4,8", "--no-progress")
-    assert status != 0 and "8a8: int8 activations out of a hidden convolution" in err
+    assert status != 0 and "8a8 / 1a8: int8 activations out of a hidden convolution" in err

@@ -37,7 +37,7 @@ from .firmware.streaming import profile_stream
 from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
-from .models import INT8_ACT
+from .models import BIN_ACT, CODES_OUT, INT8_ACT
 from .training import tsfile
 from .training.data import load_dataset
 from .training.evaluate import evaluate_file
@@ -54,12 +54,13 @@ def _precision(ctx, param, text: str | None) -> tuple[int | str, ...] | None:
     if text is None:
         return None
     words = text.split(",")
-    if not all(w in ("1", "8", INT8_ACT) for w in words):
+    if not all(w in ("1", "8", *CODES_OUT) for w in words):
         raise click.BadParameter(
-            f"expected bits of 1 or 8 per layer like 8,1,1,8 (or {INT8_ACT}: int8 activations "
-            f"out of a hidden convolution, like 8,{INT8_ACT},8,8), not {text!r}"
+            f"expected bits of 1 or 8 per layer like 8,1,1,8 (or {INT8_ACT} / {BIN_ACT}: int8 "
+            f"activations out of a hidden convolution, like 8,{INT8_ACT},8,8 or 8,1,{BIN_ACT},8), "
+            f"not {text!r}"
         )
-    return tuple(w if w == INT8_ACT else int(w) for w in words)
+    return tuple(w if w in CODES_OUT else int(w) for w in words)
 
 
 def _widths(ctx, param, text: str | None) -> tuple[int, ...] | None:
@@ -150,8 +151,9 @@ def kernel_options(command):
     callback=_precision,
     help="Override: bits per weight of each layer, 1 or 8: the first layer, each further "
     "convolution, the classifier (e.g. 8,1,1,8; overrides --first-weights and --head); "
-    f"{INT8_ACT}: a hidden convolution with int8 weights and int8 activations out, read by the "
-    f"next convolution, which is 8 or {INT8_ACT} (e.g. 8,{INT8_ACT},8,8).",
+    f"{INT8_ACT} / {BIN_ACT}: a hidden convolution with int8 (binary) weights and int8 "
+    f"activations out, read by the next convolution, which is 8 or {INT8_ACT}, or summed by the "
+    f"global pooling after the last (e.g. 8,{INT8_ACT},8,8 or 8,1,{BIN_ACT},8).",
 )
 @click.option(
     "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."

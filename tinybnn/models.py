@@ -48,11 +48,12 @@ def conv_classifier(
     layer, each further convolution, then the classifier (len(widths) + 1 values, e.g.
     [8, 1, 1, 8]). It decides `first_weights` and `head` (overriding them); a hidden
     convolution of 8 bits is an int8_conv1d with binary activations out (a batchnorm_sign
-    after it). "8a8", for a hidden convolution whose next convolution is 8 or "8a8" too:
-    int8 weights and int8 activations out (activation="int8": BatchNorm, ReLU, int8 codes),
-    which the next reads as they are, e.g. [8, "8a8", 8, 8]. None: the first layer's and the
-    head's as `first_weights` and `head` say, hidden layers binary. A refused size or option
-    names the layer it would have built.
+    after it). "8a8" (int8 weights) and "1a8" (binary weights), for a hidden convolution
+    whose next convolution is 8 or "8a8", or for the last one: int8 activations out
+    (activation="int8": BatchNorm, ReLU, int8 codes), which the next convolution reads as
+    they are, or the global sum pooling sums for the classifier, e.g. [8, "8a8", 8, 8] or
+    [8, 1, "1a8", 8]. None: the first layer's and the head's as `first_weights` and `head`
+    say, hidden layers binary. A refused size or option names the layer it would have built.
 
     shortcuts=True: each binary convolution whose width equals the one before it, from the
     third layer on, becomes a residual block (where it and the one before it are binary) (`BinaryResidual1d`: the integer sums of the
@@ -111,19 +112,22 @@ def conv_classifier(
         elif residual[i]:
             add(BinaryResidual1d, w, 3, pad_value=1, **sign)
         elif bits is not None and bits[i] in (8, INT8_ACT):
-            codes_in = bits[i - 1] == INT8_ACT  # the layer before gives int8 codes (pad 0)
+            codes_in = bits[i - 1] in CODES_OUT  # the layer before gives int8 codes (pad 0)
             act = "int8" if bits[i] == INT8_ACT else "none"
             add(
                 Int8Conv1d, c, w, 3, padding=padding, pad_value=0 if codes_in else 1, activation=act
             )
         else:
-            add(BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling)
+            act = "int8" if bits is not None and bits[i] == BIN_ACT else "none"
+            add(
+                BinaryConv1d, c, w, 3, padding=padding, pad_value=1, scaling=scaling, activation=act
+            )
         if padding == "valid":
             t -= layers[-1].kernel_size - 1
         if pool > 1 and t // pool >= 4:
             add(MaxPool1d, pool)
             t //= pool
-        codes_out = bits is not None and bits[i] == INT8_ACT  # int8 codes go on, no sign
+        codes_out = bits is not None and bits[i] in CODES_OUT  # int8 codes go on, no sign
         if not codes_out and (i + 1 == len(widths) or not residual[i + 1]):
             # (else the next block holds the sign)
             add(BatchNormSign, w, **sign)
@@ -135,25 +139,28 @@ def conv_classifier(
 
 PRECISIONS = (1, 8)
 INT8_ACT = "8a8"  # a hidden convolution with int8 weights and int8 activations out
+BIN_ACT = "1a8"  # a hidden convolution with binary weights and int8 activations out
+CODES_OUT = (INT8_ACT, BIN_ACT)
 
 
 def check_precision(precision, layers: int) -> tuple[int | str, ...] | None:
-    """`precision` as a tuple of `layers` + 1 bit widths (1 or 8, or "8a8" for a hidden
-    convolution followed by another of int8 weights), or None; refused in one line."""
+    """`precision` as a tuple of `layers` + 1 bit widths (1 or 8, or "8a8" / "1a8" for a
+    hidden convolution with int8 codes out, read by the next convolution, of int8 weights,
+    or by the global sum pooling after the last), or None; refused in one line."""
     if precision is None:
         return None
     bits = tuple(precision)
 
     def ok(i: int, b) -> bool:
-        if b == INT8_ACT and isinstance(b, str):  # hidden, and the next conv reads codes
-            return 0 < i < layers - 1 and bits[i + 1] in (8, INT8_ACT)
+        if isinstance(b, str) and b in CODES_OUT:  # hidden, and what follows reads codes
+            return 0 < i < layers and (i == layers - 1 or bits[i + 1] in (8, INT8_ACT))
         return not isinstance(b, bool) and isinstance(b, int) and b in PRECISIONS
 
     if len(bits) != layers + 1 or not all(ok(i, b) for i, b in enumerate(bits)):
         raise ModelError(
             f"conv_classifier: precision must be {layers + 1} values of 1 or 8 (the first "
-            f"layer, {layers - 1} hidden convolutions, the classifier), or '{INT8_ACT}' for a "
-            f"hidden convolution with int8 activations out whose next convolution is 8 or "
-            f"'{INT8_ACT}', not {list(bits)}"
+            f"layer, {layers - 1} hidden convolutions, the classifier), or '{INT8_ACT}' / "
+            f"'{BIN_ACT}' for a hidden convolution with int8 activations out that is the last "
+            f"or whose next convolution is 8 or '{INT8_ACT}', not {list(bits)}"
         )
     return bits

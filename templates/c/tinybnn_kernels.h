@@ -33,12 +33,16 @@
 #define TB_SST_MAX_IN 8      /* ... and the most input channels (2^c_in sums per step) */
 #define TB_SUM_MAX 32767     /* shortcuts: the largest |sum| of an int16 sum buffer */
 #define TB_RQ_MAX_SHIFT 31   /* requantisation to int8: the largest right shift */
+#define TB_VSTQ_MAX_SLICES 8 /* codes out by subset tables: a count's slices (one byte) */
 
 #if TB_VSL_MAX_SLICES < TB_SLICES_MIN || TB_SLICES_MIN != 5
 #error "the bit-sliced kernels keep exactly 4 carry-save slices below the high ones"
 #endif
 #if TB_VST_GROUP_BITS != 3
 #error "the subset-table kernels read 3 input bits per lookup (masks of 7, 8 entries)"
+#endif
+#if TB_VSTQ_MAX_SLICES > 8 || TB_VSTQ_MAX_SLICES > TB_VSL_MAX_SLICES
+#error "tb_bconv1d_q8_vst_b32 transposes at most 8 slices of counts into bytes"
 #endif
 
 /* Number of set bits; portable SWAR (GCC's __builtin_popcount calls libgcc on Cortex-M). */
@@ -68,6 +72,37 @@ static inline uint32_t tb_threshold_bit(const tb_threshold_t *t, int o, int32_t 
 {
     int32_t th = t->th16 ? (int32_t)t->th16[o] : t->th32[o];
     return tb_bit(t->neg, o) ? (uint32_t)(acc > th) : (uint32_t)(acc < th);
+}
+
+/* The int32 whose two's complement is u (no implementation-defined conversion). */
+static inline int32_t tb_s32(uint32_t u)
+{
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* Requantisation of an accumulator to an int8 code, per channel o (docs/lowering.md):
+ *   q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi),   0 <= shift <= TB_RQ_MAX_SHIFT.
+ * acc is first clamped to [amin, amax], outside which q saturates (the clamp changes no q),
+ * and the compiler proves |a * mult + bias| <= 2^31 - 1 over [amin, amax]: so the product
+ * and the sum, taken modulo 2^32, are exact, and the floor shift of a negative value is done
+ * on its complement (no implementation-defined signed shift). */
+typedef struct {
+    const int32_t *mult;   /* [c_out] */
+    const int32_t *bias;   /* [c_out]: the offset and the rounding (+1/2), times 2^shift */
+    const uint8_t *shift;  /* [c_out] */
+    const int32_t *amin;   /* [c_out] */
+    const int32_t *amax;   /* [c_out] */
+    int lo, hi;            /* the codes: [0, 127] after a ReLU, else [-128, 127] */
+} tb_requant_t;
+
+/* The code of channel o for accumulator acc, in [lo, hi]. */
+static inline int32_t tb_requant(const tb_requant_t *r, int o, int32_t acc)
+{
+    int32_t a = acc < r->amin[o] ? r->amin[o] : (acc > r->amax[o] ? r->amax[o] : acc);
+    uint32_t v = (uint32_t)a * (uint32_t)r->mult[o] + (uint32_t)r->bias[o];
+    uint32_t m = 0u - (v >> 31); /* all ones where v < 0 */
+    int32_t q = tb_s32(((v ^ m) >> r->shift[o]) ^ m);
+    return q < r->lo ? r->lo : (q > r->hi ? r->hi : q);
 }
 
 /* First layer: int16 samples, binary (wb) or int8 (wq) weights, [max-pool], sign. */
@@ -162,6 +197,25 @@ static inline void tb_conv1d_walk_sum(const void *layer, const void *x, tb_acc_f
     }
 }
 
+/* As tb_conv1d_walk, but with int8 codes out: for each pooled step p and channel o, the
+ * largest code over the pool window (the codes are requantised, then max-pooled: exact for
+ * either sign of the multiplier). out: int8 [t_out][c_out]. */
+static inline void tb_conv1d_walk_q8(const void *layer, const void *x, tb_acc_fn acc, int c_out,
+                                     int t_out, int pool_k, int pool_s, const tb_requant_t *rq,
+                                     int8_t *y)
+{
+    for (int p = 0; p < t_out; p++) {
+        for (int o = 0; o < c_out; o++) {
+            int32_t best = rq->lo;
+            for (int j = 0; j < pool_k; j++) {
+                int32_t q = tb_requant(rq, o, acc(layer, x, o, p * pool_s + j));
+                best = q > best ? q : best;
+            }
+            y[p * c_out + o] = (int8_t)best;
+        }
+    }
+}
+
 static inline int32_t tb_iconv1d_acc_any(const void *L, const void *x, int o, int t)
 {
     return tb_iconv1d_acc((const tb_iconv1d_t *)L, (const int16_t *)x, o, t);
@@ -180,7 +234,8 @@ typedef struct {
     int pool_k, pool_s;
     const uint32_t *pad_word;      /* [TB_WORDS(c_in)]: the pad value's bits */
     const uint32_t *w;             /* [c_out][kernel_size][TB_WORDS(c_in)] */
-    tb_threshold_t th;
+    tb_threshold_t th;             /* bits out */
+    tb_requant_t rq;               /* int8 codes out (tb_bconv1d_q8_*) */
     /* The bit-sliced variants only (NULL, 0 for the others); wt for vsl alone: */
     const uint32_t *wt;            /* [TB_WORDS(c_out)][kernel_size][c_in], bit b = channel 32g+b */
     const uint32_t *ge;            /* [TB_WORDS(c_out)][slices]: bound U per channel, bit-sliced */
@@ -221,6 +276,14 @@ static inline void tb_bconv1d_b32(const tb_bconv1d_t *L, const uint32_t *x, uint
 static inline void tb_bconv1d_sum_b32(const tb_bconv1d_t *L, const uint32_t *x, int16_t *y)
 {
     tb_conv1d_walk_sum(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, y);
+}
+
+/* The same convolution with int8 codes out ("1a8"): each dot product requantised
+ * (tb_requant, the rq record), then max-pooled (th unused).
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out], codes in [rq.lo, rq.hi]. */
+static inline void tb_bconv1d_q8_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    tb_conv1d_walk_q8(L, x, tb_bconv1d_acc_any, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->rq, y);
 }
 
 /* A real-valued shortcut around a binary convolution (Bi-Real / ReActNet), on integers:
@@ -375,6 +438,18 @@ static inline void tb_globalsum_b32(const tb_globalsum_t *L, const uint32_t *x, 
         for (int t = 0; t < L->t; t++)
             ones += (int32_t)tb_bit(x + t * cw, c);
         y[c] = L->t - 2 * ones;
+    }
+}
+
+/* Global sum pooling of int8 codes: y_c = sum over t of x[t][c].
+ * in: int8 [t][c]; out: int32 [c], each within t * 128 (the compiler checks int32). */
+static inline void tb_globalsum_s8(const tb_globalsum_t *L, const int8_t *x, int32_t *y)
+{
+    for (int c = 0; c < L->c; c++) {
+        int32_t sum = 0;
+        for (int t = 0; t < L->t; t++)
+            sum += x[t * L->c + c];
+        y[c] = sum;
     }
 }
 
@@ -577,6 +652,26 @@ TB_SPECIALISE void tb_bconv1d_sum_lanes_b32(const tb_bconv1d_t *L, const uint32_
                 best = a > best ? a : best;
             }
             y[p * L->c_out + o] = (int16_t)best;
+        }
+    }
+}
+
+/* tb_bconv1d_q8_b32 by byte-lane popcounts, one requantisation per pooled output: the code
+ * is monotone in acc (non-decreasing where mult >= 0, non-increasing where mult < 0), so the
+ * largest code of a pool window is the code of its largest acc, or of its smallest.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out], codes in [rq.lo, rq.hi].
+ * No scratch. */
+TB_SPECIALISE void tb_bconv1d_q8_lanes_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    for (int p = 0; p < L->t_out; p++) {
+        for (int o = 0; o < L->c_out; o++) {
+            int down = L->rq.mult[o] < 0; /* the code falls as acc rises */
+            int32_t best = tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s);
+            for (int j = 1; j < L->pool_k; j++) {
+                int32_t a = tb_bconv1d_dot_lanes(L, x, o, p * L->pool_s + j);
+                best = (down ? a < best : a > best) ? a : best;
+            }
+            y[p * L->c_out + o] = (int8_t)tb_requant(&L->rq, o, best);
         }
     }
 }
@@ -830,6 +925,84 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
     }
 }
 
+/* Transposes the 8 slices s[0..7] of 32 lanes' counts (bit b of s[i]: bit i of lane b's
+ * count) in place, so that byte q of s[i] is the count of lane 8q + i: three rounds of
+ * block swaps, an 8x8 bit transpose within each byte position. */
+static inline void tb_slices_to_bytes(uint32_t *s)
+{
+    uint32_t t;
+    for (int i = 0; i < 4; i++) {
+        t = ((s[i] >> 4) ^ s[i + 4]) & 0x0f0f0f0fu;
+        s[i + 4] ^= t;
+        s[i] ^= t << 4;
+    }
+    for (int i = 0; i < 8; i += (i % 2) ? 3 : 1) { /* i = 0, 1, 4, 5 */
+        t = ((s[i] >> 2) ^ s[i + 2]) & 0x33333333u;
+        s[i + 2] ^= t;
+        s[i] ^= t << 2;
+    }
+    for (int i = 0; i < 8; i += 2) {
+        t = ((s[i] >> 1) ^ s[i + 1]) & 0x55555555u;
+        s[i + 1] ^= t;
+        s[i] ^= t << 1;
+    }
+}
+
+/* tb_bconv1d_q8_b32 by subset tables: the mismatch counts of 32 output channels at once,
+ * counted as tb_bconv1d_vst_b32 counts them (bit-sliced, three input bits per lookup),
+ * transposed into one byte per channel (tb_slices_to_bytes), then each channel's
+ * acc = k*c_in - 2*count requantised (tb_requant) once per pooled output: the code is
+ * monotone in acc, non-decreasing where mult >= 0 and non-increasing where mult < 0 (the
+ * clamps keep that), so the largest code of a pool window is the code of its smallest
+ * count (mult >= 0) or of its largest (mult < 0), exactly the max of the codes. Needs
+ * slices <= TB_VSTQ_MAX_SLICES (the compiler checks). Tables: L->tab as tb_bconv1d_vst_b32.
+ * in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out]. No scratch. */
+TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, int8_t *y)
+{
+    int cw = TB_WORDS(L->c_in), ow = TB_WORDS(L->c_out), high = L->slices - 4;
+    int32_t k_bits = L->kernel_size * L->c_in;
+    int row_groups = 0; /* groups of one tap's row of c_in bits */
+    for (int i = 0; i < cw; i++)
+        row_groups += TB_VST_GROUPS(i < cw - 1 ? 32 : L->c_in - 32 * i);
+    for (int p = 0; p < L->t_out; p++) {
+        for (int g = 0; g < ow; g++) {
+            int lanes = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
+            int8_t *out = y + p * L->c_out + 32 * g;
+            uint8_t best[32]; /* per lane: the count of the pool window's largest code */
+            for (int j = 0; j < L->pool_k; j++) {
+                int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
+                uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
+                for (int s = 0; s < high; s++)
+                    sixteens[s] = 0;
+                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
+                for (int k = 0; k < L->kernel_size; k++) {
+                    int ti = t0 + k;
+                    const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
+                    TB_UNROLL
+                    for (int i = 0; i < cw; i++) {
+                        int m = i < cw - 1 ? 32 : L->c_in - 32 * i;
+                        tb_vst_word(&ones, &twos, &fours, &eights, sixteens, high, t, row[i], m);
+                        t += 16 * TB_VST_GROUPS(m);
+                    }
+                }
+                uint32_t s8[8] = {ones, twos, fours, eights, 0, 0, 0, 0};
+                for (int s = 0; s < high; s++)
+                    s8[4 + s] = sixteens[s];
+                tb_slices_to_bytes(s8);
+                for (int b = 0; b < lanes; b++) {
+                    uint32_t count = (s8[b & 7] >> (8 * (b >> 3))) & 0xffu;
+                    uint32_t up = (uint32_t)(L->rq.mult[32 * g + b] < 0);
+                    if (j == 0 || (up ? count > best[b] : count < best[b]))
+                        best[b] = (uint8_t)count;
+                }
+            }
+            for (int b = 0; b < lanes; b++)
+                out[b] = (int8_t)tb_requant(&L->rq, 32 * g + b, k_bits - 2 * (int32_t)best[b]);
+        }
+    }
+}
+
 /* Binary dense layer with subset-sum tables, as tb_bconv1d_vst_b32 over the in_words words
  * of the input buffer, all 32 bits of each (its padding bits are 0 on both sides, so they
  * count nothing). Tables: L->tab, [TB_WORDS(c_out)][in_words][11][8][2] words.
@@ -1076,12 +1249,6 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
     return acc + (uint32_t)lo + (uint32_t)hi;
 }
 #endif
-
-/* The int32 whose two's complement is u (no implementation-defined conversion). */
-static inline int32_t tb_s32(uint32_t u)
-{
-    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1;
-}
 
 /* memcpy that the compiler expands inline even under -ffreestanding (which implies
  * -fno-builtin): a 2- or 4-byte copy is one load or store. */
@@ -1395,31 +1562,6 @@ TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, ui
  * xs variant (int16 pairs, SMLAD on cores with the DSP extension).
  * ====================================================================================== */
 
-/* Requantisation of an accumulator to an int8 code, per channel o (docs/lowering.md):
- *   q = clamp(floor((acc * mult + bias) / 2^shift), lo, hi),   0 <= shift <= TB_RQ_MAX_SHIFT.
- * acc is first clamped to [amin, amax], outside which q saturates (the clamp changes no q),
- * and the compiler proves |a * mult + bias| <= 2^31 - 1 over [amin, amax]: so the product
- * and the sum, taken modulo 2^32, are exact, and the floor shift of a negative value is done
- * on its complement (no implementation-defined signed shift). */
-typedef struct {
-    const int32_t *mult;   /* [c_out] */
-    const int32_t *bias;   /* [c_out]: the offset and the rounding (+1/2), times 2^shift */
-    const uint8_t *shift;  /* [c_out] */
-    const int32_t *amin;   /* [c_out] */
-    const int32_t *amax;   /* [c_out] */
-    int lo, hi;            /* the codes: [0, 127] after a ReLU, else [-128, 127] */
-} tb_requant_t;
-
-/* The code of channel o for accumulator acc, in [lo, hi]. */
-static inline int32_t tb_requant(const tb_requant_t *r, int o, int32_t acc)
-{
-    int32_t a = acc < r->amin[o] ? r->amin[o] : (acc > r->amax[o] ? r->amax[o] : acc);
-    uint32_t v = (uint32_t)a * (uint32_t)r->mult[o] + (uint32_t)r->bias[o];
-    uint32_t m = 0u - (v >> 31); /* all ones where v < 0 */
-    int32_t q = tb_s32(((v ^ m) >> r->shift[o]) ^ m);
-    return q < r->lo ? r->lo : (q > r->hi ? r->hi : q);
-}
-
 /* int8 convolution with int8 activations in or out: reads +-1 bits (a declared pad value)
  * or int8 codes (padding steps hold 0), int8 weights; writes int8 codes (requantised, then
  * max-pooled: the max of the codes) or bits ([max-pool of the accumulator], sign).
@@ -1471,32 +1613,16 @@ static inline int32_t tb_i8aconv1d_acc_b32(const void *layer, const void *x, int
     return acc;
 }
 
-/* The walk of tb_conv1d_walk with codes out: for each pooled step p and channel o, the
- * largest code over the pool window. out: int8 [t_out][c_out]. */
-static inline void tb_conv1d_walk_q8(const tb_i8aconv1d_t *L, const void *x, tb_acc_fn acc, int8_t *y)
-{
-    for (int p = 0; p < L->t_out; p++) {
-        for (int o = 0; o < L->c_out; o++) {
-            int32_t best = L->rq.lo;
-            for (int j = 0; j < L->pool_k; j++) {
-                int32_t q = tb_requant(&L->rq, o, acc(L, x, o, p * L->pool_s + j));
-                best = q > best ? q : best;
-            }
-            y[p * L->c_out + o] = (int8_t)best;
-        }
-    }
-}
-
 /* in: int8 [t_in][c_in]; out: int8 [t_out][c_out]. */
 static inline void tb_i8aconv1d_q8_s8(const tb_i8aconv1d_t *L, const int8_t *x, int8_t *y)
 {
-    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_s8, y);
+    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_s8, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->rq, y);
 }
 
 /* in: [t_in][TB_WORDS(c_in)] packed; out: int8 [t_out][c_out]. */
 static inline void tb_i8aconv1d_q8_b32(const tb_i8aconv1d_t *L, const uint32_t *x, int8_t *y)
 {
-    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_b32, y);
+    tb_conv1d_walk_q8(L, x, tb_i8aconv1d_acc_b32, L->c_out, L->t_out, L->pool_k, L->pool_s, &L->rq, y);
 }
 
 /* in: int8 [t_in][c_in]; out: [t_out][TB_WORDS(c_out)] packed. */

@@ -22,6 +22,7 @@ LIMIT_NAMES = (
     "TB_SST_MAX_SPAN",  # subset-sum first layer: the most input steps one output reads
     "TB_SST_MAX_IN",  # ... and the most input channels (a table of 2^c_in sums per step)
     "TB_SUM_MAX",  # shortcuts: the largest |sum| an int16 sum buffer holds
+    "TB_VSTQ_MAX_SLICES",  # codes out by subset tables: count slices (one byte per count)
     "TB_RQ_MAX_SHIFT",  # requantisation to int8: the largest right shift
 )
 

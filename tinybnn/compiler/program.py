@@ -53,6 +53,9 @@ class Stage:
         if self.out_kind == "sum":  # int16 [T][C], rounded up to whole words
             c, t = self.out_shape
             return 4 * ((2 * c * t + 3) // 4)
+        if self.out_kind == "i8":  # int8 codes [T][C], rounded up to whole words
+            c, t = self.out_shape
+            return 4 * ((c * t + 3) // 4)
         return 4 * self.out_shape[0]
 
     def arrays(self) -> dict[str, np.ndarray]:

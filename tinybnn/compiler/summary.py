@@ -8,7 +8,8 @@ the classifier's bias) to the stage's first layer; its MACs (`Stage.macs`) too. 
 cost nothing on the device (flatten, a max-pool fused into a convolution) show zeros.
 
 The bits column is each layer's bits per weight on the device (its kind's `weight_bits`):
-1 binary, 8 int8, empty for a layer without weights. Binary weights count the layer's weights that are binarised; other parameters count the
+1 binary, 8 int8, empty for a layer without weights; "1 / a8" or "8 / a8" where the layer
+hands int8 activation codes on. Binary weights count the layer's weights that are binarised; other parameters count the
 elements of the other constant arrays (int8 weights, biases, normalisation constants, one
 threshold per channel), not the packed direction or padding words. The float32 equivalent
 stores binary weights and other parameters as float32. Binary MACs are binary x binary
@@ -49,6 +50,13 @@ class Row:
     binary_macs: int = 0
     int_macs: int = 0
 
+    @property
+    def bits_text(self) -> str:
+        """The bits column: bits per weight, and "/ a8" where the layer gives int8 codes."""
+        if not self.bits:
+            return ""
+        return f"{self.bits} / a8" if self.output.kind == "i8" else str(self.bits)
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -78,7 +86,7 @@ class Summary:
     def format(self) -> str:
         header = ["#", "layer", "output", "bits", *HEADINGS]
         body = [
-            [str(r.index), f"{r.kind} {r.note}".rstrip(), str(r.output), str(r.bits or "")]
+            [str(r.index), f"{r.kind} {r.note}".rstrip(), str(r.output), r.bits_text]
             + [f"{getattr(r, n):,}" for n in COUNTS]
             for r in self.rows
         ]

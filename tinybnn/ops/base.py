@@ -13,7 +13,8 @@ says what the device will hold:
 - ``bin``: activations in {-1, +1} (one bit each on the device);
 - ``i8``: int8 activation codes (one byte each on the device, `int8_conv1d` with
   activation="int8");
-- ``count``: integer sums of binary activations (global sum pooling);
+- ``count``: integer sums over time (global sum pooling) of binary activations, each in
+  [-T, T], or of int8 codes, each within T * 128 (the pooling's stage holds the bound);
 - ``scores``: integer class scores (the output).
 
 A layer kind is one class decorated with `register`; it declares what its config may hold

@@ -1,10 +1,13 @@
 """Binary convolution: {-1, +1} inputs and weights, XNOR and popcount, a declared pad value.
 
 One home for the op: the training layer `BinaryConv1d`, its lowering to the `BinConv` stage
-(with an optional max-pool on the accumulator and the following batchnorm_sign), the numpy
-reference, and the C kernels `tb_bconv1d_*_b32`: the reference loop and the fast variants
-`vst` (subset tables, three input bits per lookup), `vsl` (bit-sliced counters) and
-`lanes` (byte-lane popcount).
+(with an optional max-pool on the accumulator and the following batchnorm_sign), to the
+`BinConvSum` stage (the sums, for a shortcut) or to the `BinConvCodes` stage (int8 codes
+out, "1a8": the dot products requantised as `codes.CodesOut` says, then max-pooled), the
+numpy references, and the C kernels `tb_bconv1d_*_b32`: the reference loop and the fast
+variants `vst` (subset tables, three input bits per lookup), `vsl` (bit-sliced counters)
+and `lanes` (byte-lane popcount), `tb_bconv1d_sum_*` (reference and `lanes`) and
+`tb_bconv1d_q8_*` (reference, `vst` and `lanes`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..compiler.contract import fold_threshold, pack_bits, popcount, words
+from ..compiler.contract import Requant, fold_threshold, pack_bits, popcount, words
+from ..compiler.kernels import LIMITS
 from ..compiler.variants import Variant
 from ..quantizers import sign
 from . import sliced
@@ -34,21 +38,29 @@ from .base import (
     register,
     scaling_factor,
 )
+from .codes import CODES_SCHEMA, CODES_TENSORS, CodesOut, requant_fields
 from .conv import ConvStage
+from .pool import MaxPool1d
 from .spec import CONV_SCHEMA, Bool, Choice, ints
 
 
 @register
-class BinaryConv1d(Layer):
+class BinaryConv1d(CodesOut, Layer):
     """Convolution of {-1, +1} inputs with {-1, +1} weights: acc = sum(x * sign(w)).
 
     Padding is a declared binary value: `pad_value` +1 or -1 fills `padding` steps each side
     ('valid' for none, 'same' for odd kernels at stride 1); zeros are never used. With
     `scaling=True` the output is alpha_o * acc (XNOR-Net), folded into the next threshold.
+
+    activation="int8" ("1a8"): the layer ends in BatchNorm, a ReLU (relu=True) and int8 fake
+    quantisation, as an int8_conv1d with activation="int8" (`codes.CodesOut`), and gives
+    int8 codes to the next layer (a max-pool of codes, an int8_conv1d with pad_value 0, or a
+    global sum pooling); in eval mode, the integer requantisation of acc.
     """
 
     kind = "binary_conv1d"
-    schema = dict(CONV_SCHEMA, pad_value=Choice((1, -1)), scaling=Bool())
+    schema = dict(CONV_SCHEMA, pad_value=Choice((1, -1)), scaling=Bool(), **CODES_SCHEMA)
+    tensors = CODES_TENSORS
     weight_bits = staticmethod(conv_weight_bits)
 
     def __init__(
@@ -60,6 +72,8 @@ class BinaryConv1d(Layer):
         padding: int | str = 0,
         pad_value: int = 1,
         scaling: bool = False,
+        activation: str = "none",
+        relu: bool = True,
     ):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -67,11 +81,18 @@ class BinaryConv1d(Layer):
         self.padding, self.pad_value = padding, pad_value
         self.pad = pad_steps(self.kind, padding, kernel_size, stride)
         self.scaling = scaling
+        self.activation, self.relu = activation, relu
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
         nn.init.uniform_(self.weight, -1, 1)
+        if activation == "int8":
+            self.init_codes_out(out_channels)
 
     def config(self) -> dict:
-        return conv_config(self, pad_value=self.pad_value, scaling=self.scaling)
+        """activation and relu are written only for int8 codes out: a binary convolution's
+        config (and model file) stays as it was, and a missing field reads as its default."""
+        codes = dict(activation=self.activation, relu=self.relu)
+        more = codes if self.activation == "int8" else {}
+        return conv_config(self, pad_value=self.pad_value, scaling=self.scaling, **more)
 
     @property
     def binary_weights(self) -> bool:
@@ -79,11 +100,22 @@ class BinaryConv1d(Layer):
 
     @property
     def note(self) -> str:
-        return f"k={self.kernel_size}"
+        return f"k={self.kernel_size}{self.codes_note}"
 
     def infer(self, v: Value, where: str) -> Value:
         out = conv_infer(self, v, where, "bin", "binary activations")
+        if self.activation == "int8":
+            return Value("i8", out.shape)
         return out if self.scaling else Value("sum", out.shape)  # unscaled: +-1 dot products
+
+    @property
+    def acc_bound(self) -> int:
+        """|acc| <= k * c_in, on exact integers."""
+        return self.kernel_size * self.in_channels
+
+    def preact_scale(self) -> torch.Tensor:
+        """alpha_o with scaling, else 1: preact = scale_o * acc."""
+        return self.scale()
 
     def scale(self) -> torch.Tensor:
         return (
@@ -99,9 +131,13 @@ class BinaryConv1d(Layer):
         dtype = self._eval_dtype()
         x = F.pad(x.to(dtype), (self.pad, self.pad), value=float(self.pad_value))
         acc = F.conv1d(x, binarize_weight(self.weight).to(dtype), stride=self.stride)
+        if self.activation == "int8":
+            return self.codes_out(acc)
         return self.to_preact(acc)
 
     def twin(self) -> nn.Module:
+        if self.activation == "int8":
+            return self.codes_twin(float_conv(self))
         return float_conv(self)
 
     def lowered_weight(self, where: str) -> np.ndarray:
@@ -112,6 +148,27 @@ class BinaryConv1d(Layer):
         i = lw.i
         weight = self.lowered_weight(lw.where(i))
         k_bits = self.in_channels * self.kernel_size
+        if self.activation == "int8":  # codes out, then an optional max-pool of the codes
+            last = i + 1 if isinstance(lw.layer(i + 1), MaxPool1d) else i
+            pool = lw.layers[last] if last > i else None
+            lw.emit(
+                BinConvCodes(
+                    layers=list(range(i, last + 1)),
+                    in_shape=lw.in_shape(i),
+                    out_shape=lw.values[last].shape,
+                    out_kind="i8",
+                    kernel_size=self.kernel_size,
+                    stride=self.stride,
+                    pad=self.pad,
+                    pad_value=self.pad_value,
+                    weight=weight,
+                    pool_k=pool.kernel_size if pool else 1,
+                    pool_s=pool.stride if pool else 1,
+                    requant=self.requant(lw.where(i)),
+                ),
+                last,
+            )
+            return
         pool_k, pool_s, last, f = lw.take_pool_and_sign(i, self.to_preact, sign_optional=True)
         shape = dict(
             layers=list(range(i, last + 1)),
@@ -285,4 +342,81 @@ def _sum_fields(cs, st: BinConvSum) -> int:
 BinConvSum.variants = (
     Variant("lanes", "tb_bconv1d_sum_lanes_b32", _sum_fields),
     Variant("ref", "tb_bconv1d_sum_b32", _sum_fields),
+)
+
+
+@dataclass
+class BinConvCodes(BinConvWindow):
+    """packed [T][CW] -> binary conv (declared pad value) -> requantised to int8 codes ->
+    [max-pool of the codes] -> int8 [T_out][O] ("1a8").
+
+    The codes are `requant.codes(acc)` of the dot products acc in [-k * c_in, k * c_in], as
+    `int8_conv.Int8ActConv` with codes out; pooling the codes is exact for either sign of a
+    channel's multiplier (a negative BatchNorm gamma)."""
+
+    kernel = "bconv1d_q8"
+
+    requant: Requant = field(default=None)
+
+    def stream_refusal(self) -> str | None:
+        return (
+            "carries int8 activations between layers, which compile --streaming does not "
+            "keep in its state (use binary activations: activation='none' and a batchnorm_sign)"
+        )
+
+    def arrays(self):
+        return {"w": pack_bits(self.weight), **self.requant.arrays()}
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: packed [T][CW] -> int8 codes [T_out][O]."""
+        return self.pool(self.requant.codes(self.accumulate(x))).astype(np.int8)
+
+    def comment(self, index: int) -> str:
+        c, t = self.in_shape
+        lo, hi = self.requant.lo, self.requant.hi
+        return (
+            f"L{index} bconv1d to int8 codes: {t}x{c}b -> {self.out_shape[1]}x"
+            f"{self.weight.shape[0]} int8, k={self.kernel_size} s={self.stride} "
+            f"pad={self.pad}x({self.pad_value:+d}), requantised to [{lo}, {hi}]{self.pool_note()}"
+        )
+
+
+def _codes_fields(cs, st: BinConvCodes) -> int:
+    """Weights [O][k][CW] and the requantisation record; no thresholds."""
+    cs.fields = st.binary_input_fields(cs)
+    o, k, c = st.weight.shape
+    cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
+    cs.fields["rq"] = requant_fields(cs, st.requant)
+    return 0
+
+
+def _codes_vst_fields(cs, st: BinConvCodes) -> int:
+    """The subset tables of the weights (`sliced.subset_tables`), the count's slices and the
+    requantisation record; the counts are transposed into bytes (TB_VSTQ_MAX_SLICES)."""
+    cs.fields = st.binary_input_fields(cs)
+    o, k, _ = st.weight.shape
+    n = sliced.slices(st.k_bits)
+    cs.require("TB_VSL_MAX_SLICES", n)
+    cs.require("TB_VSTQ_MAX_SLICES", n)
+    cs.fields["slices"] = n
+    tab = sliced.subset_tables(sliced.lanes(st.weight))
+    cs.fields["tab"] = cs.array(
+        "tab", tab, f"[{words(o)}][{k}][{tab.shape[2]}][8][2]: subset sums (l, h) of 3 inputs"
+    )
+    cs.fields["rq"] = requant_fields(cs, st.requant)
+    return 0
+
+
+BinConvCodes.variants = (
+    # Subset tables (5.3 times the packed weights), counts of up to 8 bits: speed only.
+    Variant(
+        "vst",
+        "tb_bconv1d_q8_vst_b32",
+        _codes_vst_fields,
+        lambda st, core, optimize: (
+            optimize == "speed" and sliced.slices(st.k_bits) <= LIMITS["TB_VSTQ_MAX_SLICES"]
+        ),
+    ),
+    Variant("lanes", "tb_bconv1d_q8_lanes_b32", _codes_fields),
+    Variant("ref", "tb_bconv1d_q8_b32", _codes_fields),
 )

@@ -216,7 +216,7 @@ class Int8Linear(_Dense):
         v_in = lw.values[i - 1]
         src = lw.flat_source_shape(i)
         in_c, in_t = (src[0], src[1]) if len(src) == 2 else (src[0], 1)
-        in_max = 1 if v_in.kind == "bin" else lw.in_shape(i - 1)[1]  # |count| <= T
+        in_max = 1 if v_in.kind == "bin" else lw.stages[-1].bound  # |count| of the pooling
         bound = 127 * self.in_features * in_max  # Python integers: nothing wraps
         if bound > INT32_MAX:
             raise ModelError(f"{lw.where(i)}: its accumulators could reach +-{bound}, beyond int32")
@@ -257,7 +257,7 @@ def _lower_classifier(lw, i: int, binary_weights: bool, weight: np.ndarray, bias
         w = weight.reshape(k, in_c, in_t).transpose(0, 2, 1).reshape(k, in_t * in_c)
     else:
         w = weight
-    in_max = 1 if binary_input else lw.in_shape(i - 1)[1]  # |count| <= T
+    in_max = 1 if binary_input else lw.stages[-1].bound  # |count| <= T (T * 128 of codes)
     bound = max(  # Python integers: nothing can wrap
         s * in_max + abs(b)
         for s, b in zip(np.abs(weight).sum(1).tolist(), bias.tolist(), strict=True)

@@ -35,13 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..compiler.contract import INT32_MAX, Requant, fold_requant, fold_threshold, unpack_bits
-from ..compiler.kernels import LIMITS
+from ..compiler.contract import INT32_MAX, Requant, fold_threshold, unpack_bits
 from ..compiler.variants import Variant
 from ..errors import ModelError
 from .base import (
     Layer,
-    RoundSte,
     Value,
     channel_view,
     conv_config,
@@ -52,16 +50,14 @@ from .base import (
     quantize_int8,
     register,
 )
+from .codes import CODES_SCHEMA, CODES_TENSORS, INT8_MAX, CodesOut, requant_fields
 from .conv import ConvStage
 from .pool import MaxPool1d
-from .spec import CONV_SCHEMA, INT64_MAX, Bool, Choice, Int, Real, ints
-
-INT8_MAX = 127
-ACT_MOMENTUM = 0.1  # the activation range's running average, as BatchNorm's statistics
+from .spec import CONV_SCHEMA, Choice, ints
 
 
 @register
-class Int8Conv1d(Layer):
+class Int8Conv1d(CodesOut, Layer):
     """Convolution with int8 weights of binary or int8 activations:
     acc = sum(q * x), preact = delta_o * acc.
 
@@ -72,26 +68,22 @@ class Int8Conv1d(Layer):
 
     activation="none": the pre-activation goes on, to a batchnorm_sign (binary out) or a
     max-pool and then one. activation="int8": BatchNorm, then (relu=True) a ReLU, then int8
-    fake quantisation: codes clamp(round(y / s), lo, hi) with a straight-through gradient
-    inside [lo, hi], [lo, hi] = [0, 127] after a ReLU, else [-128, 127]; s = m / 127, m a
-    running average (momentum 0.1) of the batches' largest |y| (the calibrated range; 1 / s
-    = 1 before any training step). The layer's output is the codes; a max-pool of codes may
-    follow, then an int8_conv1d reads them. In eval mode the codes are the integer
-    requantisation of acc (`requant`, docs/lowering.md), exactly what the C computes.
+    fake quantisation (`codes.CodesOut`): codes clamp(round(y / s), lo, hi) with a
+    straight-through gradient inside [lo, hi], [lo, hi] = [0, 127] after a ReLU, else
+    [-128, 127]; s = m / 127, m a running average (momentum 0.1) of the batches' largest |y|
+    (the calibrated range; 1 / s = 1 before any training step). The layer's output is the
+    codes; a max-pool of codes may follow, then an int8_conv1d or a global sum pooling reads
+    them. In eval mode the codes are the integer requantisation of acc (`requant`,
+    docs/lowering.md), exactly what the C computes.
     """
 
     kind = "int8_conv1d"
     schema = dict(
         CONV_SCHEMA,
         pad_value=Choice((1, -1, 0)),
-        activation=Choice(("none", "int8")),
-        relu=Bool(),
+        **CODES_SCHEMA,
     )
-    tensors = {
-        "bn.running_var": Real(0.0),
-        "bn.num_batches_tracked": Int(0, INT64_MAX),
-        "act_max": Real(0.0),
-    }
+    tensors = CODES_TENSORS
 
     @staticmethod
     def weight_bits(config: dict) -> int:
@@ -117,8 +109,7 @@ class Int8Conv1d(Layer):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
         nn.init.uniform_(self.weight, -1, 1)
         if activation == "int8":
-            self.bn = nn.BatchNorm1d(out_channels)
-            self.register_buffer("act_max", torch.zeros(()))
+            self.init_codes_out(out_channels)
 
     def config(self) -> dict:
         return conv_config(
@@ -127,13 +118,7 @@ class Int8Conv1d(Layer):
 
     @property
     def note(self) -> str:
-        out = f", int8 out{' relu' if self.relu else ''}" if self.activation == "int8" else ""
-        return f"k={self.kernel_size} int8{out}"
-
-    @property
-    def code_range(self) -> tuple[int, int]:
-        """[lo, hi] of the int8 codes it produces (activation="int8")."""
-        return (0, INT8_MAX) if self.relu else (-INT8_MAX - 1, INT8_MAX)
+        return f"k={self.kernel_size} int8{self.codes_note}"
 
     def infer(self, v: Value, where: str) -> Value:
         if v.kind not in ("bin", "i8"):
@@ -163,54 +148,9 @@ class Int8Conv1d(Layer):
         """|acc| for int8 inputs (the larger bound), on exact integers."""
         return (INT8_MAX + 1) * INT8_MAX * self.kernel_size * self.in_channels
 
-    def act_scale(self) -> float:
-        """s: a code is y / s (activation="int8")."""
-        m = float(self.act_max)
-        return m / INT8_MAX if m > 0 else 1.0
-
-    def requant(self, where: str | None = None) -> Requant:
-        """The integer requantisation of eval mode, from the running statistics, delta_o and
-        s: codes = clamp(floor(acc * delta_o * g / (sqrt(var + eps) s) + (beta - mean * g /
-        sqrt(var + eps)) / s + 1/2), lo, hi), its multiplier and offset rounded to integers
-        by `contract.fold_requant` (the integers are the definition)."""
-        d = torch.float64
-        with torch.no_grad():
-            _, delta = self.integer_weight()
-            bn = self.bn
-            inv = bn.weight.to(d) / torch.sqrt(bn.running_var.to(d) + bn.eps)
-            s = self.act_scale()
-            scale = delta.to(d) * inv / s
-            offset = (bn.bias.to(d) - bn.running_mean.to(d) * inv) / s
-        lo, hi = self.code_range
-        return fold_requant(
-            scale.numpy(),
-            offset.numpy(),
-            lo,
-            hi,
-            self.acc_bound,
-            LIMITS["TB_RQ_MAX_SHIFT"],
-            where or self.kind,
-        )
-
-    def requantize(self, acc: torch.Tensor, rq: Requant) -> torch.Tensor:
-        """Codes of integer accumulators acc [N, O, T] (eval mode), computed in int64 tensors."""
-        a = acc.round().to(torch.int64)
-
-        def view(v):
-            return torch.from_numpy(v).view(1, -1, 1)
-
-        v = a * view(rq.mult) + view(rq.bias)
-        q = torch.div(v, view(np.left_shift(1, rq.shift)), rounding_mode="floor")
-        return torch.clamp(q, rq.lo, rq.hi).to(torch.float64)
-
-    def quantize(self, y: torch.Tensor) -> torch.Tensor:
-        """Training: update the running range, then codes with a straight-through gradient."""
-        with torch.no_grad():
-            m = (y.amax() if self.relu else y.abs().amax()).clamp_min(0).to(self.act_max.dtype)
-            fresh = self.act_max <= 0
-            self.act_max.copy_(torch.where(fresh, m, torch.lerp(self.act_max, m, ACT_MOMENTUM)))
-        lo, hi = self.code_range
-        return torch.clamp(RoundSte.apply(y / self.act_scale()), lo, hi)
+    def preact_scale(self) -> torch.Tensor:
+        """delta_o: preact = delta_o * acc."""
+        return self.integer_weight()[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self._eval_dtype()
@@ -219,15 +159,12 @@ class Int8Conv1d(Layer):
         acc = F.conv1d(x, q.to(dtype), stride=self.stride)
         if self.activation == "none":
             return self.to_preact(acc, delta)
-        if not self.training:
-            return self.requantize(acc, self.requant())
-        return self.quantize(self.bn(self.to_preact(acc, delta)))
+        return self.codes_out(acc)
 
     def twin(self) -> nn.Module:
         if self.activation == "none":
             return float_conv(self)
-        act = [nn.ReLU()] if self.relu else []
-        return nn.Sequential(float_conv(self), nn.BatchNorm1d(self.out_channels), *act)
+        return self.codes_twin(float_conv(self))
 
     def lower(self, lw) -> None:
         i = lw.i
@@ -432,12 +369,6 @@ class Int8ActConv(ConvStage):
     def in_kind(self) -> str:
         return self.reads
 
-    def out_bytes(self) -> int:
-        if self.out_kind == "i8":  # int8 [T][C], rounded up to whole words
-            c, t = self.out_shape
-            return 4 * ((c * t + 3) // 4)
-        return super().out_bytes()
-
     @property
     def acc_bound(self) -> int:
         o, k, c = self.weight.shape
@@ -506,13 +437,7 @@ class Int8ActConv(ConvStage):
         """The requantisation record (codes out) or the thresholds (bits out); with
         `blocks`, the requantisation's arrays padded to whole blocks of 4 channels (xs)."""
         if self.out_kind == "i8":
-            a = self.requant.arrays()
-            if blocks:
-                extra = -len(a["mult"]) % 4
-                a = {k: np.concatenate([v, np.zeros(extra, v.dtype)]) for k, v in a.items()}
-            names = {k: cs.array(f"rq_{k}", v, f"requantisation: {k}") for k, v in a.items()}
-            cs.fields["rq"] = dict(names, lo=self.requant.lo, hi=self.requant.hi)
-            cs.require("TB_RQ_MAX_SHIFT", int(self.requant.shift.max()))
+            cs.fields["rq"] = requant_fields(cs, self.requant, blocks)
         else:
             cs.fields["th"] = cs.threshold(self.threshold, with_values=with_values)
 

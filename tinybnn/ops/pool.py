@@ -1,9 +1,9 @@
 """Pooling over time: `MaxPool1d` (on pre-activations, where the convolution before it
 fuses it, or on binary activations) and `GlobalPool1d` (sum to counts, or max).
 
-One home for both ops: the training layers, their lowering to the `MaxPoolBits` and
-`GlobalSum` stages, the numpy reference, and the C kernels `tb_maxpool1d_b32` and
-`tb_globalsum_b32`.
+One home for both ops: the training layers, their lowering to the `MaxPoolBits`,
+`GlobalSum` and `GlobalSumCodes` stages, the numpy reference, and the C kernels
+`tb_maxpool1d_b32`, `tb_globalsum_b32` and `tb_globalsum_s8` (int8 codes).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..compiler.contract import unpack_bits
+from ..compiler.contract import INT32_MAX, unpack_bits
 from ..compiler.program import Stage
 from ..compiler.variants import Variant
 from ..errors import ModelError
@@ -94,6 +94,10 @@ class GlobalPool1d(Layer):
     """Pooling over all of time: mode='sum' gives counts (sum of +-1, in [-T, T]) for an int8
     or binary classifier; mode='max' gives binary activations (+1 if any step is +1).
 
+    Of int8 codes (a convolution with activation="int8" before it), mode='sum' gives the
+    integer sums of the codes, each within T * 128 (T * 127 after a ReLU), read by the
+    classifier as counts are.
+
     Sum rather than mean keeps the value an integer; the classifier's temperature absorbs 1/T.
     """
 
@@ -112,7 +116,10 @@ class GlobalPool1d(Layer):
         return self.mode
 
     def infer(self, v: Value, where: str) -> Value:
-        expect(v, ("bin",), 2, where, "binary activations")
+        if self.mode == "sum":
+            expect(v, ("bin", "i8"), 2, where, "binary activations or int8 codes")
+        else:
+            expect(v, ("bin",), 2, where, "binary activations (mode='sum' takes int8 codes)")
         return Value("count" if self.mode == "sum" else "bin", (v.shape[0],))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,6 +141,20 @@ class GlobalPool1d(Layer):
                 kernel_size=t,
                 stride=t,
             )
+        elif v_in.kind == "i8":
+            lo, hi = lw.stages[-1].requant.lo, lw.stages[-1].requant.hi
+            stage = GlobalSumCodes(
+                layers=[i],
+                in_shape=v_in.shape,
+                out_shape=(c,),
+                out_kind="count",
+                bound=t * max(-lo, hi),  # Python integers: nothing wraps
+            )
+            if stage.bound > INT32_MAX:
+                raise ModelError(
+                    f"{lw.where(i)}: the sums of {t} int8 codes could reach +-{stage.bound}, "
+                    "beyond int32; pool the codes over time first (a maxpool1d)"
+                )
         else:
             stage = GlobalSum(layers=[i], in_shape=v_in.shape, out_shape=(c,), out_kind="count")
         lw.emit(stage, i)
@@ -231,6 +252,11 @@ class GlobalSum(Stage):
         bits = 1 - unpack_bits(x, c).astype(np.int64)  # 2 where -1, 0 where +1
         return (t - bits.sum(0)).astype(np.int64)
 
+    @property
+    def bound(self) -> int:
+        """|count| <= T."""
+        return self.in_shape[1]
+
     def comment(self, index: int) -> str:
         c, t = self.in_shape
         return f"L{index} global sum pooling: {t}x{c}b -> {c} int32 counts"
@@ -273,3 +299,31 @@ def _global_sum_fields(cs, st: GlobalSum) -> int:
 
 
 GlobalSum.variants = (Variant("ref", "tb_globalsum_b32", _global_sum_fields),)
+
+
+@dataclass
+class GlobalSumCodes(Stage):
+    """int8 codes [T][C] -> int32 [C]: the sum over t of each channel's codes, within
+    +-bound (T times the largest |code|, checked within int32 on exact integers)."""
+
+    kernel = "globalsum"
+    ctype = "tb_globalsum_t"
+
+    bound: int = 0
+
+    @property
+    def in_kind(self) -> str:
+        return "i8"
+
+    def stream_refusal(self) -> str | None:
+        return "sums int8 codes, which compile --streaming does not keep in its state"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.int64).sum(0)
+
+    def comment(self, index: int) -> str:
+        c, t = self.in_shape
+        return f"L{index} global sum pooling of int8 codes: {t}x{c} int8 -> {c} int32 sums"
+
+
+GlobalSumCodes.variants = (Variant("ref", "tb_globalsum_s8", _global_sum_fields),)
