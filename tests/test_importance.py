@@ -13,7 +13,15 @@ import tinybnn
 from tinybnn import firmware
 from tinybnn.compiler.lowering import lower
 from tinybnn.models import conv_classifier
-from tinybnn.training.importance import Change, Importance, raisable, raised
+from tinybnn.training.evaluate import c_check, scores
+from tinybnn.training.importance import (
+    Change,
+    Importance,
+    activation_raisable,
+    raisable,
+    raised,
+    raised_activations,
+)
 
 try:
     firmware.find_toolchain()
@@ -40,6 +48,34 @@ def test_raised_keeps_the_latent_weights():
         ]
         lower(up)  # it compiles
     assert model.layers[3].kind == "binary_conv1d"  # the original is untouched
+
+
+def test_signs_into_the_global_pool_can_become_int8_codes():
+    model = small_model()
+    assert activation_raisable(model) == [3]  # its signs go to the global sum pooling
+    up = raised_activations(model, 3)
+    assert [m.kind for m in up.layers] == [
+        "input_conv1d",
+        "maxpool1d",
+        "batchnorm_sign",
+        "binary_conv1d",  # now with int8 codes out, its BatchNorm inside
+        "maxpool1d",
+        "global_pool1d",
+        "binary_linear",
+    ]
+    conv = up.layers[3]
+    assert (conv.activation, conv.binary_weights) == ("int8", True)
+    assert torch.equal(conv.weight, model.layers[3].weight)
+    assert torch.equal(conv.bn.weight, model.layers[5].bn.weight)
+    assert model.layers[3].activation == "none"  # the original is untouched
+    up.train()
+    up(torch.randn(16, 6, 64) * 1000)  # statistics and the codes' range, as a fine-tune would
+    up.eval()
+    x = np.random.default_rng(0).integers(-3000, 3000, (20, 6, 64)).astype(np.int16)
+    assert c_check(up, x, scores(up, x)).exact  # the host C gives PyTorch's scores
+    # signs that go on to another binary convolution stay signs
+    deeper = conv_classifier(6, 64, 3, widths=(8, 16, 16), precision=None)
+    assert activation_raisable(deeper) == [6]
 
 
 def change(i, acc, flash, instr):
@@ -78,6 +114,7 @@ def test_importance_command(tmp_path, signals_npz, capsys):
     lines = stdout.splitlines()
     for kind in ("input_conv1d", "binary_conv1d", "binary_linear"):
         assert any(kind in line and "-> int8" in line for line in lines), stdout
+    assert any("layer 3 (binary_conv1d) activations -> int8" in line for line in lines)
     assert "costs on cortex-m4 under QEMU" in stdout
     assert lines[-2].startswith(("suggested within flash budget +B 100,000", "no single change"))
     png = tmp_path / "model_importance.png"

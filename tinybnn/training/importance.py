@@ -4,12 +4,18 @@ For each layer with binary weights (the first layer, a hidden binary convolution
 classifier), `importance` builds the model with that layer alone raised to int8 (its
 latent weights kept: int8 codes of the same weights), fine-tunes it briefly from the
 current weights, and scores it; the unchanged model gets the same fine-tune, so the gain is
-the precision's and not the extra training's. The cost is measured on a core under QEMU
+the precision's and not the extra training's. A binary convolution whose signs go straight
+into the global sum pooling is also tried with int8 activations instead (its weights stay
+binary: `BinaryConv1d(activation="int8")`, precision "1a8"; the BatchNorm of its sign
+becomes the BatchNorm of its codes): on the development panel the accuracy a BNN loses to its
+float twin is in its activations rather than its weights (benchmarks/results/recipe.md,
+"E-activations"). The cost is measured on a core under QEMU
 (`tinybnn.firmware.profile`: flash as the firmware ships, instructions per inference), so
 each change is priced as the compiled C runs it there. Gains are in accuracy points; per KB
 of flash and per 1,000 instructions of one inference.
 
-Non-goals: raising two layers at once (the suggestion picks one change), int8 activations.
+Non-goals: raising two layers at once (the suggestion picks one change); int8 activations
+into a binary convolution (no kernel reads int8 codes with binary weights).
 """
 
 from __future__ import annotations
@@ -75,9 +81,41 @@ def raised(model: Sequential, i: int) -> Sequential:
     )
 
 
+def activation_raisable(model: Sequential) -> list[int]:
+    """Indices of the binary convolutions whose signs (a batchnorm_sign, after a max-pool or
+    not) go straight into a global sum pooling: their activations can be int8 codes."""
+    layers = list(model.layers)
+    found = []
+    for i, m in enumerate(layers):
+        if m.kind != "binary_conv1d" or m.activation != "none":
+            continue
+        j = i + 2 if i + 1 < len(layers) and layers[i + 1].kind == "maxpool1d" else i + 1
+        after = [m.kind for m in layers[j : j + 2]]
+        if after == ["batchnorm_sign", "global_pool1d"] and layers[j + 1].mode == "sum":
+            found.append(i)
+    return found
+
+
+def raised_activations(model: Sequential, i: int) -> Sequential:
+    """A copy of `model` whose binary convolution i gives int8 codes instead of signs: the
+    same weights, its batchnorm_sign's BatchNorm (statistics and affine) moved into it."""
+    layers = [copy.deepcopy(m) for m in model.layers]
+    j = next(k for k in range(i + 1, len(layers)) if layers[k].kind == "batchnorm_sign")
+    new = BinaryConv1d(**{**layers[i].config(), "activation": "int8"})
+    with torch.no_grad():
+        new.weight.copy_(layers[i].weight)
+    new.bn.load_state_dict(layers[j].bn.state_dict())
+    layers[i] = new
+    del layers[j]
+    return Sequential(
+        *layers, input_shape=tuple(model.input_shape), class_names=list(model.class_names)
+    )
+
+
 @dataclass(frozen=True)
 class Change:
-    """One model measured: the unchanged one (layer None) or one layer raised to int8."""
+    """One model measured: the unchanged one (layer None) or one layer's weights or
+    activations raised to int8."""
 
     layer: int | None
     what: str
@@ -149,7 +187,8 @@ class Importance:
         )
         return "\n".join(
             [
-                f"each binary layer raised alone to int8, then fine-tuned; accuracy on "
+                f"each binary layer's weights (or signs into the global pooling) raised "
+                f"alone to int8, then fine-tuned; accuracy on "
                 f"{self.scored_on}; costs on {self.core} under QEMU (flash, instructions per "
                 "inference)",
                 format_table([header, *rows], left=(0,), rules=(0, len(rows))),
@@ -210,7 +249,8 @@ def importance(
     flash_budget: int | None = None,
     instruction_budget: int | None = None,
 ) -> Importance:
-    """Each binary layer of `model` raised alone to int8 and fine-tuned `epochs` epochs on
+    """Each binary layer of `model` raised alone to int8 (its weights; and the activations
+    of a binary convolution into the global sum pooling) and fine-tuned `epochs` epochs on
     `data` (as the unchanged model is), scored on `val_data` (else on `data`, and said so),
     and measured on `core` (see the module docstring). `model` is not changed."""
     train_set = data if isinstance(data, Dataset) else load_dataset(data)
@@ -218,20 +258,23 @@ def importance(
     if val_data is not None:
         score_set = val_data if isinstance(val_data, Dataset) else load_dataset(val_data)
     layers = raisable(model)
-    if not layers:
+    signs = activation_raisable(model)
+    if not layers and not signs:
         raise TinyBNNError("the model has no binary layer to raise to int8")
 
-    def measured(m: Sequential, i: int | None) -> Change:
+    def measured(m: Sequential, i: int | None, raised_what: str = "") -> Change:
         tuned = _fine_tune(copy.deepcopy(m), train_set, epochs, lr, seed)
         flash, instructions = _measure(tuned, core)
-        what = "unchanged" if i is None else f"{describe(i, model.layers[i])} -> int8"
+        what = "unchanged" if i is None else f"{describe(i, model.layers[i])}{raised_what} -> int8"
         return Change(i, what, _accuracy(tuned, score_set), flash, instructions)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         base = measured(model, None)
-        changes = [measured(raised(model, i), i) for i in layers]
+        changes = [measured(raised(model, i), i) for i in layers] + [
+            measured(raised_activations(model, i), i, " activations") for i in signs
+        ]
     finally:
         torch.set_num_threads(threads)
     return Importance(
