@@ -4,14 +4,18 @@ For each layer with binary weights (the first layer, a hidden binary convolution
 classifier), `importance` builds the model with that layer alone raised to int8 (its
 latent weights kept: int8 codes of the same weights), fine-tunes it briefly from the
 current weights, and scores it; the unchanged model gets the same fine-tune, so the gain is
-the precision's and not the extra training's. A binary convolution whose signs go straight
-into the global sum pooling is also tried with int8 activations instead (its weights stay
-binary: `BinaryConv1d(activation="int8")`, precision "1a8"; the BatchNorm of its sign
-becomes the BatchNorm of its codes): on the development panel the accuracy a BNN loses to its
-float twin is in its activations rather than its weights (benchmarks/results/recipe.md,
-"E-activations"). The cost is measured on a core under QEMU
-(`tinybnn.firmware.profile`: flash as the firmware ships, instructions per inference), so
-each change is priced as the compiled C runs it there. Gains are in accuracy points; per KB
+the precision's and not the extra training's. With `activations=True`, a binary convolution
+whose signs go straight into the global sum pooling is also tried with int8 activations
+instead (its weights stay binary: `BinaryConv1d(activation="int8")`, precision "1a8"; the
+BatchNorm of its sign becomes the BatchNorm of its codes). It is off by default: the
+classifier then reads sums of codes 0..127 where it learnt counts of +-1, and a short
+fine-tune does not re-learn it (on the panel's gap sets such a model scored 4–77 % on the
+held-out data against 50–81 % unchanged: benchmarks/results/mixed.md); train with
+`--precision ...,1a8,8` from scratch to judge that layer.
+
+The cost is measured on a core under QEMU (`tinybnn.firmware.profile`: flash as the
+firmware ships, instructions per inference), so each change is priced as the compiled C
+runs it there. Gains are in accuracy points; per KB
 of flash and per 1,000 instructions of one inference.
 
 Non-goals: raising two layers at once (the suggestion picks one change); int8 activations
@@ -187,8 +191,7 @@ class Importance:
         )
         return "\n".join(
             [
-                f"each binary layer's weights (or signs into the global pooling) raised "
-                f"alone to int8, then fine-tuned; accuracy on "
+                f"each binary layer raised alone to int8, then fine-tuned; accuracy on "
                 f"{self.scored_on}; costs on {self.core} under QEMU (flash, instructions per "
                 "inference)",
                 format_table([header, *rows], left=(0,), rules=(0, len(rows))),
@@ -248,17 +251,19 @@ def importance(
     seed: int = 0,
     flash_budget: int | None = None,
     instruction_budget: int | None = None,
+    activations: bool = False,
 ) -> Importance:
-    """Each binary layer of `model` raised alone to int8 (its weights; and the activations
-    of a binary convolution into the global sum pooling) and fine-tuned `epochs` epochs on
-    `data` (as the unchanged model is), scored on `val_data` (else on `data`, and said so),
-    and measured on `core` (see the module docstring). `model` is not changed."""
+    """Each binary layer of `model` raised alone to int8 (its weights; with `activations`,
+    also the signs of a binary convolution into the global sum pooling) and fine-tuned
+    `epochs` epochs on `data` (as the unchanged model is), scored on `val_data` (else on
+    `data`, and said so), and measured on `core` (see the module docstring). `model` is not
+    changed."""
     train_set = data if isinstance(data, Dataset) else load_dataset(data)
     score_set = train_set
     if val_data is not None:
         score_set = val_data if isinstance(val_data, Dataset) else load_dataset(val_data)
     layers = raisable(model)
-    signs = activation_raisable(model)
+    signs = activation_raisable(model) if activations else []
     if not layers and not signs:
         raise TinyBNNError("the model has no binary layer to raise to int8")
 
