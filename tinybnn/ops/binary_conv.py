@@ -247,11 +247,17 @@ class BinConv(BinConvWindow):
 # The C: descriptor fields per variant (tb_bconv1d_t).
 
 
-def _ref_fields(cs, st: BinConv) -> int:
-    """Weights [O][k][CW] and thresholds, read by the reference loop and `lanes`."""
+def _packed_weight_fields(cs, st) -> None:
+    """The input's fields and the packed weights [O][k][CW], as the reference loops read them
+    (thresholds, sums and codes alike)."""
     cs.fields = st.binary_input_fields(cs)
     o, k, c = st.weight.shape
     cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
+
+
+def _ref_fields(cs, st: BinConv) -> int:
+    """Weights [O][k][CW] and thresholds, read by the reference loop and `lanes`."""
+    _packed_weight_fields(cs, st)
     cs.fields["th"] = cs.threshold(st.threshold)
     return 0
 
@@ -332,9 +338,7 @@ class BinConvSum(BinConvWindow):
 
 def _sum_fields(cs, st: BinConvSum) -> int:
     """Weights [O][k][CW]; no thresholds. The int16 output needs TB_SUM_MAX >= bound."""
-    cs.fields = st.binary_input_fields(cs)
-    o, k, c = st.weight.shape
-    cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
+    _packed_weight_fields(cs, st)
     cs.require("TB_SUM_MAX", st.bound)
     return 0
 
@@ -383,9 +387,7 @@ class BinConvCodes(BinConvWindow):
 
 def _codes_fields(cs, st: BinConvCodes) -> int:
     """Weights [O][k][CW] and the requantisation record; no thresholds."""
-    cs.fields = st.binary_input_fields(cs)
-    o, k, c = st.weight.shape
-    cs.fields["w"] = cs.array("w", st.arrays()["w"], f"[{o}][{k}][{words(c)}]")
+    _packed_weight_fields(cs, st)
     cs.fields["rq"] = requant_fields(cs, st.requant)
     return 0
 
