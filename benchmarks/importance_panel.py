@@ -1,19 +1,24 @@
 """Mixed precision chosen by `tinybnn importance` on the development panel (issue 15).
 
     .venv/bin/python benchmarks/importance_panel.py [--sets CricketX ...] [--seeds 0]
-                                                    [--runs runs.jsonl] [--out FILE]
+                                                    [--fine-tune] [--runs runs.jsonl]
+                                                    [--out FILE]
 
 Per set and seed, without ever looking at the test split for a choice:
 1. the default BNN (`tinybnn.train(part, seed=s)`, no options) and its float twin are
    trained on four fifths of TRAIN (`tinybnn.training.data.split`, stratified);
-2. `importance` raises each binary layer alone (weights to int8; the signs into the global
-   pooling to int8 codes), fine-tunes each model and the unchanged one alike on that part,
-   scores them on the held-out fifth and prices them on Cortex-M4 under QEMU;
+2. `importance(..., activations=True, epochs=None)` (`tinybnn importance --activations
+   --retrain`) raises each binary layer alone (weights to int8; the signs into the global
+   pooling to int8 codes, with the convolution's weights binary and int8), trains each model
+   and the unchanged one alike with the full default recipe from their current weights on
+   that part, scores them on the held-out fifth and prices them on Cortex-M4 under QEMU;
+   with --fine-tune, the 5-epoch fine-tune instead (how the first table was made);
 3. the suggestion is its best change within the all-binary model's own flash again (at most
-   2x the flash), and that model, fine-tuned as importance did, is scored on TEST beside the
-   fine-tuned all-binary model and the twin.
+   2x the flash), and that model, as importance trained it, is scored on TEST beside the
+   all-binary model trained alike and the twin.
 The table gives test accuracy, the gap to the twin that the suggestion closes, and flash and
-M4 instructions of both models (`tinybnn.firmware.profile`, --optimize speed).
+M4 instructions of both models (`tinybnn.firmware.profile`, --optimize speed), and the
+flash of the portable build (`tinybnn.summary`).
 """
 
 from __future__ import annotations
@@ -29,14 +34,7 @@ import torch
 
 import tinybnn
 from tinybnn.training.data import split
-from tinybnn.training.importance import (
-    FINE_TUNE_EPOCHS,
-    FINE_TUNE_LR,
-    _fine_tune,
-    importance,
-    raised,
-    raised_activations,
-)
+from tinybnn.training.importance import FINE_TUNE_EPOCHS, importance
 from tinybnn.training.tsfile import load_ts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,41 +44,51 @@ ROOT = Path(__file__).resolve().parent.parent
 GAP_SETS = ("CricketX", "CricketY", "CricketZ", "EOGHorizontalSignal", "GestureMidAirD1")
 
 
-def run(name: str, seed: int) -> dict:
+def run(name: str, seed: int, fine_tune: bool) -> dict:
     train_file, test_file = files(name)
     train = load_ts(train_file).data
     test = load_ts(test_file, like=train_file).data
     part, held = split(train, 0.2, seed)
     bnn = tinybnn.train(part, seed=seed, threads=1, progress=False).model
     twin = tinybnn.train(part, seed=seed, threads=1, progress=False, twin=True).model
-    result = importance(bnn, part, val_data=held, seed=seed, activations=True)
+    epochs = FINE_TUNE_EPOCHS if fine_tune else None
+    result = importance(bnn, part, val_data=held, seed=seed, activations=True, epochs=epochs)
     result = replace(result, flash_budget=result.base.flash_bytes)  # at most 2x the flash
     best = result.suggestion()
-    base = _fine_tune(bnn, part, FINE_TUNE_EPOCHS, FINE_TUNE_LR, seed)
+    base = result.base.model
     row = dict(
         name=name,
         seed=seed,
+        tuning=result.tuning,
         binary=accuracy(base, test.X, test.y),
         twin=accuracy(twin, test.X, test.y),
         flash=result.base.flash_bytes,
+        portable_flash=tinybnn.summary(base).flash_bytes,
         instructions=result.base.instructions,
         changes=[
-            dict(what=c.what, val=100 * c.accuracy, flash=c.flash_bytes, instr=c.instructions)
+            dict(
+                what=c.what,
+                val=100 * c.accuracy,
+                test=accuracy(c.model, test.X, test.y),
+                flash=c.flash_bytes,
+                instr=c.instructions,
+            )
             for c in result.changes
         ],
         val_binary=100 * result.base.accuracy,
     )
     if best is not None:
-        up = raised_activations(bnn, best.layer) if "activations" in best.what else None
-        up = up if up is not None else raised(bnn, best.layer)
-        mixed = _fine_tune(up, part, FINE_TUNE_EPOCHS, FINE_TUNE_LR, seed)
         row.update(
             suggestion=best.what,
-            mixed=accuracy(mixed, test.X, test.y),
+            mixed=accuracy(best.model, test.X, test.y),
             mixed_flash=best.flash_bytes,
+            mixed_portable_flash=tinybnn.summary(best.model).flash_bytes,
             mixed_instructions=best.instructions,
         )
     return row
+
+
+FINE_TUNED = f"a {FINE_TUNE_EPOCHS}-epoch fine-tune"  # the runs made before --retrain
 
 
 def render(rows: list[dict]) -> str:
@@ -91,20 +99,39 @@ def render(rows: list[dict]) -> str:
         "its twin trained on four fifths of TRAIN, `importance` scored on the held-out fifth, "
         "its suggestion within the all-binary model's flash again, test split only reported). "
         "Test accuracy %; flash B and instructions per inference on Cortex-M4 under QEMU "
-        "(--optimize speed).",
+        "(--optimize speed); portable flash B from `tinybnn.summary`.",
+    ]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r.get("tuning", FINE_TUNED), []).append(r)
+    for tuning, group in sorted(groups.items(), key=lambda kv: kv[0] == FINE_TUNED):
+        lines += _table(tuning, group)
+    return "\n".join(lines) + "\n"
+
+
+def _table(tuning: str, rows: list[dict]) -> list[str]:
+    lines = [
         "",
-        "| set | seed | all-binary (fine-tuned) | suggestion | mix | twin | gap closed "
-        "| flash B binary / mix | M4 instructions binary / mix |",
+        f"## How every model was trained: {tuning}",
+        "",
+        "| set | seed | all-binary | suggestion | mix | twin | gap closed "
+        "| flash B binary / mix (portable) | M4 instructions binary / mix |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         gap = r["twin"] - r["binary"]
+        portable = (
+            f" ({r['portable_flash']:,} / {r['mixed_portable_flash']:,})"
+            if "mixed_portable_flash" in r
+            else ""
+        )
         if "suggestion" in r:
             closed = f"{100 * (r['mixed'] - r['binary']) / gap:.0f} %" if gap > 0 else "—"
             lines.append(
                 f"| {r['name']} | {r['seed']} | {r['binary']:.1f} | {r['suggestion']} | "
                 f"{r['mixed']:.1f} | {r['twin']:.1f} | {closed} | {r['flash']:,} / "
-                f"{r['mixed_flash']:,} | {r['instructions']:,} / {r['mixed_instructions']:,} |"
+                f"{r['mixed_flash']:,}{portable} | {r['instructions']:,} / "
+                f"{r['mixed_instructions']:,} |"
             )
         else:
             lines.append(
@@ -114,37 +141,38 @@ def render(rows: list[dict]) -> str:
             )
     lines += [
         "",
-        "Every change `importance` measured (accuracy on the held-out fifth). The rows "
-        '"activations -> int8" are `importance(..., activations=True)`: the signs into the '
-        "global pooling raised to int8 codes, fine-tuned like the others; the classifier then "
-        "reads sums of codes where it learnt counts of +-1, which the short fine-tune does not "
-        "re-learn, so `tinybnn importance` leaves them out by default.",
+        "Every change `importance` measured: accuracy on the held-out fifth (what chose), "
+        "and, where recorded, on TEST (for the record; never used for a choice).",
         "",
     ]
     for r in rows:
         each = "; ".join(
-            f"{c['what']}: {c['val']:.1f} %, {c['flash']:,} B, {c['instr']:,} instr"
+            f"{c['what']}: {c['val']:.1f} %"
+            + (f" (test {c['test']:.1f} %)" if "test" in c else "")
+            + f", {c['flash']:,} B, {c['instr']:,} instr"
             for c in r["changes"]
         )
         lines.append(
             f"- {r['name']} seed {r['seed']}: unchanged {r['val_binary']:.1f} %, "
             f"{r['flash']:,} B, {r['instructions']:,} instr; {each}"
         )
-    if rows:
-        closed = [
-            (r["mixed"] - r["binary"]) / (r["twin"] - r["binary"])
-            for r in rows
-            if "suggestion" in r and r["twin"] > r["binary"]
-        ]
-        if closed:
-            lines += ["", f"Mean share of the gap closed: {100 * statistics.mean(closed):.0f} %."]
-    return "\n".join(lines) + "\n"
+    closed = [
+        (r["mixed"] - r["binary"]) / (r["twin"] - r["binary"])
+        for r in rows
+        if "suggestion" in r and r["twin"] > r["binary"]
+    ]
+    if closed:
+        lines += ["", f"Mean share of the gap closed: {100 * statistics.mean(closed):.0f} %."]
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(GAP_SETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--fine-tune", action="store_true", help="the 5-epoch fine-tune instead of --retrain"
+    )
     parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks/results/mixed_runs.jsonl")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/mixed.md")
     args = parser.parse_args()
@@ -152,12 +180,13 @@ def main() -> None:
     rows = []
     if args.runs.exists():
         rows = [json.loads(line) for line in args.runs.read_text().splitlines() if line]
-    have = {(r["name"], r["seed"]) for r in rows}
+    tuning = FINE_TUNED if args.fine_tune else "trained with the default recipe"
+    have = {(r["name"], r["seed"], r.get("tuning", FINE_TUNED)) for r in rows}
     for name in args.sets:
         for seed in args.seeds:
-            if (name, seed) in have:
+            if (name, seed, tuning) in have:
                 continue
-            row = run(name, seed)
+            row = run(name, seed, args.fine_tune)
             print(json.dumps(row), flush=True)
             with args.runs.open("a") as f:
                 f.write(json.dumps(row) + "\n")

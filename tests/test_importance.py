@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import CLASS_NAMES
 from test_cli import assert_one_error_line, run
 
 import tinybnn
@@ -18,6 +19,7 @@ from tinybnn.training.importance import (
     Change,
     Importance,
     activation_raisable,
+    importance,
     raisable,
     raised,
     raised_activations,
@@ -78,6 +80,49 @@ def test_signs_into_the_global_pool_can_become_int8_codes():
     assert activation_raisable(deeper) == [6]
 
 
+def test_signs_into_the_global_pool_can_become_int8_codes_of_int8_weights():
+    """The "8a8" raise: int8 codes of the same latent weights, int8 codes out."""
+    model = small_model()
+    up = raised_activations(model, 3, weights=True)
+    conv = up.layers[3]
+    assert (conv.kind, conv.activation, conv.binary_weights) == ("int8_conv1d", "int8", False)
+    assert torch.equal(conv.weight, model.layers[3].weight)
+    assert torch.equal(conv.bn.running_mean, model.layers[5].bn.running_mean)
+    assert [m.kind for m in up.layers][4:] == ["maxpool1d", "global_pool1d", "binary_linear"]
+    up.train()
+    up(torch.randn(16, 6, 64) * 1000)
+    up.eval()
+    x = np.random.default_rng(1).integers(-3000, 3000, (20, 6, 64)).astype(np.int16)
+    assert c_check(up, x, scores(up, x)).exact
+
+
+def test_retrain_trains_every_model_with_the_default_recipe(monkeypatch, signals_npz):
+    """epochs=None: no epochs or lr reach `train` (the recipe's own), for the unchanged model
+    and every change alike, and the table says how they were trained."""
+    from tinybnn.training import train as train_module
+
+    calls = []
+    real = train_module.train
+
+    def spy(data, model=None, **options):
+        calls.append({k: options.get(k) for k in ("epochs", "lr")})
+        return real(data, model, **{**options, "epochs": 1})  # one epoch keeps the test short
+
+    monkeypatch.setattr(train_module, "train", spy)
+    monkeypatch.setattr("tinybnn.training.importance._measure", lambda m, core: (1000, 1000))
+    torch.manual_seed(0)
+    model = conv_classifier(6, 64, 3, CLASS_NAMES, widths=(8, 16), head="binary", precision=None)
+    result = importance(model, signals_npz, epochs=None, activations=True)
+    assert calls == [{"epochs": None, "lr": None}] * 6  # unchanged, 3 weights, 1a8, 8a8
+    assert [c.what.split(" -> ")[0].split(") ")[-1] for c in result.changes][-2:] == [
+        "activations",
+        "weights and activations",
+    ]
+    assert all(c.model is not None for c in [result.base, *result.changes])
+    assert "then trained with the default recipe" in result.format()
+    assert model.layers[3].kind == "binary_conv1d"  # the original is untouched
+
+
 def change(i, acc, flash, instr):
     return Change(i, f"layer {i}", acc, flash, instr)
 
@@ -114,7 +159,7 @@ def test_importance_command(tmp_path, signals_npz, capsys):
     lines = stdout.splitlines()
     for kind in ("input_conv1d", "binary_conv1d", "binary_linear"):
         assert any(kind in line and "-> int8" in line for line in lines), stdout
-    assert not any("activations" in line for line in lines)  # only with activations=True
+    assert not any("activations" in line for line in lines)  # only with --activations
     assert "costs on cortex-m4 under QEMU" in stdout
     assert lines[-2].startswith(("suggested within flash budget +B 100,000", "no single change"))
     png = tmp_path / "model_importance.png"

@@ -318,6 +318,19 @@ def summary_command(model: Path) -> None:
     show_default=True,
     help="Fine-tune peak learning rate.",
 )
+@click.option(
+    "--retrain",
+    is_flag=True,
+    help="Train every model with the full default recipe for DATA (as `tinybnn train` "
+    "would), from its current weights, instead of the short fine-tune: one training per "
+    "change, and the fair judge of raised activations.",
+)
+@click.option(
+    "--activations",
+    is_flag=True,
+    help="Also raise the signs into the global pooling to int8 codes, with the "
+    "convolution's weights binary and int8 (best with --retrain).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--flash-budget",
@@ -338,12 +351,23 @@ def summary_command(model: Path) -> None:
     help="The plot [default: MODEL's stem + _importance.png, beside MODEL].",
 )
 def importance_command(
-    model: Path, data: Path, val_data, core, epochs, lr, seed, flash_budget, instruction_budget, out
+    model: Path,
+    data: Path,
+    val_data,
+    core,
+    epochs,
+    lr,
+    retrain,
+    activations,
+    seed,
+    flash_budget,
+    instruction_budget,
+    out,
 ) -> None:
     """Per binary layer of MODEL: the accuracy gained by raising it alone to int8 after a
-    short fine-tune on DATA, its flash and instruction cost on --target, gain per KB and per
-    1,000 instructions, one plot (accuracy against flash) and the best change within the
-    budgets. Runs threads=1."""
+    short fine-tune on DATA (with --retrain: the full default recipe), its flash and
+    instruction cost on --target, gain per KB and per 1,000 instructions, one plot
+    (accuracy against flash) and the best change within the budgets. Runs threads=1."""
     from .training.importance import importance, write_png
 
     png = out or model.with_name(f"{model.stem}_importance.png")
@@ -359,11 +383,12 @@ def importance_command(
             train_set,
             val_data=val_set,
             core=core,
-            epochs=epochs,
+            epochs=None if retrain else epochs,
             lr=lr,
             seed=seed,
             flash_budget=flash_budget,
             instruction_budget=instruction_budget,
+            activations=activations,
         )
     click.echo(result.format())
     write_png(result, png)

@@ -6,12 +6,15 @@ latent weights kept: int8 codes of the same weights), fine-tunes it briefly from
 current weights, and scores it; the unchanged model gets the same fine-tune, so the gain is
 the precision's and not the extra training's. With `activations=True`, a binary convolution
 whose signs go straight into the global sum pooling is also tried with int8 activations
-instead (its weights stay binary: `BinaryConv1d(activation="int8")`, precision "1a8"; the
-BatchNorm of its sign becomes the BatchNorm of its codes). It is off by default: the
-classifier then reads sums of codes 0..127 where it learnt counts of +-1, and a short
-fine-tune does not re-learn it (on the panel's gap sets such a model scored 4–77 % on the
-held-out data against 50–81 % unchanged: benchmarks/results/mixed.md); train with
-`--precision ...,1a8,8` from scratch to judge that layer.
+instead, with its weights binary (`BinaryConv1d(activation="int8")`, precision "1a8") and
+with its weights int8 too (`Int8Conv1d(activation="int8")`, "8a8"); the BatchNorm of its
+sign becomes the BatchNorm of its codes. The classifier then reads sums of codes 0..127
+where it learnt counts of +-1, which a short fine-tune does not re-learn (on the panel's gap
+sets such models scored 4–77 % on the held-out data against 50–81 % unchanged), so raise
+activations with `epochs=None` (`--retrain`): every model, the unchanged one too, is then
+trained from its current weights with the full default recipe for the data (its steps,
+learning rate and augmentation, as `tinybnn train` would), which costs one training per
+change and judges each change as the user will train it (benchmarks/results/mixed.md).
 
 The cost is measured on a core under QEMU (`tinybnn.firmware.profile`: flash as the
 firmware ships, instructions per inference), so each change is priced as the compiled C
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -100,12 +103,18 @@ def activation_raisable(model: Sequential) -> list[int]:
     return found
 
 
-def raised_activations(model: Sequential, i: int) -> Sequential:
+def raised_activations(model: Sequential, i: int, weights: bool = False) -> Sequential:
     """A copy of `model` whose binary convolution i gives int8 codes instead of signs: the
-    same weights, its batchnorm_sign's BatchNorm (statistics and affine) moved into it."""
+    same weights (int8 codes of them with `weights`: "8a8", else binary: "1a8"), its
+    batchnorm_sign's BatchNorm (statistics and affine) moved into it."""
     layers = [copy.deepcopy(m) for m in model.layers]
     j = next(k for k in range(i + 1, len(layers)) if layers[k].kind == "batchnorm_sign")
-    new = BinaryConv1d(**{**layers[i].config(), "activation": "int8"})
+    cfg = {**layers[i].config(), "activation": "int8"}
+    if weights:
+        del cfg["scaling"]
+        new = Int8Conv1d(**cfg)
+    else:
+        new = BinaryConv1d(**cfg)
     with torch.no_grad():
         new.weight.copy_(layers[i].weight)
     new.bn.load_state_dict(layers[j].bn.state_dict())
@@ -126,6 +135,7 @@ class Change:
     accuracy: float  # after the fine-tune, on the scoring data
     flash_bytes: int
     instructions: int
+    model: Sequential | None = field(default=None, compare=False, repr=False)  # as tuned
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,7 @@ class Importance:
     scored_on: str  # "validation data" or "the training data"
     flash_budget: int | None = None
     instruction_budget: int | None = None
+    tuning: str = f"a {FINE_TUNE_EPOCHS}-epoch fine-tune"  # how every model was trained
 
     def gain(self, c: Change) -> float:
         return 100 * (c.accuracy - self.base.accuracy)
@@ -191,7 +202,7 @@ class Importance:
         )
         return "\n".join(
             [
-                f"each binary layer raised alone to int8, then fine-tuned; accuracy on "
+                f"each binary layer raised alone to int8, then {self.tuning}; accuracy on "
                 f"{self.scored_on}; costs on {self.core} under QEMU (flash, instructions per "
                 "inference)",
                 format_table([header, *rows], left=(0,), rules=(0, len(rows))),
@@ -227,10 +238,15 @@ def _accuracy(model: Sequential, data: Dataset) -> float:
     return float((s.argmax(1) == data.y).mean())
 
 
-def _fine_tune(model: Sequential, data: Dataset, epochs: int, lr: float, seed: int) -> Sequential:
+def _fine_tune(
+    model: Sequential, data: Dataset, epochs: int | None, lr: float, seed: int
+) -> Sequential:
+    """`model` trained `epochs` epochs at peak `lr`; epochs None: the full default recipe
+    for `data` (lr ignored)."""
     from .train import train
 
-    return train(data, model, epochs=epochs, lr=lr, seed=seed, progress=False, threads=1).model
+    schedule = {} if epochs is None else dict(epochs=epochs, lr=lr)
+    return train(data, model, seed=seed, progress=False, threads=1, **schedule).model
 
 
 def _measure(model: Sequential, core: str) -> tuple[int, int]:
@@ -246,7 +262,7 @@ def importance(
     *,
     val_data: str | os.PathLike | Dataset | None = None,
     core: str = "cortex-m4",
-    epochs: int = FINE_TUNE_EPOCHS,
+    epochs: int | None = FINE_TUNE_EPOCHS,
     lr: float = FINE_TUNE_LR,
     seed: int = 0,
     flash_budget: int | None = None,
@@ -254,10 +270,11 @@ def importance(
     activations: bool = False,
 ) -> Importance:
     """Each binary layer of `model` raised alone to int8 (its weights; with `activations`,
-    also the signs of a binary convolution into the global sum pooling) and fine-tuned
-    `epochs` epochs on `data` (as the unchanged model is), scored on `val_data` (else on
+    also the signs of a binary convolution into the global sum pooling, with its weights
+    binary and int8) and fine-tuned `epochs` epochs on `data` (as the unchanged model is;
+    None: trained with the full default recipe for `data`), scored on `val_data` (else on
     `data`, and said so), and measured on `core` (see the module docstring). `model` is not
-    changed."""
+    changed; each `Change` keeps its trained model."""
     train_set = data if isinstance(data, Dataset) else load_dataset(data)
     score_set = train_set
     if val_data is not None:
@@ -271,14 +288,16 @@ def importance(
         tuned = _fine_tune(copy.deepcopy(m), train_set, epochs, lr, seed)
         flash, instructions = _measure(tuned, core)
         what = "unchanged" if i is None else f"{describe(i, model.layers[i])}{raised_what} -> int8"
-        return Change(i, what, _accuracy(tuned, score_set), flash, instructions)
+        return Change(i, what, _accuracy(tuned, score_set), flash, instructions, tuned)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         base = measured(model, None)
         changes = [measured(raised(model, i), i) for i in layers] + [
-            measured(raised_activations(model, i), i, " activations") for i in signs
+            measured(raised_activations(model, i, weights), i, label)
+            for i in signs
+            for weights, label in ((False, " activations"), (True, " weights and activations"))
         ]
     finally:
         torch.set_num_threads(threads)
@@ -289,6 +308,9 @@ def importance(
         "validation data" if val_data is not None else "the training data",
         flash_budget,
         instruction_budget,
+        "trained with the default recipe"
+        if epochs is None
+        else f"a {epochs}-epoch fine-tune",
     )
 
 
