@@ -32,9 +32,9 @@ except firmware.ToolchainMissing:
     HAVE_FIRMWARE = False
 
 
-def small_model():
+def small_model(names=None):
     torch.manual_seed(0)
-    return conv_classifier(6, 64, 3, widths=(8, 16), head="binary", precision=None)
+    return conv_classifier(6, 64, 3, names, widths=(8, 16), head="binary", precision=None)
 
 
 def test_raised_keeps_the_latent_weights():
@@ -110,8 +110,7 @@ def test_retrain_trains_every_model_with_the_default_recipe(monkeypatch, signals
 
     monkeypatch.setattr(train_module, "train", spy)
     monkeypatch.setattr("tinybnn.training.importance._measure", lambda m, core: (1000, 1000))
-    torch.manual_seed(0)
-    model = conv_classifier(6, 64, 3, CLASS_NAMES, widths=(8, 16), head="binary", precision=None)
+    model = small_model(CLASS_NAMES)
     result = importance(model, signals_npz, epochs=None, activations=True)
     assert calls == [{"epochs": None, "lr": None}] * 6  # unchanged, 3 weights, 1a8, 8a8
     assert [c.what.split(" -> ")[0].split(") ")[-1] for c in result.changes][-2:] == [
@@ -160,6 +159,12 @@ def test_importance_command(tmp_path, signals_npz, capsys):
     for kind in ("input_conv1d", "binary_conv1d", "binary_linear"):
         assert any(kind in line and "-> int8" in line for line in lines), stdout
     assert not any("activations" in line for line in lines)  # only with --activations
+    status, stdout, err = run(
+        capsys, "importance", out, signals_npz, "--epochs", "1", "--folds", "2", "--activations"
+    )
+    assert (status, err) == (0, ""), err
+    assert "accuracy on 2-fold cross-validation of the training data" in stdout
+    assert "weights and activations -> int8" in stdout
     assert "costs on cortex-m4 under QEMU" in stdout
     assert lines[-2].startswith(("suggested within flash budget +B 100,000", "no single change"))
     png = tmp_path / "model_importance.png"
@@ -179,3 +184,39 @@ def test_importance_refusals(tmp_path, signals_npz, capsys):
     assert status == 1
     assert_one_error_line(err)
     assert np.load(signals_npz)["X"].shape[0] > 0  # still the data
+
+
+def test_cross_validation_scores_every_window_once(monkeypatch, signals_npz):
+    """folds=k: each model trained k times on all but one fold, every window scored once as
+    held out; the folds are stratified and cover the data exactly."""
+    from tinybnn.training.data import folds, load_dataset
+
+    data = load_dataset(signals_npz)
+    parts = folds(data, 3, seed=0)
+    held = np.concatenate([h.X for _, h in parts])
+    assert sorted(map(bytes, held)) == sorted(map(bytes, data.X))  # each window once
+    for fit, h in parts:
+        assert len(fit) + len(h) == len(data)
+        assert abs(len(h) - len(data) / 3) <= 1
+        assert set(np.bincount(h.y)) <= {len(data) // 9, len(data) // 9 + 1}  # stratified
+    assert [h.y.tolist() for _, h in folds(data, 3, 0)] == [h.y.tolist() for _, h in parts]
+    from tinybnn.training import importance as importance_module
+
+    sizes = []
+    real = importance_module._fine_tune
+
+    def spy(model, part, epochs, lr, seed):
+        sizes.append(len(part))
+        return real(model, part, epochs, lr, seed)
+
+    monkeypatch.setattr(importance_module, "_fine_tune", spy)
+    monkeypatch.setattr(importance_module, "_measure", lambda m, core: (1000, 1000))
+    result = importance(small_model(CLASS_NAMES), data, folds=3, epochs=1)
+    assert sizes == [len(f) for f, _ in parts] * (1 + len(result.changes))
+    assert result.scored_on == "3-fold cross-validation of the training data"
+    assert all(c.model is None for c in [result.base, *result.changes])
+    assert 0 <= result.base.accuracy <= 1
+    with pytest.raises(tinybnn.TinyBNNError, match="not both"):
+        importance(small_model(), data, val_data=data, folds=3)
+    with pytest.raises(tinybnn.TinyBNNError, match="2 to 180 folds, not 1"):
+        folds(data, 1, 0)

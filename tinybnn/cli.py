@@ -326,6 +326,13 @@ def summary_command(model: Path) -> None:
     "change, and the fair judge of raised activations.",
 )
 @click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    metavar="K",
+    help="Score by K-fold cross-validation of DATA (each model trained K times) instead "
+    "of one scoring set: every window counts once, as held out.",
+)
+@click.option(
     "--activations",
     is_flag=True,
     help="Also raise the signs into the global pooling to int8 codes, with the "
@@ -358,6 +365,7 @@ def importance_command(
     epochs,
     lr,
     retrain,
+    folds,
     activations,
     seed,
     flash_budget,
@@ -389,6 +397,7 @@ def importance_command(
             flash_budget=flash_budget,
             instruction_budget=instruction_budget,
             activations=activations,
+            folds=folds,
         )
     click.echo(result.format())
     write_png(result, png)

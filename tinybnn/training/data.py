@@ -158,6 +158,23 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     return data.subset(~is_val), data.subset(is_val)
 
 
+def folds(data: Dataset, k: int, seed: int) -> list[tuple[Dataset, Dataset]]:
+    """k deterministic stratified folds: [(training part, held-out fold)], every window held
+    out exactly once. Each class's windows, shuffled by `seed`, are dealt to the folds in
+    turn (continuing from where the last class stopped, so the folds differ in size by at
+    most one window); both parts keep the original order."""
+    if not 2 <= k <= len(data):
+        raise TinyBNNError(f"cross-validation needs 2 to {len(data)} folds, not {k}")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(data), dtype=np.int64)
+    start = 0
+    for c in range(data.num_classes):
+        members = rng.permutation(np.flatnonzero(data.y == c))
+        fold[members] = (start + np.arange(len(members))) % k
+        start += len(members)
+    return [(data.subset(fold != f), data.subset(fold == f)) for f in range(k)]
+
+
 def _check_samples(X) -> np.ndarray:
     X = np.asarray(X)
     if X.dtype.kind not in "iuf":

@@ -42,6 +42,7 @@ from ..ops.input_conv import InputConv1d
 from ..ops.int8_conv import Int8Conv1d
 from ..table import format_table
 from .data import Dataset, load_dataset
+from .data import folds as make_folds
 from .evaluate import scores
 
 FINE_TUNE_EPOCHS = 5
@@ -268,27 +269,45 @@ def importance(
     flash_budget: int | None = None,
     instruction_budget: int | None = None,
     activations: bool = False,
+    folds: int | None = None,
 ) -> Importance:
     """Each binary layer of `model` raised alone to int8 (its weights; with `activations`,
     also the signs of a binary convolution into the global sum pooling, with its weights
     binary and int8) and fine-tuned `epochs` epochs on `data` (as the unchanged model is;
     None: trained with the full default recipe for `data`), scored on `val_data` (else on
     `data`, and said so), and measured on `core` (see the module docstring). `model` is not
-    changed; each `Change` keeps its trained model."""
+    changed; each `Change` keeps its trained model.
+
+    folds=k: k-fold cross-validation of `data` instead of one scoring set (no `val_data`):
+    each model is trained k times from its current weights, on all windows but one fold,
+    and its accuracy counts every window once, as held out; k times the training, and a
+    score from every window rather than a fifth of them. `Change.model` is then None (train
+    the chosen change on all of `data`)."""
     train_set = data if isinstance(data, Dataset) else load_dataset(data)
     score_set = train_set
+    if val_data is not None and folds is not None:
+        raise TinyBNNError("score on val_data or by cross-validation (folds), not both")
     if val_data is not None:
         score_set = val_data if isinstance(val_data, Dataset) else load_dataset(val_data)
+    parts = None if folds is None else make_folds(train_set, folds, seed)
     layers = raisable(model)
     signs = activation_raisable(model) if activations else []
     if not layers and not signs:
         raise TinyBNNError("the model has no binary layer to raise to int8")
 
     def measured(m: Sequential, i: int | None, raised_what: str = "") -> Change:
-        tuned = _fine_tune(copy.deepcopy(m), train_set, epochs, lr, seed)
-        flash, instructions = _measure(tuned, core)
         what = "unchanged" if i is None else f"{describe(i, model.layers[i])}{raised_what} -> int8"
-        return Change(i, what, _accuracy(tuned, score_set), flash, instructions, tuned)
+        if parts is None:
+            tuned = _fine_tune(copy.deepcopy(m), train_set, epochs, lr, seed)
+            accuracy, priced = _accuracy(tuned, score_set), tuned
+        else:  # priced as trained on the last fold's part: the costs hardly depend on it
+            tuned, correct = None, 0
+            for fit, held in parts:
+                priced = _fine_tune(copy.deepcopy(m), fit, epochs, lr, seed)
+                correct += round(_accuracy(priced, held) * len(held))
+            accuracy = correct / len(train_set)
+        flash, instructions = _measure(priced, core)
+        return Change(i, what, accuracy, flash, instructions, tuned)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -305,12 +324,14 @@ def importance(
         base,
         changes,
         core,
-        "validation data" if val_data is not None else "the training data",
+        "validation data"
+        if val_data is not None
+        else "the training data"
+        if folds is None
+        else f"{folds}-fold cross-validation of the training data",
         flash_budget,
         instruction_budget,
-        "trained with the default recipe"
-        if epochs is None
-        else f"a {epochs}-epoch fine-tune",
+        "trained with the default recipe" if epochs is None else f"a {epochs}-epoch fine-tune",
     )
 
 
