@@ -52,6 +52,42 @@ ROOT = Path(__file__).resolve().parent.parent
 GAP_SETS = ("CricketX", "CricketY", "CricketZ", "EOGHorizontalSignal", "GestureMidAirD1")
 
 
+def _row(name, seed, tuning, result, base, twin, test, scored_changes) -> dict:
+    """The run's record: test accuracy of the all-binary model and the twin, and every
+    change importance measured (with its test accuracy when `scored_changes`)."""
+    return dict(
+        name=name,
+        seed=seed,
+        tuning=tuning,
+        binary=accuracy(base, test.X, test.y),
+        twin=accuracy(twin, test.X, test.y),
+        flash=result.base.flash_bytes,
+        portable_flash=tinybnn.summary(base).flash_bytes,
+        instructions=result.base.instructions,
+        changes=[
+            dict(
+                what=c.what,
+                val=100 * c.accuracy,
+                **({"test": accuracy(c.model, test.X, test.y)} if scored_changes else {}),
+                flash=c.flash_bytes,
+                instr=c.instructions,
+            )
+            for c in result.changes
+        ],
+        val_binary=100 * result.base.accuracy,
+    )
+
+
+def _suggested(row: dict, best, mixed, test) -> None:
+    row.update(
+        suggestion=best.what,
+        mixed=accuracy(mixed, test.X, test.y),
+        mixed_flash=best.flash_bytes,
+        mixed_portable_flash=tinybnn.summary(mixed).flash_bytes,
+        mixed_instructions=best.instructions,
+    )
+
+
 def run_folds(name: str, seed: int, k: int) -> dict:
     """importance scored by k-fold cross-validation of all of TRAIN; the default BNN and the
     twin trained on all of TRAIN (as the panel), the suggestion and the all-binary model
@@ -68,35 +104,14 @@ def run_folds(name: str, seed: int, k: int) -> dict:
     def trained(model):
         return tinybnn.train(train, model, seed=seed, threads=1, progress=False).model
 
-    base = trained(bnn)
-    row = dict(
-        name=name,
-        seed=seed,
-        tuning=f"{result.tuning}, scored by {k}-fold cross-validation of all of TRAIN",
-        binary=accuracy(base, test.X, test.y),
-        twin=accuracy(twin, test.X, test.y),
-        flash=result.base.flash_bytes,
-        portable_flash=tinybnn.summary(base).flash_bytes,
-        instructions=result.base.instructions,
-        changes=[
-            dict(what=c.what, val=100 * c.accuracy, flash=c.flash_bytes, instr=c.instructions)
-            for c in result.changes
-        ],
-        val_binary=100 * result.base.accuracy,
-    )
+    tuning = f"{result.tuning}, scored by {k}-fold cross-validation of all of TRAIN"
+    row = _row(name, seed, tuning, result, trained(bnn), twin, test, scored_changes=False)
     if best is not None:
         if "activations" in best.what:
             up = raised_activations(bnn, best.layer, weights="weights and" in best.what)
         else:
             up = raised(bnn, best.layer)
-        mixed = trained(up)
-        row.update(
-            suggestion=best.what,
-            mixed=accuracy(mixed, test.X, test.y),
-            mixed_flash=best.flash_bytes,
-            mixed_portable_flash=tinybnn.summary(mixed).flash_bytes,
-            mixed_instructions=best.instructions,
-        )
+        _suggested(row, best, trained(up), test)
     return row
 
 
@@ -111,36 +126,9 @@ def run(name: str, seed: int, fine_tune: bool) -> dict:
     result = importance(bnn, part, val_data=held, seed=seed, activations=True, epochs=epochs)
     result = replace(result, flash_budget=result.base.flash_bytes)  # at most 2x the flash
     best = result.suggestion()
-    base = result.base.model
-    row = dict(
-        name=name,
-        seed=seed,
-        tuning=result.tuning,
-        binary=accuracy(base, test.X, test.y),
-        twin=accuracy(twin, test.X, test.y),
-        flash=result.base.flash_bytes,
-        portable_flash=tinybnn.summary(base).flash_bytes,
-        instructions=result.base.instructions,
-        changes=[
-            dict(
-                what=c.what,
-                val=100 * c.accuracy,
-                test=accuracy(c.model, test.X, test.y),
-                flash=c.flash_bytes,
-                instr=c.instructions,
-            )
-            for c in result.changes
-        ],
-        val_binary=100 * result.base.accuracy,
-    )
+    row = _row(name, seed, result.tuning, result, result.base.model, twin, test, True)
     if best is not None:
-        row.update(
-            suggestion=best.what,
-            mixed=accuracy(best.model, test.X, test.y),
-            mixed_flash=best.flash_bytes,
-            mixed_portable_flash=tinybnn.summary(best.model).flash_bytes,
-            mixed_instructions=best.instructions,
-        )
+        _suggested(row, best, best.model, test)
     return row
 
 
