@@ -139,9 +139,11 @@ def render(rows: list[dict]) -> str:
     lines = [
         "# Mixed precision chosen by `tinybnn importance` on the panel's gap sets",
         "",
-        "Written by `benchmarks/importance_panel.py` (see its docstring: the default BNN and "
-        "its twin trained on four fifths of TRAIN, `importance` scored on the held-out fifth, "
-        "its suggestion within the all-binary model's flash again, test split only reported). "
+        "Written by `benchmarks/importance_panel.py` (see its docstring: `importance` scores "
+        "each change on a held-out fifth of TRAIN, the models trained on the other four "
+        "fifths, or by cross-validation of all of TRAIN, as each table's title says; its "
+        "suggestion is its best change within the all-binary model's flash again; the test "
+        "split is only reported). "
         "Test accuracy %; flash B and instructions per inference on Cortex-M4 under QEMU "
         "(--optimize speed); portable flash B from `tinybnn.summary`.",
     ]
@@ -157,7 +159,7 @@ def _table(tuning: str, rows: list[dict]) -> list[str]:
     scored = "cross-validation" if "cross-validation" in tuning else "the held-out fifth"
     lines = [
         "",
-        f"## How every model was trained: {tuning}",
+        f"## {tuning[0].upper()}{tuning[1:]}",
         "",
         "| set | seed | all-binary | suggestion | mix | twin | gap closed "
         "| flash B binary / mix (portable) | M4 instructions binary / mix |",
