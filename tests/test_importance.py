@@ -111,14 +111,14 @@ def test_retrain_trains_every_model_with_the_default_recipe(monkeypatch, signals
     monkeypatch.setattr(train_module, "train", spy)
     monkeypatch.setattr("tinybnn.training.importance._measure", lambda m, core: (1000, 1000))
     model = small_model(CLASS_NAMES)
-    result = importance(model, signals_npz, epochs=None, activations=True)
+    result = importance(model, signals_npz, val_data=signals_npz, epochs=None, activations=True)
     assert calls == [{"epochs": None, "lr": None}] * 6  # unchanged, 3 weights, 1a8, 8a8
     assert [c.what.split(" -> ")[0].split(") ")[-1] for c in result.changes][-2:] == [
         "activations",
         "weights and activations",
     ]
     assert all(c.model is not None for c in [result.base, *result.changes])
-    assert "then trained with the default recipe" in result.format()
+    assert "then trained with the default recipe; accuracy on validation data" in result.format()
     assert model.layers[3].kind == "binary_conv1d"  # the original is untouched
 
 
@@ -180,6 +180,12 @@ def test_importance_refusals(tmp_path, signals_npz, capsys):
     assert status == 1
     assert_one_error_line(err)
     assert f"{model}: the model has no binary layer to raise to int8" in err
+    trained = tmp_path / "b.pt"
+    tinybnn.save(conv_classifier(6, 64, 3, widths=(8,), precision=[8, 1]), trained)
+    status, _, err = run(capsys, "importance", trained, signals_npz, "--retrain")
+    assert status == 1
+    assert_one_error_line(err)
+    assert "score on validation data (val_data, --val-data) or by cross-validation" in err
     status, _, err = run(capsys, "importance", model, signals_npz, "-o", signals_npz)
     assert status == 1
     assert_one_error_line(err)
@@ -220,3 +226,5 @@ def test_cross_validation_scores_every_window_once(monkeypatch, signals_npz):
         importance(small_model(), data, val_data=data, folds=3)
     with pytest.raises(tinybnn.TinyBNNError, match="2 to 180 folds, not 1"):
         folds(data, 1, 0)
+    with pytest.raises(tinybnn.TinyBNNError, match="full-recipe training fits the training data"):
+        importance(small_model(), data, epochs=None)  # would score models on what they fitted

@@ -274,8 +274,8 @@ def importance(
     """Each binary layer of `model` raised alone to int8 (its weights; with `activations`,
     also the signs of a binary convolution into the global sum pooling, with its weights
     binary and int8) and fine-tuned `epochs` epochs on `data` (as the unchanged model is;
-    None: trained with the full default recipe for `data`), scored on `val_data` (else on
-    `data`, and said so), and measured on `core` (see the module docstring). `model` is not
+    None: trained with the full default recipe for `data`, which then needs `val_data` or
+    `folds`), scored on `val_data` (else on `data`, and said so), and measured on `core` (see the module docstring). `model` is not
     changed; each `Change` keeps its trained model.
 
     folds=k: k-fold cross-validation of `data` instead of one scoring set (no `val_data`):
@@ -287,6 +287,11 @@ def importance(
     score_set = train_set
     if val_data is not None and folds is not None:
         raise TinyBNNError("score on val_data or by cross-validation (folds), not both")
+    if epochs is None and val_data is None and folds is None:
+        raise TinyBNNError(
+            "full-recipe training fits the training data: score on validation data "
+            "(val_data, --val-data) or by cross-validation (folds, --folds K)"
+        )
     if val_data is not None:
         score_set = val_data if isinstance(val_data, Dataset) else load_dataset(val_data)
     parts = None if folds is None else make_folds(train_set, folds, seed)
