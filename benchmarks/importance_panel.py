@@ -37,12 +37,7 @@ import torch
 
 import tinybnn
 from tinybnn.training.data import split
-from tinybnn.training.importance import (
-    FINE_TUNE_EPOCHS,
-    importance,
-    raised,
-    raised_activations,
-)
+from tinybnn.training.importance import FINE_TUNE_EPOCHS, importance
 from tinybnn.training.tsfile import load_ts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -108,11 +103,7 @@ def run_folds(name: str, seed: int, k: int) -> dict:
     row = _row(name, seed, tuning, result, trained(bnn), twin, test, scored_changes=False)
     row["default"] = accuracy(bnn, test.X, test.y)  # the default BNN, trained once
     if best is not None:
-        if "activations" in best.what:
-            up = raised_activations(bnn, best.layer, weights="weights and" in best.what)
-        else:
-            up = raised(bnn, best.layer)
-        _suggested(row, best, trained(up), test)
+        _suggested(row, best, trained(best.apply(bnn)), test)
     return row
 
 

@@ -113,11 +113,14 @@ def test_retrain_trains_every_model_with_the_default_recipe(monkeypatch, signals
     model = small_model(CLASS_NAMES)
     result = importance(model, signals_npz, val_data=signals_npz, epochs=None, activations=True)
     assert calls == [{"epochs": None, "lr": None}] * 6  # unchanged, 3 weights, 1a8, 8a8
-    assert [c.what.split(" -> ")[0].split(") ")[-1] for c in result.changes][-2:] == [
+    assert [c.how for c in result.changes] == [
+        *["weights"] * 3,
         "activations",
         "weights and activations",
     ]
-    assert all(c.model is not None for c in [result.base, *result.changes])
+    assert result.changes[-1].what == "layer 3 (binary_conv1d) weights and activations -> int8"
+    for c in [result.base, *result.changes]:  # each keeps its model; apply makes it again
+        assert [m.kind for m in c.model.layers] == [m.kind for m in c.apply(model).layers]
     assert "then trained with the default recipe; accuracy on validation data" in result.format()
     assert model.layers[3].kind == "binary_conv1d"  # the original is untouched
 
@@ -201,19 +204,20 @@ def test_cross_validation_scores_every_window_once(monkeypatch, signals_npz):
     parts = folds(data, 3, seed=0)
     held = np.concatenate([h.X for _, h in parts])
     assert sorted(map(bytes, held)) == sorted(map(bytes, data.X))  # each window once
+    assert np.bincount(data.y).tolist() == [60, 60, 60]
     for fit, h in parts:
-        assert len(fit) + len(h) == len(data)
-        assert abs(len(h) - len(data) / 3) <= 1
-        assert set(np.bincount(h.y)) <= {len(data) // 9, len(data) // 9 + 1}  # stratified
+        assert (len(fit), len(h)) == (120, 60)
+        assert np.bincount(h.y).tolist() == [20, 20, 20]  # stratified
     assert [h.y.tolist() for _, h in folds(data, 3, 0)] == [h.y.tolist() for _, h in parts]
     from tinybnn.training import importance as importance_module
 
-    sizes = []
+    sizes, tuned = [], []
     real = importance_module._fine_tune
 
     def spy(model, part, epochs, lr, seed):
         sizes.append(len(part))
-        return real(model, part, epochs, lr, seed)
+        tuned.append(real(model, part, epochs, lr, seed))
+        return tuned[-1]
 
     monkeypatch.setattr(importance_module, "_fine_tune", spy)
     monkeypatch.setattr(importance_module, "_measure", lambda m, core: (1000, 1000))
@@ -221,7 +225,12 @@ def test_cross_validation_scores_every_window_once(monkeypatch, signals_npz):
     assert sizes == [len(f) for f, _ in parts] * (1 + len(result.changes))
     assert result.scored_on == "3-fold cross-validation of the training data"
     assert all(c.model is None for c in [result.base, *result.changes])
-    assert 0 <= result.base.accuracy <= 1
+    for n, c in enumerate([result.base, *result.changes]):  # every window once, held out
+        models = tuned[3 * n : 3 * n + 3]
+        right = sum(
+            importance_module._correct(m, h) for m, (_, h) in zip(models, parts, strict=True)
+        )
+        assert c.accuracy == right / len(data)
     with pytest.raises(tinybnn.TinyBNNError, match="not both"):
         importance(small_model(), data, val_data=data, folds=3)
     with pytest.raises(tinybnn.TinyBNNError, match="2 to 180 folds, not 1"):

@@ -53,8 +53,8 @@ def _raise_input(layer: InputConv1d):
     return InputConv1d(**{**layer.config(), "weights": "int8", "scaling": False})
 
 
-def _raise_conv(layer: BinaryConv1d):
-    cfg = layer.config()
+def _raise_conv(layer: BinaryConv1d, **changes):
+    cfg = {**layer.config(), **changes}
     del cfg["scaling"]
     return Int8Conv1d(**cfg)
 
@@ -110,12 +110,10 @@ def raised_activations(model: Sequential, i: int, weights: bool = False) -> Sequ
     batchnorm_sign's BatchNorm (statistics and affine) moved into it."""
     layers = [copy.deepcopy(m) for m in model.layers]
     j = next(k for k in range(i + 1, len(layers)) if layers[k].kind == "batchnorm_sign")
-    cfg = {**layers[i].config(), "activation": "int8"}
     if weights:
-        del cfg["scaling"]
-        new = Int8Conv1d(**cfg)
+        new = _raise_conv(layers[i], activation="int8")
     else:
-        new = BinaryConv1d(**cfg)
+        new = BinaryConv1d(**{**layers[i].config(), "activation": "int8"})
     with torch.no_grad():
         new.weight.copy_(layers[i].weight)
     new.bn.load_state_dict(layers[j].bn.state_dict())
@@ -126,10 +124,18 @@ def raised_activations(model: Sequential, i: int, weights: bool = False) -> Sequ
     )
 
 
+# What a change raises to int8 -> the copy of the model it makes (layer i raised).
+RAISES = {
+    "weights": raised,
+    "activations": raised_activations,
+    "weights and activations": lambda model, i: raised_activations(model, i, weights=True),
+}
+
+
 @dataclass(frozen=True)
 class Change:
     """One model measured: the unchanged one (layer None) or one layer's weights or
-    activations raised to int8."""
+    activations raised to int8 (`how`, a key of `RAISES`)."""
 
     layer: int | None
     what: str
@@ -137,6 +143,17 @@ class Change:
     flash_bytes: int
     instructions: int
     model: Sequential | None = field(default=None, compare=False, repr=False)  # as tuned
+    how: str | None = None
+
+    def apply(self, model: Sequential) -> Sequential:
+        """A copy of `model` with this change made (untrained: train it as importance did)."""
+        return changed(model, self.layer, self.how)
+
+
+def changed(model: Sequential, i: int | None, how: str | None) -> Sequential:
+    """A copy of `model` with layer i's `how` (a key of `RAISES`) raised to int8; how None:
+    an unchanged copy."""
+    return copy.deepcopy(model) if how is None else RAISES[how](model, i)
 
 
 @dataclass(frozen=True)
@@ -234,9 +251,9 @@ class Importance:
         return _png(fig)
 
 
-def _accuracy(model: Sequential, data: Dataset) -> float:
-    s = scores(model, data.X)
-    return float((s.argmax(1) == data.y).mean())
+def _correct(model: Sequential, data: Dataset) -> int:
+    """How many windows of `data` the model classifies right."""
+    return int((scores(model, data.X).argmax(1) == data.y).sum())
 
 
 def _fine_tune(
@@ -275,14 +292,15 @@ def importance(
     also the signs of a binary convolution into the global sum pooling, with its weights
     binary and int8) and fine-tuned `epochs` epochs on `data` (as the unchanged model is;
     None: trained with the full default recipe for `data`, which then needs `val_data` or
-    `folds`), scored on `val_data` (else on `data`, and said so), and measured on `core` (see the module docstring). `model` is not
-    changed; each `Change` keeps its trained model.
+    `folds`), scored on `val_data` (else on `data`, and said so), and measured on `core`
+    (see the module docstring). `model` is not changed; each `Change` keeps its trained
+    model and can `apply` itself to `model` again.
 
     folds=k: k-fold cross-validation of `data` instead of one scoring set (no `val_data`):
     each model is trained k times from its current weights, on all windows but one fold,
     and its accuracy counts every window once, as held out; k times the training, and a
     score from every window rather than a fifth of them. `Change.model` is then None (train
-    the chosen change on all of `data`)."""
+    `change.apply(model)` on all of `data`)."""
     train_set = data if isinstance(data, Dataset) else load_dataset(data)
     score_set = train_set
     if val_data is not None and folds is not None:
@@ -300,44 +318,41 @@ def importance(
     if not layers and not signs:
         raise TinyBNNError("the model has no binary layer to raise to int8")
 
-    def measured(m: Sequential, i: int | None, raised_what: str = "") -> Change:
-        what = "unchanged" if i is None else f"{describe(i, model.layers[i])}{raised_what} -> int8"
+    def measured(i: int | None, how: str | None) -> Change:
+        what = "unchanged"
+        if i is not None:
+            raised_what = "" if how == "weights" else f" {how}"
+            what = f"{describe(i, model.layers[i])}{raised_what} -> int8"
+        m = changed(model, i, how)
         if parts is None:
-            tuned = _fine_tune(copy.deepcopy(m), train_set, epochs, lr, seed)
-            accuracy, priced = _accuracy(tuned, score_set), tuned
+            tuned = priced = _fine_tune(m, train_set, epochs, lr, seed)
+            accuracy = _correct(tuned, score_set) / len(score_set)
         else:  # priced as trained on the last fold's part: the costs hardly depend on it
             tuned, correct = None, 0
             for fit, held in parts:
                 priced = _fine_tune(copy.deepcopy(m), fit, epochs, lr, seed)
-                correct += round(_accuracy(priced, held) * len(held))
+                correct += _correct(priced, held)
             accuracy = correct / len(train_set)
         flash, instructions = _measure(priced, core)
-        return Change(i, what, accuracy, flash, instructions, tuned)
+        return Change(i, what, accuracy, flash, instructions, tuned, how)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        base = measured(model, None)
-        changes = [measured(raised(model, i), i) for i in layers] + [
-            measured(raised_activations(model, i, weights), i, label)
-            for i in signs
-            for weights, label in ((False, " activations"), (True, " weights and activations"))
+        base = measured(None, None)
+        changes = [measured(i, "weights") for i in layers] + [
+            measured(i, how) for i in signs for how in ("activations", "weights and activations")
         ]
     finally:
         torch.set_num_threads(threads)
-    return Importance(
-        base,
-        changes,
-        core,
-        "validation data"
-        if val_data is not None
-        else "the training data"
-        if folds is None
-        else f"{folds}-fold cross-validation of the training data",
-        flash_budget,
-        instruction_budget,
-        "trained with the default recipe" if epochs is None else f"a {epochs}-epoch fine-tune",
-    )
+    if val_data is not None:
+        scored_on = "validation data"
+    elif folds is None:
+        scored_on = "the training data"
+    else:
+        scored_on = f"{folds}-fold cross-validation of the training data"
+    tuning = "trained with the default recipe" if epochs is None else f"a {epochs}-epoch fine-tune"
+    return Importance(base, changes, core, scored_on, flash_budget, instruction_budget, tuning)
 
 
 def write_png(result: Importance, path: Path) -> None:
