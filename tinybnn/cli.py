@@ -156,6 +156,14 @@ def kernel_options(command):
     f"global pooling after the last (e.g. 8,{INT8_ACT},8,8 or 8,1,{BIN_ACT},8).",
 )
 @click.option(
+    "--last-conv",
+    type=click.Choice(["1", "8", *CODES_OUT]),
+    callback=lambda ctx, param, v: None if v is None else int(v) if v in ("1", "8") else v,
+    help=f"Override: bits of the last convolution alone, 1 or 8 ({INT8_ACT} / {BIN_ACT}: int8 "
+    f"activations out, summed by the global pooling) [default: {INT8_ACT} when the model fits "
+    "--flash-budget with it and does not stream, else 1].",
+)
+@click.option(
     "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."
 )
 @click.option("--rprelu", is_flag=True, default=None, help="RPReLU between BatchNorm and sign.")

@@ -35,6 +35,7 @@ def conv_classifier(
     padding: str = "same",
     shortcuts: bool = False,
     precision: tuple[int | str, ...] | list[int | str] | None = None,
+    last_conv: int | str = 1,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -53,7 +54,11 @@ def conv_classifier(
     (activation="int8": BatchNorm, ReLU, int8 codes), which the next convolution reads as
     they are, or the global sum pooling sums for the classifier, e.g. [8, "8a8", 8, 8] or
     [8, 1, "1a8", 8]. None: the first layer's and the head's as `first_weights` and `head`
-    say, hidden layers binary. A refused size or option names the layer it would have built.
+    say, hidden layers binary, the last convolution as `last_conv` says. A refused size or
+    option names the layer it would have built.
+    last_conv: the precision of the last convolution alone (1, 8, "8a8" or "1a8"), when
+    `precision` is not given; the others as above. `tinybnn.train`'s defaults choose "8a8"
+    when it fits the flash budget (`tinybnn.training.recipe`).
 
     shortcuts=True: each binary convolution whose width equals the one before it, from the
     third layer on, becomes a residual block (where it and the one before it are binary) (`BinaryResidual1d`: the integer sums of the
@@ -68,6 +73,13 @@ def conv_classifier(
     if bits is not None:
         first_weights = "int8" if bits[0] == 8 else "binary"
         head = "int8" if bits[-1] == 8 else "binary"
+    elif last_conv != 1:  # the first layer and the head as first_weights and head say
+        if len(widths) < 2 or last_conv not in (8, *CODES_OUT) or isinstance(last_conv, bool):
+            raise ModelError(
+                f"conv_classifier: last_conv must be 1, 8, '{INT8_ACT}' or '{BIN_ACT}' for the "
+                f"last of two or more convolutions, not {last_conv!r} with widths {list(widths)}"
+            )
+        bits = (1,) * (len(widths) - 1) + (last_conv, 1)
     if padding not in ("same", "valid"):
         raise ModelError(f"conv_classifier: padding must be 'same' or 'valid', not {padding!r}")
     if shortcuts and scaling:

@@ -23,6 +23,14 @@ the per-option experiments are in benchmarks/results/recipe.md):
   1,000 samples or more pool by 8 (`POOL_BY_LENGTH`): on EOGHorizontalSignal (1,250
   samples) that lifted the BNN's test accuracy by 6 points (3 seeds), cut its gap to the
   float twin from 9.6 to 2.5 points and halved the work of its middle convolution.
+- **An int8 last convolution, its int8 codes summed for the classifier** (`LAST_CONV`,
+  precision "8a8"), when the model still fits `flash_budget` with it. The BNN loses to its
+  float twin in the activations, not the weights (recipe.md "E-activations"), and most where
+  the last convolution's signs are counted by the global sum: with int8 weights and codes
+  there, CricketX / CricketY / CricketZ / EOGHorizontalSignal gained 3.2 / 2.6 / 2.9 / 1.9
+  points (3 seeds), at about 4x the constants (3.8 -> 15.5 KB on Cricket) and 1.66x the
+  Cortex-M4 instructions. Not for a model that streams (`padding="valid"`: int8 activations
+  do not stream) or has shortcuts, nor when `precision` or `last_conv` is given.
 - **Augmentation below `AUGMENT_BELOW` windows**: jitter, gain and time shift
   (`tinybnn.training.augment.Augment`'s defaults) on every training batch. On the panel's
   small sets it lifted test accuracy by 4 to 6 points (CBF, GunPoint, CricketX,
@@ -46,6 +54,7 @@ FLASH_BUDGET = 16 * 1024
 DEFAULT_WIDTHS = (32, 64, 64)
 AUGMENT_BELOW = 1000  # windows: smaller sets are augmented by default
 POOL_BY_LENGTH = ((1000, 8), (300, 4))  # (length at least, pool), longest first; else 2
+LAST_CONV = "8a8"  # the last convolution's precision when it fits the flash budget
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,7 @@ ARCHITECTURE_KEYS = (
     "padding",
     "shortcuts",
     "precision",
+    "last_conv",
 )
 
 
@@ -169,10 +179,17 @@ def architecture(
 
 
 def default_recipe(
-    windows: int, channels: int, length: int, classes: int, flash_budget: int = FLASH_BUDGET
+    windows: int,
+    channels: int,
+    length: int,
+    classes: int,
+    flash_budget: int = FLASH_BUDGET,
+    given: dict | None = None,
 ) -> Recipe:
     """The defaults for a data set of `windows` windows of `channels` x `length`, `classes`
-    classes (see the module docstring)."""
+    classes (see the module docstring). `given`: the architecture keywords the caller will
+    override, so that the last convolution's precision is chosen for the model that will be
+    built."""
     batch = min(BATCH, windows)
     steps_per_epoch = math.ceil(windows / batch)
     epochs = max(MIN_EPOCHS, math.ceil(STEPS / steps_per_epoch))
@@ -187,6 +204,11 @@ def default_recipe(
     arch, why = fit_flash(arch, channels, length, classes, flash_budget)
     if why:
         reasons.append(why)
+    last, why = last_conv({**arch, **(given or {})}, channels, length, classes, flash_budget)
+    if last:
+        arch["last_conv"] = last
+    if why:
+        reasons.append(why)
     augment = windows < AUGMENT_BELOW
     if augment:
         reasons.append(f"under {AUGMENT_BELOW} windows: jitter, gain and time shift")
@@ -196,6 +218,26 @@ def default_recipe(
         augment=augment,
         architecture=arch,
         why="; ".join(reasons),
+    )
+
+
+def last_conv(
+    arch: dict, channels: int, length: int, classes: int, budget: int
+) -> tuple[str | None, str]:
+    """`LAST_CONV` for the last convolution of `conv_classifier(**arch)` if the model fits
+    `budget` bytes with it and can take it (see the module docstring), else None; and why."""
+    if "precision" in arch or "last_conv" in arch or arch.get("shortcuts"):
+        return None, ""
+    if arch.get("padding") == "valid":
+        return None, "padding valid: the last convolution stays binary (int8 codes do not stream)"
+    if len(arch.get("widths", DEFAULT_WIDTHS)) < 2:
+        return None, ""
+    need = flash_bytes({**arch, "last_conv": LAST_CONV}, channels, length, classes)
+    if need > budget:
+        return None, f"the last convolution stays binary: int8 would take {need} B of {budget} B"
+    return LAST_CONV, (
+        f"int8 last convolution, its codes summed ({need} B of {budget} B): "
+        "binary activations lose most there"
     )
 
 

@@ -168,7 +168,11 @@ def train(
     if data.num_classes < 2:
         raise TinyBNNError(f"the data has {data.num_classes} class; a classifier needs two or more")
     base = recipe or default_recipe(
-        len(data), *data.input_shape, data.num_classes, flash_budget or FLASH_BUDGET
+        len(data),
+        *data.input_shape,
+        data.num_classes,
+        flash_budget or FLASH_BUDGET,
+        given={k: v for k, v in options.items() if k in ARCHITECTURE_KEYS},
     )
     if model is not None and any(k in ARCHITECTURE_KEYS for k in options):
         given = ", ".join(k for k in options if k in ARCHITECTURE_KEYS)
