@@ -154,3 +154,43 @@ def test_train_8a8_then_summary_and_compile(tmp_path, signals_npz, capsys):
 def test_cli_refuses_bad_8a8_words(tmp_path, signals_npz, capsys):
     status, _, err = run(capsys, "train", signals_npz, "--precision", "8,8a4,8", "--no-progress")
     assert status != 0 and "8a8 / 1a8: int8 activations out of a hidden convolution" in err
+
+
+@pytest.mark.parametrize("last", [8, "8a8", "1a8"])
+def test_last_conv_is_the_last_convolution_of_precision(last):
+    """last_conv sets the last convolution alone: the same model, draw for draw, as the
+    precision that says so; the first layer and the head stay as first_weights and head say
+    (ternary too, which precision cannot say)."""
+    torch.manual_seed(0)
+    a = conv_classifier(3, 40, 4, widths=(8, 33, 12), first_weights="int8", last_conv=last)
+    torch.manual_seed(0)
+    b = conv_classifier(3, 40, 4, widths=(8, 33, 12), precision=[8, 1, last, 8])
+    assert weighted(a) == weighted(b)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    t = conv_classifier(3, 40, 4, widths=(8, 16), first_weights="ternary", last_conv=last)
+    assert t.layers[0].config()["weights"] == "ternary"
+    given = conv_classifier(3, 40, 4, widths=(8, 16), precision=[8, 1, 8], last_conv=last)
+    assert weighted(given)[1] == ("binary_conv1d", 1)  # precision, when given, decides
+
+
+@pytest.mark.parametrize(
+    "widths, last", [((8,), "8a8"), ((8, 16), 4), ((8, 16), True), ((8, 16), "8a4")], ids=str
+)
+def test_bad_last_conv_is_one_line(widths, last):
+    with pytest.raises(ModelError) as e:
+        conv_classifier(3, 40, 4, widths=widths, last_conv=last)
+    assert "last_conv must be 1, 8, '8a8' or '1a8' for the last of two or more" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_last_conv(tmp_path, signals_npz, capsys):
+    out = tmp_path / "model.pt"
+    tiny = ["--epochs", "1", "--widths", "8,16", "--no-progress"]
+    status, _, err = run(capsys, "train", signals_npz, "-o", out, *tiny, "--last-conv", "1")
+    assert (status, err) == (0, "")
+    assert [k for k, _ in weighted(tinybnn.load(out))] == [
+        "input_conv1d", "binary_conv1d", "int8_linear"
+    ]  # fmt: skip
+    status, _, err = run(capsys, "train", signals_npz, *tiny, "--last-conv", "4")
+    assert status != 0 and "'4' is not one of '1', '8', '8a8', '1a8'" in err

@@ -10,6 +10,8 @@ from tinybnn.errors import TinyBNNError
 from tinybnn.training.data import Dataset
 from tinybnn.training.recipe import (
     AUGMENT_BELOW,
+    FLASH_BUDGET,
+    LAST_CONV,
     MIN_EPOCHS,
     STEPS,
     Recipe,
@@ -109,7 +111,7 @@ def test_cli_prints_what_it_chose(signals, tmp_path, capsys):
     assert main(["train", str(data), "-o", str(tmp_path / "m.pt"), "--epochs", "2"]) == 0
     captured = capsys.readouterr()
     first = captured.err.splitlines()[0]
-    assert first.startswith("recipe: first_weights int8; 2 epochs of batch 32")
+    assert first.startswith("recipe: first_weights int8, last_conv 8a8; 2 epochs of batch 32")
     assert "overridden: epochs=2" in first
     assert "last epoch 2/2: training-set accuracy (eval mode)" in captured.out
 
@@ -118,3 +120,48 @@ def test_int8_first_layer_unless_it_takes_a_quarter_of_the_flash():
     assert default_recipe(100, 3, 128, 4).architecture["first_weights"] == "int8"
     wide = default_recipe(100, 64, 128, 4)  # 32 * 5 * 64 B = 10 KiB of int8 weights
     assert "first_weights" not in wide.architecture
+
+
+def test_the_last_convolution_is_int8_when_it_fits_the_flash_budget():
+    """Cricket-shaped data: 8a8 fits 16 KiB; 26 classes (GestureMidAirD1's shape) and 12
+    channels of 26 samples (JapaneseVowels') do not, and say so."""
+    r = default_recipe(390, 1, 300, 12)
+    need = flash_bytes(r.architecture, 1, 300, 12)
+    assert r.architecture["last_conv"] == LAST_CONV and need <= FLASH_BUDGET
+    assert f"int8 last convolution, its codes summed ({need} B of {FLASH_BUDGET} B)" in r.why
+    binary = {k: v for k, v in r.architecture.items() if k != "last_conv"}
+    assert 3 * flash_bytes(binary, 1, 300, 12) < need  # what it costs
+    for shape in [(208, 1, 360, 26), (270, 12, 26, 9)]:
+        r = default_recipe(*shape)
+        assert "last_conv" not in r.architecture
+        assert "the last convolution stays binary: int8 would take" in r.why
+    # a budget just under what it takes keeps it binary; just at it, int8
+    assert "last_conv" not in default_recipe(390, 1, 300, 12, flash_budget=need - 1).architecture
+    assert default_recipe(390, 1, 300, 12, flash_budget=need).architecture["last_conv"] == "8a8"
+
+
+@pytest.mark.parametrize(
+    "given, why",
+    [
+        (dict(padding="valid"), "int8 codes do not stream"),
+        (dict(shortcuts=True), None),
+        (dict(precision=(8, 1, 1, 8)), None),
+        (dict(last_conv=1), None),
+        (dict(widths=(16,)), None),
+    ],
+)
+def test_the_last_convolution_is_chosen_for_the_model_that_will_be_built(given, why):
+    r = default_recipe(390, 1, 300, 12, given=given)
+    assert "last_conv" not in r.architecture
+    assert (why in r.why) if why else "last convolution" not in r.why
+    wider = default_recipe(390, 1, 300, 12, given=dict(widths=(64, 128, 128)))
+    assert "last_conv" not in wider.architecture and "stays binary" in wider.why
+
+
+def test_train_builds_the_int8_last_convolution_and_honours_overrides(signals):
+    default = tinybnn.train(signals, epochs=1, progress=False)
+    assert [type(layer).__name__ for layer in default.model.layers].count("Int8Conv1d") == 1
+    assert "last_conv 8a8" in default.recipe.describe()
+    for override in (dict(last_conv=1), dict(padding="valid")):
+        model = tinybnn.train(signals, epochs=1, progress=False, **override).model
+        assert not any(type(layer).__name__ == "Int8Conv1d" for layer in model.layers)

@@ -73,8 +73,8 @@ def conv_classifier(
     if bits is not None:
         first_weights = "int8" if bits[0] == 8 else "binary"
         head = "int8" if bits[-1] == 8 else "binary"
-    elif last_conv != 1:  # the first layer and the head as first_weights and head say
-        if len(widths) < 2 or last_conv not in (8, *CODES_OUT) or isinstance(last_conv, bool):
+    elif last_conv != 1 or isinstance(last_conv, bool):  # first layer, head: as they say
+        if len(widths) < 2 or isinstance(last_conv, bool) or last_conv not in (8, *CODES_OUT):
             raise ModelError(
                 f"conv_classifier: last_conv must be 1, 8, '{INT8_ACT}' or '{BIN_ACT}' for the "
                 f"last of two or more convolutions, not {last_conv!r} with widths {list(widths)}"
