@@ -278,6 +278,8 @@ def export(model: Sequential, path: str | os.PathLike) -> None:
         if isinstance(st, InputConv):
             _first_layer(g, st)
         elif isinstance(st, (BinConv, BinConvCodes)):
+            if st.k_bits >= FLOAT32_EXACT:
+                raise ModelError(f"{where}: sums of {st.k_bits} bits are not exact in float32")
             _binary_conv(g, st)
         elif isinstance(st, (Int8Conv, Int8ActConv)):
             in_max = 1 if st.in_kind == "bin" else max(-prev.requant.lo, prev.requant.hi)
