@@ -113,6 +113,8 @@ def test_refusals(data, tmp_path):
         train(data, teacher="big", **FAST)
     with pytest.raises(TinyBNNError, match="float twin has none"):
         train(data, twin=True, optimizer="bop", **FAST)
+    with pytest.raises(TinyBNNError, match="optimizer='bop' trains binary weights; this model"):
+        train(data, optimizer="bop", widths=(8, 16), precision=(8, 8, 8), **FAST)
     with pytest.raises(TinyBNNError, match="keep must be"):
         train(data, keep="first", **FAST)
     with pytest.raises(TinyBNNError, match="cannot be saved"):

@@ -148,6 +148,7 @@ def test_the_last_convolution_is_int8_when_it_fits_the_flash_budget():
         (dict(precision=(8, 1, 1, 8)), None),
         (dict(last_conv=1), None),
         (dict(widths=(16,)), None),
+        (dict(widths=(16, 32)), None),  # no binary hidden convolution would be left
     ],
 )
 def test_the_last_convolution_is_chosen_for_the_model_that_will_be_built(given, why):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import TinyBNNError
 from ..nn import Layer
 
 
@@ -63,6 +64,8 @@ def optimizers(
 ) -> list[torch.optim.Optimizer]:
     """[Bop on the binary weights, Adam(lr) on every other parameter]."""
     binary = binary_weights(model)
+    if not binary:
+        raise TinyBNNError("optimizer='bop' trains binary weights; this model has none")
     ids = {id(p) for p in binary}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return [Bop(binary, threshold, gamma), torch.optim.Adam(rest, lr=lr)]

@@ -29,7 +29,8 @@ the per-option experiments are in benchmarks/results/recipe.md):
   the last convolution's signs are counted by the global sum: with int8 weights and codes
   there, CricketX / CricketY / CricketZ / EOGHorizontalSignal gained 3.2 / 2.6 / 2.9 / 1.9
   points (3 seeds), at about 4x the constants (3.8 -> 15.5 KB on Cricket) and 1.66x the
-  Cortex-M4 instructions. Not for a model that streams (`padding="valid"`: int8 activations
+  Cortex-M4 instructions. Only behind a binary hidden convolution (three widths or more);
+  not for a model that streams (`padding="valid"`: int8 activations
   do not stream) or has shortcuts, nor when `precision` or `last_conv` is given.
 - **Augmentation below `AUGMENT_BELOW` windows**: jitter, gain and time shift
   (`tinybnn.training.augment.Augment`'s defaults) on every training batch. On the panel's
@@ -230,7 +231,7 @@ def last_conv(
         return None, ""
     if arch.get("padding") == "valid":
         return None, "padding valid: the last convolution stays binary (int8 codes do not stream)"
-    if len(arch.get("widths", DEFAULT_WIDTHS)) < 2:
+    if len(arch.get("widths", DEFAULT_WIDTHS)) < 3:  # a binary hidden convolution stays
         return None, ""
     need = flash_bytes({**arch, "last_conv": LAST_CONV}, channels, length, classes)
     if need > budget:
