@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", help="override the default widths, e.g. 16,32,32 (half)")
     parser.add_argument("--out", default="benchmarks/results/mixed.md")
     args = parser.parse_args(argv)
-    arch = {"widths": tuple(int(w) for w in args.widths.split(","))} if args.widths else {}
+    # the all-binary default this benchmark starts from (the defaults now take an int8 last
+    # convolution where it fits: last_conv=1 keeps it binary)
+    arch = {"last_conv": 1}
+    if args.widths:
+        arch["widths"] = tuple(int(w) for w in args.widths.split(","))
     rows = [run(n, s, args.fine_tune, arch) for n in args.sets for s in range(args.seeds)]
     body = []
     for r in rows:
