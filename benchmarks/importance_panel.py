@@ -139,7 +139,9 @@ def render(rows: list[dict]) -> str:
         "suggestion is its best change within the all-binary model's flash again; the test "
         "split is only reported). "
         "Test accuracy %; flash B and instructions per inference on Cortex-M4 under QEMU "
-        "(--optimize speed); portable flash B from `tinybnn.summary`.",
+        "(--optimize speed); portable flash B from `tinybnn.summary`. The BNN is the "
+        "all-binary default (`last_conv=1`: the defaults now take an int8 last convolution "
+        'where it fits, recipe.md "E-last-conv").',
     ]
     groups: dict[str, list[dict]] = {}
     for r in rows:
