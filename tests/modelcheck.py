@@ -18,6 +18,7 @@ from tinybnn.compiler.lowering import lower
 from tinybnn.compiler.program import Program
 from tinybnn.firmware import host
 from tinybnn.nn import BatchNormSign, BinaryLinear, InputConv1d, Int8Linear, Sequential
+from tinybnn.ops.codes import CodesOut
 
 
 def assert_exact(what: str, got: np.ndarray, want: np.ndarray) -> None:
@@ -131,3 +132,30 @@ def check_model(model: Sequential, inputs: list[np.ndarray], tmp_path, name: str
             assert_exact(f"{cc} classes, input set {j}", classes, reference.argmax(want))
     assert result.cmodel.arena_bytes > 0
     return program
+
+
+@torch.no_grad()
+def calibrate_codes(model: Sequential, x: np.ndarray, seed: int) -> Sequential:
+    """`calibrate`, and the int8 codes-out layers too: their BatchNorm statistics from data,
+    gammas of both signs (negative multipliers) and one zero (a constant code), shifted
+    betas, and a range 0.8 times the largest |y| so that codes saturate at both ends."""
+    acts = [m for m in model.layers if isinstance(m, CodesOut) and m.activation == "int8"]
+    for m in acts:
+        m.bn.momentum = None
+        m.bn.reset_running_stats()
+    calibrate(model, x, seed)
+    if not acts:
+        return model
+    g = torch.Generator().manual_seed(seed + 1)
+    for m in acts:
+        c = m.out_channels
+        m.bn.weight.copy_(torch.rand(c, generator=g) * 2 - 0.5)
+        m.bn.weight[c // 2] = 0.0
+        m.bn.bias.copy_(torch.randn(c, generator=g) * 0.5)
+    model.train()
+    for m in acts:  # the ranges for the new gammas: one more batch, a fresh running max
+        m.act_max.zero_()
+    model(torch.tensor(x, dtype=torch.float32))
+    for m in acts:
+        m.act_max.mul_(0.8)
+    return model.eval()

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from modelcheck import (
     assert_exact,
-    calibrate,
+    calibrate_codes,
     check_model,
     check_reference_against_torch,
     compilers,
@@ -43,7 +43,6 @@ from tinybnn.nn import (
     MaxPool1d,
     Sequential,
 )
-from tinybnn.ops.codes import CodesOut
 from tinybnn.ops.int8_conv import Int8ActConv
 
 
@@ -93,25 +92,7 @@ def build(layers, length: int, seed: int = 0) -> Sequential:
     betas, and a range 0.8 times the largest |y| so that codes saturate at both ends."""
     torch.manual_seed(seed)
     model = Sequential(*layers(), input_shape=(3, length))
-    acts = [m for m in model.layers if isinstance(m, CodesOut) and m.activation == "int8"]
-    for m in acts:
-        m.bn.momentum = None
-        m.bn.reset_running_stats()
-    x = signals(12, 3, length, seed)
-    calibrate(model, x, seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    for m in acts:
-        c = m.out_channels
-        m.bn.weight.copy_(torch.rand(c, generator=g) * 2 - 0.5)
-        m.bn.weight[c // 2] = 0.0
-        m.bn.bias.copy_(torch.randn(c, generator=g) * 0.5)
-    model.train()
-    for m in acts:  # the ranges for the new gammas: one more batch, a fresh running max
-        m.act_max.zero_()
-    model(torch.tensor(x, dtype=torch.float32))
-    for m in acts:
-        m.act_max.mul_(0.8)
-    return model.eval()
+    return calibrate_codes(model, signals(12, 3, length, seed), seed)
 
 
 def vectors(length: int, seed: int = 0) -> list[np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from modelcheck import assert_exact, calibrate, random_inputs, signals
+from modelcheck import assert_exact, calibrate, calibrate_codes, random_inputs, signals
 from test_compile import random_model
 
 pytest.importorskip("onnx")
@@ -47,7 +47,6 @@ from tinybnn.nn import (  # noqa: E402
     Sequential,
 )
 from tinybnn.ops.binary_conv import BinConvCodes  # noqa: E402
-from tinybnn.ops.codes import CodesOut  # noqa: E402
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "earbud_gesture"
 
@@ -178,34 +177,6 @@ MODELS.update(
         "double_bits": double_model(False),
     }
 )
-
-
-@torch.no_grad()
-def calibrate_codes(model: Sequential, x: np.ndarray, seed: int) -> Sequential:
-    """`calibrate`, and the int8 codes-out layers too (as tests/test_int8_act.py's `build`):
-    their BatchNorm statistics from data, gammas of both signs (negative multipliers) and
-    one zero (a constant code), shifted betas, and a range 0.8 times the largest |y| so that
-    codes saturate at both ends."""
-    acts = [m for m in model.layers if isinstance(m, CodesOut) and m.activation == "int8"]
-    for m in acts:
-        m.bn.momentum = None
-        m.bn.reset_running_stats()
-    calibrate(model, x, seed)
-    if not acts:
-        return model
-    g = torch.Generator().manual_seed(seed + 1)
-    for m in acts:
-        c = m.out_channels
-        m.bn.weight.copy_(torch.rand(c, generator=g) * 2 - 0.5)
-        m.bn.weight[c // 2] = 0.0
-        m.bn.bias.copy_(torch.randn(c, generator=g) * 0.5)
-    model.train()
-    for m in acts:  # the ranges for the new gammas: one more batch, a fresh running max
-        m.act_max.zero_()
-    model(torch.tensor(x, dtype=torch.float32))
-    for m in acts:
-        m.act_max.mul_(0.8)
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", list(MODELS))
