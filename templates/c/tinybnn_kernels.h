@@ -1250,6 +1250,45 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
 }
 #endif
 
+/* Four sums of one sample pair: v = LOAD(q) (the pair at q: TB_WORD_AT for an aligned word,
+ * TB_PAIR_AT for two samples at any alignment), q += 4 bytes; then a_o = tb_dot2(w[o], v,
+ * a_o) for the words w[0..3] (four output channels' weight pairs), w += 4. The xs kernels'
+ * inner step. On little-endian Thumb-2 cores with SMLAD, one asm: the pair by a
+ * post-indexed LDR (unaligned where TB_PAIR_AT allows it), the four weights by one LDMIA
+ * (r4-r6 and r8 clobbered: LDM's register list is fixed), four SMLADs. Loading the pair
+ * inside keeps GCC from hoisting every load of a window above the sums (more live values
+ * than registers). The words are tables and buffers nothing writes during the layer, so
+ * the asm names no memory operand. */
+#define TB_WORD_AT(q) (*(const uint32_t *)(const void *)(q))
+#define TB_PAIR_AT(q) tb_sample_pair((q), 0)
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_SIMD32) && defined(__ARMEL__)
+#define TB_DOT2X4(w, q, LOAD, a0, a1, a2, a3)                                                  \
+    do {                                                                                       \
+        uint32_t tb_v_;                                                                        \
+        __asm__("ldr %[x], [%[q]], #4\n\t"                                                     \
+                "ldmia %[p]!, {r4, r5, r6, r8}\n\t"                                            \
+                "smlad %[s0], r4, %[x], %[s0]\n\t"                                             \
+                "smlad %[s1], r5, %[x], %[s1]\n\t"                                             \
+                "smlad %[s2], r6, %[x], %[s2]\n\t"                                             \
+                "smlad %[s3], r8, %[x], %[s3]"                                                  \
+                : [x] "=&r"(tb_v_), [q] "+r"(q), [p] "+r"(w), [s0] "+r"(a0), [s1] "+r"(a1),   \
+                  [s2] "+r"(a2), [s3] "+r"(a3)                                                 \
+                :                                                                              \
+                : "r4", "r5", "r6", "r8");                                                     \
+    } while (0)
+#else
+#define TB_DOT2X4(w, q, LOAD, a0, a1, a2, a3)                                                  \
+    do {                                                                                       \
+        uint32_t tb_v_ = LOAD(q);                                                              \
+        (q) += 4;                                                                              \
+        (a0) = tb_dot2((w)[0], tb_v_, (a0));                                                   \
+        (a1) = tb_dot2((w)[1], tb_v_, (a1));                                                   \
+        (a2) = tb_dot2((w)[2], tb_v_, (a2));                                                   \
+        (a3) = tb_dot2((w)[3], tb_v_, (a3));                                                   \
+        (w) += 4;                                                                              \
+    } while (0)
+#endif
+
 /* memcpy that the compiler expands inline even under -ffreestanding (which implies
  * -fno-builtin): a 2- or 4-byte copy is one load or store. */
 #if defined(__GNUC__)
@@ -1344,26 +1383,20 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                     const uint32_t *w4 = L->wp + (32 * g + b) * pairs; /* 4 * pairs per block */
                     const uint32_t *bias = L->bias + 32 * g + b;
                     uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-#define TB_XS_PAIR(i, v)                                                                       \
-    do {                                                                                       \
-        a0 = tb_dot2(w4[4 * (i)], v, a0);                                                      \
-        a1 = tb_dot2(w4[4 * (i) + 1], v, a1);                                                  \
-        a2 = tb_dot2(w4[4 * (i) + 2], v, a2);                                                  \
-        a3 = tb_dot2(w4[4 * (i) + 3], v, a3);                                                  \
-    } while (0)
                     if (L->flat) {
+                        const unsigned char *q = xb;
                         TB_UNROLL_WIDE
                         for (int i = 0; i < pairs; i++)
-                            TB_XS_PAIR(i, tb_sample_pair(xb, 2 * i));
+                            TB_DOT2X4(w4, q, TB_PAIR_AT, a0, a1, a2, a3);
                     } else { /* row by row: the loop nest compiles better on ARMv6-M */
+                        const unsigned char *q = (const unsigned char *)xw;
                         TB_UNROLL_WIDE
                         for (int k = 0; k < L->kernel_size; k++) {
                             TB_UNROLL_WIDE
                             for (int h = 0; h < half; h++)
-                                TB_XS_PAIR(k * half + h, xw[k * half + h]);
+                                TB_DOT2X4(w4, q, TB_WORD_AT, a0, a1, a2, a3);
                         }
                     }
-#undef TB_XS_PAIR
                     /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
                     bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
                             (a3 >> 31) << (b + 3);
@@ -1413,14 +1446,10 @@ TB_SPECIALISE void tb_i8conv1d_xs_b32(const tb_i8conv1d_t *L, const uint32_t *x,
                     const uint32_t *w4 = L->wp + (32 * g + b) * pairs; /* 4 * pairs per block */
                     const uint32_t *bias = L->bias + 32 * g + b;
                     uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+                    const unsigned char *q = (const unsigned char *)xw;
                     TB_UNROLL_WIDE
-                    for (int i = 0; i < pairs; i++) {
-                        uint32_t v = xw[i];
-                        a0 = tb_dot2(w4[4 * i], v, a0);
-                        a1 = tb_dot2(w4[4 * i + 1], v, a1);
-                        a2 = tb_dot2(w4[4 * i + 2], v, a2);
-                        a3 = tb_dot2(w4[4 * i + 3], v, a3);
-                    }
+                    for (int i = 0; i < pairs; i++)
+                        TB_DOT2X4(w4, q, TB_WORD_AT, a0, a1, a2, a3);
                     /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
                     bits |= (a0 >> 31) << b | (a1 >> 31) << (b + 1) | (a2 >> 31) << (b + 2) |
                             (a3 >> 31) << (b + 3);
@@ -1678,14 +1707,11 @@ TB_SPECIALISE void tb_i8aconv1d_xs(const tb_i8aconv1d_t *L, const void *x, int b
             for (int j = 0; j < L->pool_k; j++) {
                 const uint32_t *xw = rows + (p * L->pool_s + j) * L->stride * half;
                 uint32_t a0 = L->bias[b], a1 = L->bias[b + 1], a2 = L->bias[b + 2], a3 = L->bias[b + 3];
+                const uint32_t *w = w4; /* the block's weights again for each pool step */
+                const unsigned char *q = (const unsigned char *)xw;
                 TB_UNROLL_WIDE
-                for (int i = 0; i < pairs; i++) {
-                    uint32_t v = xw[i];
-                    a0 = tb_dot2(w4[4 * i], v, a0);
-                    a1 = tb_dot2(w4[4 * i + 1], v, a1);
-                    a2 = tb_dot2(w4[4 * i + 2], v, a2);
-                    a3 = tb_dot2(w4[4 * i + 3], v, a3);
-                }
+                for (int i = 0; i < pairs; i++)
+                    TB_DOT2X4(w, q, TB_WORD_AT, a0, a1, a2, a3);
                 if (bits_out) {
                     uint32_t neg = (L->th.neg[b >> 5] >> (b & 31)) & 15u;
                     uint32_t bits = (a0 >> 31) | (a1 >> 31) << 1 | (a2 >> 31) << 2 | (a3 >> 31) << 3;
