@@ -27,11 +27,13 @@ the per-option experiments are in benchmarks/results/recipe.md):
   precision "8a8"), when the model still fits `flash_budget` with it. The BNN loses to its
   float twin in the activations, not the weights (recipe.md "E-activations"), and most where
   the last convolution's signs are counted by the global sum: with int8 weights and codes
-  there, CricketX / CricketY / CricketZ / EOGHorizontalSignal gained 3.2 / 2.6 / 2.9 / 1.9
-  points (3 seeds), at about 4x the constants (3.8 -> 15.5 KB on Cricket) and 1.66x the
-  Cortex-M4 instructions. Only behind a binary hidden convolution (three widths or more);
-  not for a model that streams (`padding="valid"`: int8 activations
-  do not stream) or has shortcuts, nor when `precision` or `last_conv` is given.
+  there, the panel (5 seeds) gained 3.8 / 2.9 / 2.9 / 3.3 / 1.2 / 1.0 points on CricketX /
+  CricketY / CricketZ / EOGHorizontalSignal / ElectricDevices / CBF and lost 0.7 on
+  GunPoint (recipe.md "E-last-conv"), at about 4x the constants (3.8 -> 15.5 KB on
+  Cricket) and 1.5x the Cortex-M4 instructions. Only behind a binary hidden convolution
+  (three widths or more); not for a model that streams (`padding="valid"`: int8
+  activations do not stream) or has shortcuts, nor when `precision` or `last_conv` is
+  given.
 - **Augmentation below `AUGMENT_BELOW` windows**: jitter, gain and time shift
   (`tinybnn.training.augment.Augment`'s defaults) on every training batch. On the panel's
   small sets it lifted test accuracy by 4 to 6 points (CBF, GunPoint, CricketX,
