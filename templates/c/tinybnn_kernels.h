@@ -1257,9 +1257,12 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
  * post-indexed LDR (unaligned where TB_PAIR_AT allows it), the four weights by one LDMIA
  * (r4-r6 and r8 clobbered: LDM's register list is fixed), four SMLADs. Loading the pair
  * inside keeps GCC from hoisting every load of a window above the sums (more live values
- * than registers). The asm clobbers memory: it reads the ring or the expanded rows that C
- * stores just before it, and a memory operand per load would need registers it has not
- * (Cortex-M7 refused such a build); the clobber costs under 1 % of the layer. */
+ * than registers). It reads the ring or the expanded rows that C stores just before: the
+ * kernel passes their base pointer through TB_STORED(rows) after storing them, a compiler
+ * barrier that completes the stores and that every address the asm reads from derives from,
+ * so no asm can come before them. (A memory clobber on each asm instead made the streaming
+ * push 18 % slower; a memory operand per load needs registers Cortex-M7's build did not
+ * have.) Elsewhere TB_STORED is nothing. */
 #define TB_WORD_AT(q) (*(const uint32_t *)(const void *)(q))
 #define TB_PAIR_AT(q) tb_sample_pair((q), 0)
 #if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_SIMD32) && defined(__ARMEL__)
@@ -1275,9 +1278,11 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
                 : [x] "=&r"(tb_v_), [q] "+r"(q), [p] "+r"(w), [s0] "+r"(a0), [s1] "+r"(a1),   \
                   [s2] "+r"(a2), [s3] "+r"(a3)                                                 \
                 :                                                                              \
-                : "r4", "r5", "r6", "r8", "memory");                                           \
+                : "r4", "r5", "r6", "r8");                                                     \
     } while (0)
+#define TB_STORED(q) __asm__("" : "+r"(q) : : "memory")
 #else
+#define TB_STORED(q) ((void)0)
 #define TB_DOT2X4(w, q, LOAD, a0, a1, a2, a3)                                                  \
     do {                                                                                       \
         uint32_t tb_v_ = LOAD(q);                                                              \
@@ -1372,6 +1377,7 @@ TB_SPECIALISE void tb_iconv1d_xs_s16(const tb_iconv1d_t *L, const int16_t *x, ui
         memset(rows, 0, (size_t)(4 * L->ring * L->c_in));
     for (int p = 0; p < L->t_out; p++) {
         tb_iconv1d_s_steps(L, x, p, &next, rows);
+        TB_STORED(rows); /* the steps just stored, before the sums read them */
         for (int g = 0; g < ow; g++) {
             uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
             int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
@@ -1436,6 +1442,7 @@ TB_SPECIALISE void tb_i8conv1d_xs_b32(const tb_i8conv1d_t *L, const uint32_t *x,
             rows[r * half + h] = pair;
         }
     }
+    TB_STORED(rows); /* the rows just stored, before the sums read them */
     for (int p = 0; p < L->t_out; p++) {
         for (int g = 0; g < ow; g++) {
             uint32_t neg = L->th.neg[g], pooled = ~neg; /* AND where neg is 0, OR where 1 */
@@ -1700,6 +1707,7 @@ TB_SPECIALISE void tb_i8aconv1d_xs(const tb_i8aconv1d_t *L, const void *x, int b
             rows[r * half + h] = pair;
         }
     }
+    TB_STORED(rows); /* the rows just stored, before the sums read them */
     for (int p = 0; p < L->t_out; p++) {
         for (int b = 0; b < L->c_out; b += 4) {
             const uint32_t *w4 = L->wp + b * pairs; /* 4 * pairs per block */
