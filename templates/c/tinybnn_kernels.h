@@ -1265,7 +1265,8 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
  * have.) Elsewhere TB_STORED is nothing. */
 #define TB_WORD_AT(q) (*(const uint32_t *)(const void *)(q))
 #define TB_PAIR_AT(q) tb_sample_pair((q), 0)
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_SIMD32) && defined(__ARMEL__)
+#if defined(__GNUC__) && defined(__OPTIMIZE__) && defined(__thumb2__) && defined(__ARM_FEATURE_SIMD32) && \
+    defined(__ARMEL__) /* unoptimised builds (-O0) have too few free registers for it */
 #define TB_DOT2X4(w, q, LOAD, a0, a1, a2, a3)                                                  \
     do {                                                                                       \
         uint32_t tb_v_;                                                                        \
