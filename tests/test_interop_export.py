@@ -163,6 +163,22 @@ def double_model(codes_out: bool):
 
 MODELS = {"bits": bits_model, "counts": counts_model, "gmax": gmax_model}
 MODELS.update({f"random{s}": (lambda s=s: random_model(s)) for s in range(4)})
+# The int8 hidden-convolution stages each model lowers to (the others: none), so that the
+# export test covers every one of them.
+INT8_STAGE_KINDS = ("Int8Conv", "Int8ActConv", "BinConvCodes", "GlobalSumCodes")
+INT8_STAGES = {
+    "p8_1_8a8_8": {"Int8ActConv", "GlobalSumCodes"},
+    "p8_1_8_8": {"Int8Conv"},
+    "p8_8a8_8_8": {"Int8ActConv"},
+    "p8_1_1a8_8": {"BinConvCodes", "GlobalSumCodes"},
+    "p8_1_8a8_8_nopool": {"Int8ActConv", "GlobalSumCodes"},
+    "p8_8a8_8_8_valid": {"Int8ActConv"},
+    "p8_1a8_8a8_8_valid": {"BinConvCodes", "Int8ActConv", "GlobalSumCodes"},
+    "signed_codes": {"BinConvCodes", "Int8ActConv", "GlobalSumCodes"},
+    "double_codes": {"BinConvCodes", "Int8ActConv"},
+    "double_bits": {"BinConvCodes", "Int8ActConv"},
+}
+
 MODELS.update(
     {
         "p8_1_8a8_8": precision_model([8, 1, "8a8", 8]),
@@ -194,9 +210,8 @@ def test_qonnx_executor_gives_the_reference_scores(name: str, tmp_path: Path) ->
     if name.startswith("double"):  # the wide int8 conv as windows times weights, in double
         inits = ModelWrapper(str(tmp_path / "model.onnx")).graph.initializer
         assert any(list(i.dims) == [3 * 352, 9] and i.data_type == 11 for i in inits)
-    if name.startswith("p") or name == "signed_codes":
-        kinds = {type(st).__name__ for st in lower(model).stages}
-        assert kinds & {"Int8Conv", "Int8ActConv", "BinConvCodes"}
+    kinds = {type(st).__name__ for st in lower(model).stages}
+    assert kinds & set(INT8_STAGE_KINDS) == INT8_STAGES.get(name, set())
 
 
 def brute_force_boundaries(rq, bound: int) -> int:

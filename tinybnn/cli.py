@@ -60,7 +60,12 @@ def _precision(ctx, param, text: str | None) -> tuple[int | str, ...] | None:
             f"activations out of a hidden convolution, like 8,{INT8_ACT},8,8 or 8,1,{BIN_ACT},8), "
             f"not {text!r}"
         )
-    return tuple(w if w in CODES_OUT else int(w) for w in words)
+    return tuple(_bits(w) for w in words)
+
+
+def _bits(word: str) -> int | str:
+    """One layer's precision word: "1" or "8" as bits, "8a8" / "1a8" as they are."""
+    return word if word in CODES_OUT else int(word)
 
 
 def _widths(ctx, param, text: str | None) -> tuple[int, ...] | None:
@@ -158,7 +163,7 @@ def kernel_options(command):
 @click.option(
     "--last-conv",
     type=click.Choice(["1", "8", *CODES_OUT]),
-    callback=lambda ctx, param, v: None if v is None else int(v) if v in ("1", "8") else v,
+    callback=lambda ctx, param, word: None if word is None else _bits(word),
     help=f"Override: bits of the last convolution alone, 1 or 8 ({INT8_ACT} / {BIN_ACT}: int8 "
     f"activations out, summed by the global pooling) [default: {INT8_ACT} when the model fits "
     "--flash-budget with it and does not stream, else 1].",

@@ -205,16 +205,14 @@ def _first_layer(g: _Graph, st: InputConv) -> None:
     g.op("Clip", g.const("lo", st.lo, dtype), g.const("hi", st.hi, dtype))
     g.op("Sub", g.const("offset", st.offset.reshape(1, -1, 1), dtype))
     g.op("Mul", g.const("multiplier", st.multiplier.reshape(1, -1, 1), dtype))
-    if st.pad:
-        g.op("Pad", g.const("pads", [0, 0, st.pad, 0, 0, st.pad], np.int64), mode="constant")
+    g.pad(st.pad, 0, dtype)
     if double:
         _windows_matmul(g, w, st.stride, st.conv_length())
     else:
         g.op("Cast", to=1)
         weight = g.bipolar("weights", w) if st.binary else g.const("weights", w)
         g.op("Conv", weight, kernel_shape=[st.kernel_size], strides=[st.stride])
-    g.pool(st.pool_k, st.pool_s)
-    g.threshold(st.threshold, double)
+    _out(g, st, False, 0, double)
 
 
 def _binary_conv(g: _Graph, st: BinConv | BinConvCodes) -> None:
@@ -223,12 +221,7 @@ def _binary_conv(g: _Graph, st: BinConv | BinConvCodes) -> None:
     g.pad(st.pad, st.pad_value)
     w = st.weight.transpose(0, 2, 1)  # [O][k][C] -> [O][C][k]
     g.op("Conv", g.bipolar("weights", w), kernel_shape=[st.kernel_size], strides=[st.stride])
-    if isinstance(st, BinConvCodes):
-        g.codes(st.requant, st.k_bits, False)
-        g.pool(st.pool_k, st.pool_s)
-        return
-    g.pool(st.pool_k, st.pool_s)
-    g.threshold(st.threshold, False)
+    _out(g, st, isinstance(st, BinConvCodes), st.k_bits, False)
 
 
 def _int8_conv(g: _Graph, st: Int8Conv | Int8ActConv, in_max: int) -> None:
@@ -247,13 +240,20 @@ def _int8_conv(g: _Graph, st: Int8Conv | Int8ActConv, in_max: int) -> None:
         g.pad(st.pad, st.pad_value)
         weights = g.const("weights", w)
         g.op("Conv", weights, kernel_shape=[st.kernel_size], strides=[st.stride])
-    if st.out_kind == "i8":
+    _out(g, st, st.out_kind == "i8", bound, double)
+
+
+def _out(g: _Graph, st, codes: bool, bound: int, double: bool) -> None:
+    """A convolution stage's output: int8 codes of accumulators |acc| <= bound, then their
+    max-pool (as the reference orders them); or the max-pool of the accumulators, then the
+    threshold to bits (thresholds past +-2^24 round in float32 to values past every
+    accumulator: exact)."""
+    if codes:
         g.codes(st.requant, bound, double)
         g.pool(st.pool_k, st.pool_s)
-        return
-    g.pool(st.pool_k, st.pool_s)
-    # thresholds past +-2^24 round in float32 to values past every accumulator: exact
-    g.threshold(st.threshold, double)
+    else:
+        g.pool(st.pool_k, st.pool_s)
+        g.threshold(st.threshold, double)
 
 
 def _flat(g: _Graph) -> None:
@@ -270,11 +270,8 @@ def export(model: Sequential, path: str | os.PathLike) -> None:
 
     program = lower(model)
     g = _Graph()
-    prev = None
-    for i, st in enumerate(program.stages):
+    for prev, st in zip([None, *program.stages[:-1]], program.stages, strict=True):
         where = f"layer {st.layers[0]} ({model.layers[st.layers[0]].kind})"
-        if i:
-            prev = program.stages[i - 1]
         if isinstance(st, InputConv):
             _first_layer(g, st)
         elif isinstance(st, (BinConv, BinConvCodes)):
