@@ -1260,9 +1260,10 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
  * than registers). It reads the ring or the expanded rows that C stores just before: the
  * kernel passes their base pointer through TB_STORED(rows) after storing them, a compiler
  * barrier that completes the stores and that every address the asm reads from derives from,
- * so no asm can come before them. (A memory clobber on each asm instead made the streaming
- * push 18 % slower; a memory operand per load needs registers Cortex-M7's build did not
- * have.) Elsewhere TB_STORED is nothing. */
+ * so no asm can come before them. The loops that store are inlined with their kernel
+ * (TB_STORES), so no call lets the barrier's clobber reach the layer's descriptor. (A memory clobber on each
+ * asm instead made the streaming push 18 % slower; a memory operand per load needs
+ * registers Cortex-M7's build did not have.) Elsewhere TB_STORED is nothing. */
 #define TB_WORD_AT(q) (*(const uint32_t *)(const void *)(q))
 #define TB_PAIR_AT(q) tb_sample_pair((q), 0)
 #if defined(__GNUC__) && defined(__OPTIMIZE__) && defined(__thumb2__) && defined(__ARM_FEATURE_SIMD32) && \
@@ -1282,8 +1283,10 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
                 : "r4", "r5", "r6", "r8");                                                     \
     } while (0)
 #define TB_STORED(q) __asm__("" : "+r"(q) : : "memory")
+#define TB_STORES TB_SPECIALISE /* a loop that stores what TB_DOT2X4 then reads */
 #else
 #define TB_STORED(q) ((void)0)
+#define TB_STORES static inline /* inlining it always costs ARMv6-M registers */
 #define TB_DOT2X4(w, q, LOAD, a0, a1, a2, a3)                                                  \
     do {                                                                                       \
         uint32_t tb_v_ = LOAD(q);                                                              \
@@ -1308,8 +1311,12 @@ static inline uint32_t tb_dot2(uint32_t w, uint32_t v, uint32_t acc)
  * rows, each step in two slots as tb_iconv1d_x_steps. Steps outside the input hold the
  * offsets, whose products the bias cancels. Rows are int16 [c_in] with L->flat (so a window
  * is k * c_in samples in one run, read in pairs at any alignment), else [cp / 2] words of
- * pairs, cp = c_in rounded up to even (channel c_in of an odd c_in is 0). */
-static inline void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int *next, uint32_t *rows)
+ * pairs, cp = c_in rounded up to even (channel c_in of an odd c_in is 0). With the asm step,
+ * inlined always into its kernel (TB_STORES): a call would take the descriptor's address out
+ * of the kernel, and TB_STORED's memory clobber would then make GCC reload every field of a
+ * streaming hop's descriptor (a local copy) from the stack (M4 push: 12 % more instructions,
+ * 164 B more stack). Without it, forcing the inlining made the M0 push 35 % slower. */
+TB_STORES void tb_iconv1d_s_steps(const tb_iconv1d_t *L, const int16_t *x, int p, int *next, uint32_t *rows)
 {
     int half = (L->c_in + 1) / 2;
     for (int last = tb_iconv1d_last_step(L, p); *next <= last; ++*next) {
