@@ -28,6 +28,7 @@ flash of the portable build (`tinybnn.summary`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -98,8 +99,10 @@ def run_folds(name: str, seed: int, k: int) -> dict:
     result = replace(result, flash_budget=result.base.flash_bytes)  # at most 2x the flash
     best = result.suggestion()
 
-    def trained(model):
-        return tinybnn.train(train, model, seed=seed, threads=1, progress=False).model
+    def trained(model):  # a copy: tinybnn.train trains the model it is given in place
+        return tinybnn.train(
+            train, copy.deepcopy(model), seed=seed, threads=1, progress=False
+        ).model
 
     tuning = f"{result.tuning}, scored by {k}-fold cross-validation of all of TRAIN"
     row = _row(name, seed, tuning, result, trained(bnn), twin, test, scored_changes=False)
