@@ -220,6 +220,7 @@ def train(
     elif not teacher_given:
         teacher = None
     start = time.perf_counter()
+    _keep_freed_memory()
     with _reproducible(seed, threads):
         if model is None:
             model = conv_classifier(
@@ -395,7 +396,6 @@ def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
         torch.manual_seed(seed)
         torch.set_num_threads(threads or 1)
         _use_deterministic_algorithms(True)
-        _keep_freed_memory()
         try:
             yield
         finally:
