@@ -45,7 +45,7 @@ def test_small_sets_are_augmented_and_say_so(windows):
     assert not r.but(augment=False).augment
 
 
-@pytest.mark.parametrize("length, pool", [(128, 2), (299, 2), (300, 4), (999, 4), (1000, 8)])
+@pytest.mark.parametrize("length, pool", [(127, 2), (128, 4), (300, 4), (999, 4), (1000, 8)])
 def test_long_windows_pool_further_and_say_so(length, pool):
     r = default_recipe(100, 1, length, 12)
     assert r.architecture.get("pool", 2) == pool

@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== 2. training")
     recipe = dict(
         val_data=paths["val"], epochs=cfg.epochs, widths=cfg.widths, first_weights="int8",
+        pool=2, kernel_size=5,  # the architecture the README and benchmarks/kernels.py measure
         batch_size=64, seed=cfg.seed, progress=not args.quick,
         padding="valid",  # no padding: the model streams exactly (tinybnn train --streaming)
         threads=1,  # the README's figures were measured so; 2 threads sum in another order
