@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from conftest import CLASS_NAMES, make_signals
 
 import tinybnn
@@ -10,6 +11,8 @@ from tinybnn.errors import TinyBNNError
 from tinybnn.training.data import Dataset
 from tinybnn.training.recipe import (
     AUGMENT_BELOW,
+    DROPOUT,
+    FEW_PER_CLASS,
     FLASH_BUDGET,
     LAST_CONV,
     MIN_EPOCHS,
@@ -43,6 +46,21 @@ def test_small_sets_are_augmented_and_say_so(windows):
     assert r.augment == (windows < AUGMENT_BELOW)
     assert ("jitter, gain and time shift" in r.why) == r.augment
     assert not r.but(augment=False).augment
+
+
+@pytest.mark.parametrize(
+    "windows, classes",
+    [(208, 26), (FEW_PER_CLASS * 4 - 1, 4), (FEW_PER_CLASS * 4, 4), (30, 3), (8926, 7)],
+)
+def test_few_windows_per_class_drop_out_before_the_classifier_and_say_so(windows, classes):
+    r = default_recipe(windows, 1, 128, classes)
+    few = windows < FEW_PER_CLASS * classes
+    assert r.dropout == (DROPOUT if few else 0.0)
+    assert ("windows per class: dropout" in r.why) == few
+    assert ("dropout 0.2 before the classifier" in r.describe()) == few
+    assert r.but(dropout=0.0).dropout == 0.0
+    with pytest.raises(TinyBNNError, match=r"dropout must be in \[0, 1\)"):
+        r.but(dropout=1.0)
 
 
 @pytest.mark.parametrize("length, pool", [(127, 2), (128, 4), (300, 4), (999, 4), (1000, 8)])
@@ -86,6 +104,23 @@ def test_train_without_a_split_keeps_the_last_epoch(signals):
     assert result.best_epoch == 3 and result.confusion.sum() == len(signals)
 
 
+@pytest.mark.parametrize("twin", [False, True])
+def test_dropout_acts_while_training_and_leaves_the_model_as_it_was(signals, twin):
+    runs = [
+        tinybnn.train(signals, epochs=2, widths=(8,), progress=False, twin=twin, dropout=p)
+        for p in (0.0, 0.5, 0.5)
+    ]
+    weights = [r.model.layers[-1].weight.detach() for r in runs]
+    assert not torch.equal(weights[0], weights[1])  # it acted
+    assert torch.equal(weights[1], weights[2])  # seeded like the rest
+    model = runs[1].model
+    assert not model.layers[-1]._forward_pre_hooks  # the hook is gone after training
+    x = torch.tensor(signals.X[:8], dtype=torch.float32)
+    assert torch.equal(model(x), model(x))  # eval mode: nothing dropped
+    if not twin:
+        assert model.spec() == runs[0].model.spec()  # the same layers, file and C
+
+
 def test_validation_data_picks_the_best_epoch(signals):
     result = tinybnn.train(signals, val_data=signals, epochs=3, widths=(8,), progress=False)
     assert result.recipe.keep == "best" and result.validated
@@ -108,11 +143,13 @@ def test_cli_prints_what_it_chose(signals, tmp_path, capsys):
 
     data = tmp_path / "d.npz"
     save_dataset(data, signals.X, signals.y, CLASS_NAMES)
-    assert main(["train", str(data), "-o", str(tmp_path / "m.pt"), "--epochs", "2"]) == 0
+    out = str(tmp_path / "m.pt")
+    assert main(["train", str(data), "-o", out, "--epochs", "2", "--dropout", "0.3"]) == 0
     captured = capsys.readouterr()
     first = captured.err.splitlines()[0]
     assert first.startswith("recipe: first_weights int8, last_conv 8a8; 2 epochs of batch 32")
-    assert "overridden: epochs=2" in first
+    assert "dropout 0.3 before the classifier" in first
+    assert "overridden: epochs=2, dropout=0.3" in first
     assert "last epoch 2/2: training-set accuracy (eval mode)" in captured.out
 
 

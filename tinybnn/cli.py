@@ -184,6 +184,12 @@ def kernel_options(command):
 )
 @click.option("--augment/--no-augment", default=None, help="Override: augment training batches.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Override.")
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Override: dropout of the pooled features before the classifier, while training "
+    "[default: 0.2 under 10 windows per class, else 0].",
+)
 @click.option("--optimizer", type=click.Choice(["adam", "bop"]), help="Override: the optimizer.")
 @click.option("--keep", type=click.Choice(["best", "last"]), help="Override: the epoch kept.")
 @click.option(

@@ -134,7 +134,7 @@ def train(
         the data (`default_recipe`, which says what it chose in `result.recipe.why`).
     options: overrides of the recipe's fields (`epochs`, `lr`, `batch_size`, `val_fraction`,
         `keep`, `teacher`, `augment`, `optimizer`, `distill_weight`, `distill_temperature`,
-        `label_smoothing`) and of its architecture (`widths`, `kernel_size`, `first_weights`,
+        `label_smoothing`, `dropout`) and of its architecture (`widths`, `kernel_size`, `first_weights`,
         `head`, `pool`, ...). `teacher` may also be a trained module returning logits or a
         `TrainResult`, and `augment` an `Augment` of your own.
     twin: train the float twin of `model` (or of the recipe's architecture) instead. A twin is
@@ -315,6 +315,7 @@ def _fit(
     bar = _Progress(epochs, steps, enabled=progress)
     history: list[EpochStats] = []
     best: tuple[int, dict, Evaluation] | None = None
+    dropout = _classifier_dropout(model, r.dropout) if r.dropout else None
     try:
         for epoch in range(1, epochs + 1):
             model.train()
@@ -370,7 +371,19 @@ def _fit(
             bar.epoch(stats, (best[0], best[2].accuracy) if keep == "best" else None)
     finally:
         bar.close()
+        if dropout is not None:
+            dropout.remove()
     return history, best
+
+
+def _classifier_dropout(model: Sequential | FloatTwin, p: float):
+    """Dropout of the classifier's input (the pooled features) while it trains: a hook on the
+    last layer, removed after training, so the model, its file and its C are unchanged."""
+
+    def drop(layer: torch.nn.Module, args: tuple) -> tuple:
+        return (torch.nn.functional.dropout(args[0], p, layer.training), *args[1:])
+
+    return model.layers[-1].register_forward_pre_hook(drop)
 
 
 @torch.no_grad()
