@@ -304,13 +304,13 @@ def test_streaming_is_refused(tmp_path):
 # conv_classifier(precision=[8, 1, "1a8", 8]): trained, then compiled.
 
 
-def classifier_1a8(precision=(8, 1, "1a8", 8), length=61, seed=0) -> Sequential:
+def classifier_1a8(precision=(8, 1, "1a8", 8), length=61, seed=0, widths=(8, 33, 32)) -> Sequential:
     """The default architecture's kind, small: a k9 int8 first layer, three widths that
     straddle a word (8, 33, 32), pool 2 for the short windows; five Adam steps on synthetic
     windows give the BatchNorm statistics and the codes' range."""
     torch.manual_seed(seed)
     model = conv_classifier(
-        3, length, 4, widths=(8, 33, 32), kernel_size=9, pool=2, precision=list(precision)
+        3, length, 4, widths=widths, kernel_size=9, pool=2, precision=list(precision)
     )
     x = torch.tensor(signals(32, 3, length, seed), dtype=torch.float32)
     y = torch.arange(32) % 4
@@ -325,14 +325,17 @@ def classifier_1a8(precision=(8, 1, "1a8", 8), length=61, seed=0) -> Sequential:
 
 
 @pytest.mark.parametrize(
-    "precision", [(8, 1, "1a8", 8), (8, "1a8", 8, 8), (8, 1, "8a8", 8), (8, 1, "1a8", 1)]
+    "precision",
+    [(8, 1, "1a8", 8), (8, "1a8", 8, 8), (8, 1, "8a8", 8), (8, 1, "1a8", 1), (8, "1a8", "8a8", 8)],
 )
 def test_conv_classifier_precisions(precision, tmp_path):
     """ "1a8" as the last hidden convolution (its codes summed for the head, int8 or binary)
-    and before an int8 one; "8a8" as the last hidden one: trained a few steps, then PyTorch
-    == reference == gcc (sanitizers) and clang on random windows."""
+    and before an int8 one; "8a8" as the last hidden one, also reading "1a8" codes (the
+    defaults' `codes_into_last`): trained a few steps, then PyTorch == reference == gcc
+    (sanitizers) and clang on random windows."""
     model = classifier_1a8(precision)
-    assert [v.kind for v in model.values].count("i8") == 2  # the codes and their max-pool
+    codes = sum(b in ("1a8", "8a8") for b in precision)
+    assert [v.kind for v in model.values].count("i8") == 2 * codes  # codes and their max-pool
     check_model(model, [signals(10, 3, 61, 4), random_inputs(6, 3, 61, 5)], tmp_path)
 
 
@@ -379,7 +382,8 @@ QEMU_CASES = [  # vst (5, 8 and 7 slices), lanes (9 slices)
 def test_classifier_under_qemu(core, tmp_path):
     """conv_classifier([8, 1, "1a8", 8]) compiled for `core` with optimize="speed" (the
     codes by vst) and "size" (by lanes), bit-exact on 8 windows; on M0 and M4 also four
-    word-straddling cases."""
+    word-straddling cases; and [8, "1a8", "8a8", 8] (the defaults' codes into an int8 last
+    convolution) of widths 8, 33, 31."""
     from tinybnn.firmware.profile import run_on_core
 
     model = classifier_1a8()
@@ -389,6 +393,10 @@ def test_classifier_under_qemu(core, tmp_path):
         chosen = {s.variant.name for s in result.cmodel.stages if isinstance(s.stage, BinConvCodes)}
         assert chosen == {want}
         run_on_core(result, "cc", core, x, reference.run(result.program, x))
+    # the defaults' codes into an int8 last convolution (`codes_into_last`), an odd width
+    model = classifier_1a8((8, "1a8", "8a8", 8), widths=(8, 33, 31))
+    result = compile(model, tmp_path / "into", "cc", target=core, optimize="speed")
+    run_on_core(result, "cc", core, x, reference.run(result.program, x))
     if core not in ("cortex-m0", "cortex-m4"):
         return
     for case in (c for c in CASES if c.id in QEMU_CASES):

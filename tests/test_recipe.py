@@ -7,7 +7,9 @@ import torch
 from conftest import CLASS_NAMES, make_signals
 
 import tinybnn
-from tinybnn.errors import TinyBNNError
+from tinybnn.compiler.summary import summary
+from tinybnn.errors import ModelError, TinyBNNError
+from tinybnn.models import conv_classifier
 from tinybnn.training.data import Dataset
 from tinybnn.training.recipe import (
     AUGMENT_BELOW,
@@ -147,7 +149,10 @@ def test_cli_prints_what_it_chose(signals, tmp_path, capsys):
     assert main(["train", str(data), "-o", out, "--epochs", "2", "--dropout", "0.3"]) == 0
     captured = capsys.readouterr()
     first = captured.err.splitlines()[0]
-    assert first.startswith("recipe: first_weights int8, last_conv 8a8; 2 epochs of batch 32")
+    assert first.startswith(
+        "recipe: first_weights int8, last_conv 8a8, codes_into_last True, widths 32,64,63; "
+        "2 epochs of batch 32"
+    )
     assert "dropout 0.3 before the classifier" in first
     assert "overridden: epochs=2, dropout=0.3" in first
     assert "last epoch 2/2: training-set accuracy (eval mode)" in captured.out
@@ -163,12 +168,13 @@ def test_the_last_convolution_is_int8_when_it_fits_the_flash_budget():
     """Cricket-shaped data: 8a8 fits 16 KiB; 26 classes (GestureMidAirD1's shape) and 12
     channels of 26 samples (JapaneseVowels') do not, and say so."""
     r = default_recipe(390, 1, 300, 12)
-    need = flash_bytes(r.architecture, 1, 300, 12)
-    assert r.architecture["last_conv"] == LAST_CONV and need <= FLASH_BUDGET
+    assert r.architecture["last_conv"] == LAST_CONV
+    plain = {k: v for k, v in r.architecture.items() if k not in ("codes_into_last", "widths")}
+    need = flash_bytes(plain, 1, 300, 12)
     assert f"int8 last convolution, its codes summed ({need} B of {FLASH_BUDGET} B)" in r.why
-    binary = {k: v for k, v in r.architecture.items() if k != "last_conv"}
+    binary = {k: v for k, v in plain.items() if k != "last_conv"}
     # what it costs: the 64 x 64 x 3 weights as bytes, not bits (the figures the docs quote)
-    assert (flash_bytes(binary, 1, 300, 12), need) == (3764, 15468)
+    assert (flash_bytes(binary, 1, 300, 12), need) == (3828, 15532)
     wider = default_recipe(390, 1, 300, 12, given=dict(widths=(64, 128, 128)))
     assert "last_conv" not in wider.architecture and "stays binary" in wider.why
     for shape in [(208, 1, 360, 26), (270, 12, 26, 9)]:
@@ -195,6 +201,73 @@ def test_the_last_convolution_is_chosen_for_the_model_that_will_be_built(given, 
     r = default_recipe(390, 1, 300, 12, given=given)
     assert "last_conv" not in r.architecture
     assert (why in r.why) if why else "last convolution" not in r.why
+
+
+def test_codes_go_into_the_int8_last_convolution_when_they_fit_the_flash_budget():
+    """Cricket-shaped data: int8 codes out of the middle convolution take 944 B more, so the
+    last convolution narrows to 63 channels to fit 16 KiB; GunPoint's shape fits at 64."""
+    r = default_recipe(390, 1, 300, 12)
+    assert r.architecture["codes_into_last"] and r.architecture["widths"] == (32, 64, 63)
+    need = flash_bytes(r.architecture, 1, 300, 12)
+    assert need == 16255 <= FLASH_BUDGET
+    assert flash_bytes({**r.architecture, "widths": (32, 64, 64)}, 1, 300, 12) == 16476
+    assert (
+        f"int8 codes into it from the convolution before ({need} B of {FLASH_BUDGET} B, the "
+        "last convolution 63 wide to fit)"
+    ) in r.why
+    fits = default_recipe(50, 1, 150, 2)
+    assert fits.architecture["codes_into_last"] and "widths" not in fits.architecture
+    model = conv_classifier(1, 300, 12, **r.architecture)
+    convs = [layer for layer in model.layers if layer.kind in ("binary_conv1d", "int8_conv1d")]
+    assert [(c.kind, c.activation) for c in convs] == [
+        ("binary_conv1d", "int8"),
+        ("int8_conv1d", "int8"),
+    ]
+    # widths given are not narrowed: signs stay; a budget just at the int8 last convolution
+    # narrows further
+    given = default_recipe(390, 1, 300, 12, given=dict(widths=(32, 64, 64)))
+    assert "codes_into_last" not in given.architecture and "widths" not in given.architecture
+    assert "hands it signs" in given.why
+    tight = default_recipe(390, 1, 300, 12, flash_budget=15532)
+    assert tight.architecture["widths"] == (32, 64, 59)
+    assert flash_bytes(tight.architecture, 1, 300, 12) <= 15532
+
+
+def test_the_flash_estimate_holds_for_the_trained_thresholds():
+    """A fresh model's first-layer thresholds fit int16; a trained one's may need int32. The
+    budget is checked against the latter (BasicMotions' shape: 64 B more)."""
+    arch = default_recipe(40, 6, 100, 4).architecture
+    torch.manual_seed(0)
+    model = conv_classifier(6, 100, 4, **arch)
+    fresh = summary(model).flash_bytes
+    bn = next(layer for layer in model.layers if layer.kind == "batchnorm_sign")
+    bn.bn.running_mean.fill_(1e4)  # sums far from 0, as training on raw samples gives
+    model.eval()
+    assert fresh + 64 == summary(model).flash_bytes == flash_bytes(arch, 6, 100, 4)
+    assert flash_bytes(arch, 6, 100, 4) <= FLASH_BUDGET
+
+
+@pytest.mark.parametrize(
+    "given",
+    [dict(last_conv="8a8"), dict(last_conv=8), dict(codes_into_last=False), dict(padding="valid")],
+)
+def test_codes_into_the_last_convolution_are_overridable(given):
+    r = default_recipe(390, 1, 300, 12, given=given)
+    assert "codes_into_last" not in r.architecture and "widths" not in r.architecture
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(last_conv=1),
+        dict(last_conv="1a8"),
+        dict(last_conv="8a8", widths=(16, 32)),
+        dict(last_conv="8a8", precision=(8, 1, "8a8", 8)),
+    ],
+)
+def test_codes_into_last_needs_an_int8_last_convolution_behind_a_hidden_one(kwargs):
+    with pytest.raises(ModelError, match="codes_into_last needs three or more widths"):
+        conv_classifier(1, 64, 3, codes_into_last=True, **kwargs)
 
 
 def test_train_builds_the_int8_last_convolution_and_honours_overrides(signals):

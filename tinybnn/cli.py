@@ -169,6 +169,13 @@ def kernel_options(command):
     "--flash-budget with it and does not stream, else 1].",
 )
 @click.option(
+    "--codes-into-last/--no-codes-into-last",
+    default=None,
+    help=f"Override: the convolution before the last keeps binary weights but hands int8 codes "
+    f"to an int8 last convolution ({BIN_ACT}) [default: with --last-conv {INT8_ACT} when the "
+    "model fits --flash-budget with it, the last convolution narrowed by up to a quarter].",
+)
+@click.option(
     "--rsign", "learnable_threshold", is_flag=True, default=None, help="Learned thresholds (RSign)."
 )
 @click.option("--rprelu", is_flag=True, default=None, help="RPReLU between BatchNorm and sign.")

@@ -36,6 +36,7 @@ def conv_classifier(
     shortcuts: bool = False,
     precision: tuple[int | str, ...] | list[int | str] | None = None,
     last_conv: int | str = 1,
+    codes_into_last: bool = False,
 ) -> Sequential:
     """A 1-D binary CNN for sensor windows.
 
@@ -59,6 +60,9 @@ def conv_classifier(
     last_conv: the precision of the last convolution alone (1, 8, "8a8" or "1a8"), when
     `precision` is not given; the others as above. `tinybnn.train`'s defaults choose "8a8"
     when it fits the flash budget (`tinybnn.training.recipe`).
+    codes_into_last: the convolution before the last keeps binary weights but hands int8
+    codes ("1a8") to the last, whose `last_conv` is then 8 or "8a8" (three or more widths,
+    `precision` not given); `tinybnn.train`'s defaults choose it with "8a8" when it fits.
 
     shortcuts=True: each binary convolution whose width equals the one before it, from the
     third layer on, becomes a residual block (where it and the one before it are binary) (`BinaryResidual1d`: the integer sums of the
@@ -80,6 +84,13 @@ def conv_classifier(
                 f"last of two or more convolutions, not {last_conv!r} with widths {list(widths)}"
             )
         bits = (1,) * (len(widths) - 1) + (last_conv, 1)
+    if codes_into_last:
+        if precision is not None or len(widths) < 3 or last_conv not in (8, INT8_ACT):
+            raise ModelError(
+                f"conv_classifier: codes_into_last needs three or more widths, a last_conv of 8 "
+                f"or '{INT8_ACT}' (not {last_conv!r}) and no precision"
+            )
+        bits = bits[:-3] + (BIN_ACT,) + bits[-2:]
     if padding not in ("same", "valid"):
         raise ModelError(f"conv_classifier: padding must be 'same' or 'valid', not {padding!r}")
     if shortcuts and scaling:

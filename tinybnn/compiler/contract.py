@@ -84,6 +84,7 @@ class Threshold:
     th: np.ndarray  # int64 [C]
     neg: np.ndarray  # bool [C]
     ctype: str  # C type of th: "int16" or "int32"
+    widest: str = "int32"  # the C type any weights could need: [lo - 1, hi + 1] of the sums
 
     def bits(self, acc: np.ndarray) -> np.ndarray:
         """Output bits (1 = -1) for accumulators `acc` [..., C]."""
@@ -151,7 +152,10 @@ def fold_threshold(f, c: int, lo: int, hi: int, where: str = "thresholds") -> Th
         past = th > hi
         th, neg = np.where(past, lo - 1, th), neg | past
     return Threshold(
-        th=th.astype(np.int64), neg=neg, ctype=int_ctype(int(th.min()), int(th.max()), where)
+        th=th.astype(np.int64),
+        neg=neg,
+        ctype=int_ctype(int(th.min()), int(th.max()), where),
+        widest=int_ctype(max(lo - 1, INT32_MIN), min(hi + 1, INT32_MAX), where),
     )
 
 
