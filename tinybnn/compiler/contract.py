@@ -84,7 +84,7 @@ class Threshold:
     th: np.ndarray  # int64 [C]
     neg: np.ndarray  # bool [C]
     ctype: str  # C type of th: "int16" or "int32"
-    widest: str = "int32"  # the C type any weights could need: [lo - 1, hi + 1] of the sums
+    widest: str  # the C type any weights could need: that of [lo - 1, hi + 1] of the sums
 
     def bits(self, acc: np.ndarray) -> np.ndarray:
         """Output bits (1 = -1) for accumulators `acc` [..., C]."""

@@ -14,7 +14,9 @@ elements of the other constant arrays (int8 weights, biases, normalisation const
 threshold per channel), not the packed direction or padding words. The float32 equivalent
 stores binary weights and other parameters as float32. Binary MACs are binary x binary
 products; integer MACs are the first layer's and those of a classifier with int8 weights or
-count inputs.
+count inputs. A fresh model's thresholds may fit int16 where a trained one's need int32:
+`Summary.trained_flash_bytes` prices them at the widest C type their sums allow, the most
+the architecture can take once trained (what `tinybnn.train`'s flash budget checks).
 
 Non-goals: RAM (activation buffers) and cycle counts; `tinybnn compile` reports the arena and
 `tinybnn profile` measures instructions. A fast target's variants hold other arrays (subset
@@ -33,6 +35,7 @@ from .lowering import lower
 COUNTS = ("binary_weights", "other_params", "flash_bytes", "binary_macs", "int_macs")
 HEADINGS = ("binary w", "other params", "flash B", "binary MACs", "int MACs")
 THRESHOLD_ARRAYS = ("th", "neg")  # owned by the batchnorm_sign a stage folds
+CTYPE_BYTES = {"int16": 2, "int32": 4}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class Summary:
     input: Value
     class_names: list[str]
     rows: list[Row]
+    # bytes the thresholds may grow by once trained: a fresh model's may fit int16 where the
+    # sums' range needs int32
+    threshold_headroom: int = 0
 
     def total(self, name: str) -> int:
         """The sum of one of `COUNTS` over all layers."""
@@ -73,6 +79,11 @@ class Summary:
     @property
     def flash_bytes(self) -> int:
         return self.total("flash_bytes")
+
+    @property
+    def trained_flash_bytes(self) -> int:
+        """The most constants this architecture takes once trained, whatever its weights."""
+        return self.flash_bytes + self.threshold_headroom
 
     @property
     def float32_bytes(self) -> int:
@@ -109,6 +120,7 @@ def summary(model: Sequential) -> Summary:
     cm = build(lower(model), "model", header={})  # the portable C: reference kernels
     counts = [dict.fromkeys(COUNTS, 0) for _ in model.layers]
     notes = [layer.note for layer in model.layers]
+    headroom = 0
     for cs in cm.stages:
         st = cs.stage
         head, last = st.layers[0], st.layers[-1]
@@ -123,6 +135,8 @@ def summary(model: Sequential) -> Summary:
         threshold = getattr(st, "threshold", None)
         if threshold is not None:
             notes[last] = f"{threshold.ctype} thresholds"
+            grow = CTYPE_BYTES[threshold.widest] - CTYPE_BYTES[threshold.ctype]
+            headroom += grow * len(threshold.th)
     for i, layer in enumerate(model.layers):  # a composite layer's binary sub-layers too
         counts[i]["binary_weights"] = sum(
             m.weight.numel() for m in layer.modules() if isinstance(m, Layer) and m.binary_weights
@@ -138,7 +152,7 @@ def summary(model: Sequential) -> Summary:
         )
         for i, (layer, value) in enumerate(zip(model.layers, model.values, strict=True))
     ]
-    return Summary(Value("int", tuple(model.input_shape)), list(model.class_names), rows)
+    return Summary(Value("int", tuple(model.input_shape)), list(model.class_names), rows, headroom)
 
 
 def weight_precision(layer) -> int:

@@ -290,47 +290,37 @@ def codes_into_last(
         given
     ):
         return arch, ""
-    arch = {**arch, **given}
-    widths = tuple(arch.get("widths", DEFAULT_WIDTHS))
-    if len(widths) < 3:
-        return arch, ""
+    widths = tuple({**arch, **given}.get("widths", DEFAULT_WIDTHS))  # 3 or more: last_conv
     least = widths[-1] if "widths" in given else widths[-1] - widths[-1] // 4
     for last in range(widths[-1], least - 1, -1):
-        trial = {**arch, "codes_into_last": True}
-        if last != widths[-1]:
-            trial["widths"] = (*widths[:-1], last)
-        need = flash_bytes(trial, channels, length, classes)
+        narrowed = {} if last == widths[-1] else {"widths": (*widths[:-1], last)}
+        need = flash_bytes(
+            {**arch, **given, "codes_into_last": True, **narrowed}, channels, length, classes
+        )
         if need <= budget:
-            narrowed = f", the last convolution {last} wide to fit" if last != widths[-1] else ""
-            return {k: v for k, v in trial.items() if k not in given or k == "codes_into_last"}, (
+            said = f", the last convolution {last} wide to fit" if narrowed else ""
+            return {**arch, "codes_into_last": True, **narrowed}, (
                 f"int8 codes into it from the convolution before ({need} B of {budget} B"
-                f"{narrowed}): signs there lose too"
+                f"{said}): signs there lose too"
             )
-    return {k: v for k, v in arch.items() if k not in given}, (
+    return arch, (
         f"the convolution before the last hands it signs: int8 codes would take more than "
         f"{budget} B"
     )
 
 
 def flash_bytes(arch: dict, channels: int, length: int, classes: int) -> int:
-    """Bytes of constants of the portable C of `conv_classifier(**arch)` (`tinybnn.summary`),
-    once trained: thresholds counted in the widest C type their sums allow (a fresh model's
-    may fit int16 where the trained one's need int32, 2 B more per channel)."""
+    """Bytes of constants of the portable C of `conv_classifier(**arch)` once trained
+    (`Summary.trained_flash_bytes`: a fresh model's thresholds may fit int16 where the
+    trained one's need int32)."""
     import torch
 
-    from ..compiler.codegen import build
-    from ..compiler.lowering import lower
+    from ..compiler.summary import summary
     from ..models import conv_classifier
 
     with torch.random.fork_rng(devices=[]):  # building a model draws weights: not the caller's
         model = conv_classifier(channels, length, classes, **arch)
-    cm = build(lower(model), "model", header={})  # the portable C, as `summary` prices it
-    total = sum(a.nbytes for cs in cm.stages for a in cs.arrays)
-    for cs in cm.stages:
-        t = getattr(cs.stage, "threshold", None)
-        if t is not None and (t.ctype, t.widest) == ("int16", "int32"):
-            total += 2 * len(t.th)
-    return total
+    return summary(model).trained_flash_bytes
 
 
 def fit_flash(

@@ -134,8 +134,8 @@ def train(
         the data (`default_recipe`, which says what it chose in `result.recipe.why`).
     options: overrides of the recipe's fields (`epochs`, `lr`, `batch_size`, `val_fraction`,
         `keep`, `teacher`, `augment`, `optimizer`, `distill_weight`, `distill_temperature`,
-        `label_smoothing`, `dropout`) and of its architecture (`widths`, `kernel_size`, `first_weights`,
-        `head`, `pool`, ...). `teacher` may also be a trained module returning logits or a
+        `label_smoothing`, `dropout`) and of its architecture (`widths`, `kernel_size`,
+        `first_weights`, `head`, `pool`, ...). `teacher` may also be a trained module returning logits or a
         `TrainResult`, and `augment` an `Augment` of your own.
     twin: train the float twin of `model` (or of the recipe's architecture) instead. A twin is
         not a tinybnn model file, so it cannot be combined with `out`.
