@@ -1487,7 +1487,12 @@ TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, ui
 {
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(__OPTIMIZE_SIZE__) /* at -Os GCC gives inline asm no high registers */
-    uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    /* the sums pinned to r8-r11: left to choose, GCC moves them between high registers
+     * from one step's asm statement to the next */
+    register uint32_t a0 __asm__("r8") = a[0];
+    register uint32_t a1 __asm__("r9") = a[1];
+    register uint32_t a2 __asm__("r10") = a[2];
+    register uint32_t a3 __asm__("r11") = a[3];
     TB_UNROLL_ALL
     for (int i = 0; i < n; i++) {
         uint32_t v;
@@ -1587,13 +1592,16 @@ TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                 /* the window's k rows of x' in one run */
                 const uint32_t *xw = (const uint32_t *)scratch + (t0 & (L->ring - 1)) * L->c_in;
                 uint32_t bits = 0;
-                for (int b = 0; b < count; b += 4) {
+                /* the blocks from the last: each shifts the bits so far up by 4 and adds
+                 * its sign bits below (blocks past c_out have zero weights and bias: 0) */
+                for (int b = (count - 1) & ~3; b >= 0; b -= 4) {
                     uint32_t a[4];
                     TB_COPY(a, L->bias + 32 * g + b, sizeof a);
                     tb_mac4_u32(xw, L->wm + (32 * g + b) * kc, kc, a);
-                    /* sign bits; blocks past c_out have zero weights and bias: bit 0 */
-                    bits |= (a[0] >> 31) << b | (a[1] >> 31) << (b + 1) | (a[2] >> 31) << (b + 2) |
-                            (a[3] >> 31) << (b + 3);
+                    bits = bits << 1 | a[3] >> 31;
+                    bits = bits << 1 | a[2] >> 31;
+                    bits = bits << 1 | a[1] >> 31;
+                    bits = bits << 1 | a[0] >> 31;
                 }
                 pooled = (pooled & (bits | neg)) | (bits & neg);
             }
