@@ -1,7 +1,8 @@
 """Mixed precision chosen by `tinybnn importance` on the development panel (issue 15).
 
     .venv/bin/python benchmarks/importance_panel.py [--sets CricketX ...] [--seeds 0]
-                                                    [--fine-tune] [--runs runs.jsonl]
+                                                    [--fine-tune] [--folds K [--repeats N]]
+                                                    [--runs runs.jsonl]
                                                     [--out FILE]
 
 Per set and seed, without ever looking at the test split for a choice:
@@ -16,7 +17,9 @@ Per set and seed, without ever looking at the test split for a choice:
    with --fine-tune, the 5-epoch fine-tune instead (how the first table was made); with
    --folds K, scored by K-fold cross-validation of all of TRAIN instead of a held-out
    fifth (the BNN and the twin then trained on all of TRAIN, as on the panel, and the
-   suggestion and the all-binary model trained alike from the BNN's weights);
+   suggestion and the all-binary model trained alike from the BNN's weights); with
+   --repeats N as well, each model trained N times per fold (seeds s .. s+N-1), scored by
+   the mean;
 3. the suggestion is its best change within the all-binary model's own flash again (at most
    2x the flash), and that model, as importance trained it, is scored on TEST beside the
    all-binary model trained alike and the twin.
@@ -86,7 +89,7 @@ def _suggested(row: dict, best, mixed, test) -> None:
     )
 
 
-def run_folds(name: str, seed: int, k: int) -> dict:
+def run_folds(name: str, seed: int, k: int, repeats: int = 1) -> dict:
     """importance scored by k-fold cross-validation of all of TRAIN; the default BNN and the
     twin trained on all of TRAIN (as the panel), the suggestion and the all-binary model
     then trained alike with the default recipe from the BNN's weights on all of TRAIN."""
@@ -95,7 +98,9 @@ def run_folds(name: str, seed: int, k: int) -> dict:
     test = load_ts(test_file, like=train_file).data
     bnn = tinybnn.train(train, seed=seed, threads=1, progress=False, **ALL_BINARY).model
     twin = tinybnn.train(train, seed=seed, threads=1, progress=False, twin=True, **ALL_BINARY).model
-    result = importance(bnn, train, seed=seed, activations=True, epochs=None, folds=k)
+    result = importance(
+        bnn, train, seed=seed, activations=True, epochs=None, folds=k, repeats=repeats
+    )
     result = replace(result, flash_budget=result.base.flash_bytes)  # at most 2x the flash
     best = result.suggestion()
 
@@ -105,6 +110,8 @@ def run_folds(name: str, seed: int, k: int) -> dict:
         ).model
 
     tuning = f"{result.tuning}, scored by {k}-fold cross-validation of all of TRAIN"
+    if repeats > 1:
+        tuning += f", mean of {repeats} seeds"
     row = _row(name, seed, tuning, result, trained(bnn), twin, test, scored_changes=False)
     row["default"] = accuracy(bnn, test.X, test.y)  # the default BNN, trained once
     if best is not None:
@@ -238,6 +245,9 @@ def main() -> None:
     parser.add_argument(
         "--folds", type=int, help="score by k-fold cross-validation of all of TRAIN instead"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="with --folds: each model trained N times, the mean"
+    )
     parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks/results/mixed_runs.jsonl")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/mixed.md")
     args = parser.parse_args()
@@ -248,13 +258,15 @@ def main() -> None:
     tuning = FINE_TUNED if args.fine_tune else "trained with the default recipe"
     if args.folds:
         tuning += f", scored by {args.folds}-fold cross-validation of all of TRAIN"
+        if args.repeats > 1:
+            tuning += f", mean of {args.repeats} seeds"
     have = {(r["name"], r["seed"], r.get("tuning", FINE_TUNED)) for r in rows}
     for name in args.sets:
         for seed in args.seeds:
             if (name, seed, tuning) in have:
                 continue
             if args.folds:
-                row = run_folds(name, seed, args.folds)
+                row = run_folds(name, seed, args.folds, args.repeats)
             else:
                 row = run(name, seed, args.fine_tune)
             print(json.dumps(row), flush=True)

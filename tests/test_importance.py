@@ -163,10 +163,20 @@ def test_importance_command(tmp_path, signals_npz, capsys):
         assert any(kind in line and "-> int8" in line for line in lines), stdout
     assert not any("activations" in line for line in lines)  # only with --activations
     status, stdout, err = run(
-        capsys, "importance", out, signals_npz, "--epochs", "1", "--folds", "2", "--activations"
+        capsys,
+        "importance",
+        out,
+        signals_npz,
+        "--epochs",
+        "1",
+        "--folds",
+        "2",
+        "--activations",
+        "--repeats",
+        "2",
     )
     assert (status, err) == (0, ""), err
-    assert "accuracy on 2-fold cross-validation of the training data" in stdout
+    assert "accuracy on 2-fold cross-validation of the training data, mean of 2 seeds" in stdout
     assert "weights and activations -> int8" in stdout
     assert "costs on cortex-m4 under QEMU" in stdout
     assert lines[-2].startswith(("suggested within flash budget +B 100,000", "no single change"))
@@ -237,3 +247,37 @@ def test_cross_validation_scores_every_window_once(monkeypatch, signals_npz):
         folds(data, 1, 0)
     with pytest.raises(tinybnn.TinyBNNError, match="full-recipe training fits the training data"):
         importance(small_model(), data, epochs=None)  # would score models on what they fitted
+
+
+def test_repeats_average_the_score_over_seeds(monkeypatch, signals_npz):
+    """repeats=n: every model trained n times, seeds seed .. seed+n-1, on the same folds;
+    its accuracy is the mean of the n scores, and the first seed's model is kept."""
+    from tinybnn.training import importance as importance_module
+    from tinybnn.training.data import load_dataset
+
+    data = load_dataset(signals_npz)
+    seeds, tuned = [], []
+    real = importance_module._fine_tune
+
+    def spy(model, part, epochs, lr, seed):
+        seeds.append(seed)
+        tuned.append(real(model, part, epochs, lr, seed))
+        return tuned[-1]
+
+    monkeypatch.setattr(importance_module, "_fine_tune", spy)
+    monkeypatch.setattr(importance_module, "_measure", lambda m, core: (1000, 1000))
+    result = importance(small_model(CLASS_NAMES), data, val_data=data, epochs=1, seed=5, repeats=2)
+    n = 1 + len(result.changes)
+    assert seeds == [5, 6] * n
+    for k, c in enumerate([result.base, *result.changes]):
+        first, second = tuned[2 * k : 2 * k + 2]
+        right = importance_module._correct(first, data) + importance_module._correct(second, data)
+        assert c.accuracy == right / (2 * len(data))
+        assert c.model is first
+    assert result.scored_on == "validation data, mean of 2 seeds"
+    assert "mean of 2 seeds" in result.format()
+    once = importance(small_model(CLASS_NAMES), data, val_data=data, epochs=1, seed=5)
+    assert seeds[2 * n :] == [5] * n  # repeats=1: one training per model, as before
+    assert once.base.accuracy == importance_module._correct(tuned[2 * n], data) / len(data)
+    with pytest.raises(tinybnn.TinyBNNError, match="repeats must be at least 1, not 0"):
+        importance(small_model(), data, val_data=data, repeats=0)

@@ -359,6 +359,15 @@ def summary_command(model: Path) -> None:
     "of one scoring set: every window counts once, as held out.",
 )
 @click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Train every model N times (seeds SEED .. SEED+N-1) and score the mean: for data "
+    "so small that seeds differ more than the changes do.",
+)
+@click.option(
     "--activations",
     is_flag=True,
     help="Also raise the signs into the global pooling to int8 codes, with the "
@@ -392,6 +401,7 @@ def importance_command(
     lr,
     retrain,
     folds,
+    repeats,
     activations,
     seed,
     flash_budget,
@@ -424,6 +434,7 @@ def importance_command(
             instruction_budget=instruction_budget,
             activations=activations,
             folds=folds,
+            repeats=repeats,
         )
     click.echo(result.format())
     write_png(result, png)
