@@ -831,20 +831,29 @@ TB_SPECIALISE void tb_bconv1d_vsl_b32(const tb_bconv1d_t *L, const uint32_t *x, 
         (h) = tb_e_[16 * (q) + 1];                                                             \
     } while (0)
 
-/* Groups q and q+1 of *v into (ones, twos, fours); returns the carry of weight 8. */
-static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *t,
-                                   uint32_t *v, int q)
+/* The entries (l0, h0) and (l1, h1) of two groups into (ones, twos, fours); returns the
+ * carry of weight 8. */
+static inline uint32_t tb_vst_add(uint32_t *ones, uint32_t *twos, uint32_t *fours, uint32_t l0,
+                                  uint32_t h0, uint32_t l1, uint32_t h1)
 {
-    uint32_t l0, h0, l1, h1, c1, c2, c3;
-    TB_AFTER(*v, *fours);
-    TB_VST_FETCH(l0, h0, t, *v, q);
-    TB_VST_FETCH(l1, h1, t, *v, q + 1);
+    uint32_t c1, c2, c3;
     TB_CSA(c1, *ones, *ones, l0, l1);  /* c1: weight 2 */
     TB_CSA(c2, *twos, *twos, h0, h1);  /* c2: weight 4 */
     uint32_t c1b = *twos & c1;         /* twos + c1 */
     *twos ^= c1;
     TB_CSA(c3, *fours, *fours, c2, c1b);
     return c3;
+}
+
+/* Groups q and q+1 of *v into (ones, twos, fours); returns the carry of weight 8. */
+static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *t,
+                                   uint32_t *v, int q)
+{
+    uint32_t l0, h0, l1, h1;
+    TB_AFTER(*v, *fours);
+    TB_VST_FETCH(l0, h0, t, *v, q);
+    TB_VST_FETCH(l1, h1, t, *v, q + 1);
+    return tb_vst_add(ones, twos, fours, l0, h0, l1, h1);
 }
 
 /* One word v of m valid input bits into the bit-sliced counts (ones, twos, fours, eights,
@@ -859,7 +868,7 @@ static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fou
 static inline uint32_t tb_vst_pair6m(uint32_t *ones, uint32_t *twos, uint32_t *fours,
                                      const uint32_t **t, uint32_t *v)
 {
-    uint32_t l0, h0, l1, h1, c1, c2, c3;
+    uint32_t l0, h0, l1, h1;
     TB_AFTER(*v, *fours);
     const uint32_t *e0 = (const uint32_t *)((const unsigned char *)*t + ((*v << 29) >> 26));
     const uint32_t *e1 = (const uint32_t *)((const unsigned char *)*t + (*v & 56u));
@@ -868,12 +877,7 @@ static inline uint32_t tb_vst_pair6m(uint32_t *ones, uint32_t *twos, uint32_t *f
     l0 = e0[0], h0 = e0[1], l1 = e1[16], h1 = e1[17];
     *t += 32;
     *v >>= 6;
-    TB_CSA(c1, *ones, *ones, l0, l1);  /* c1: weight 2 */
-    TB_CSA(c2, *twos, *twos, h0, h1);  /* c2: weight 4 */
-    uint32_t c1b = *twos & c1;         /* twos + c1 */
-    *twos ^= c1;
-    TB_CSA(c3, *fours, *fours, c2, c1b);
-    return c3;
+    return tb_vst_add(ones, twos, fours, l0, h0, l1, h1);
 }
 #endif
 
