@@ -1528,21 +1528,33 @@ TB_SPECIALISE void tb_i8conv1d_xs_b32(const tb_i8conv1d_t *L, const uint32_t *x,
     }
 }
 
-/* Four sums a_j += w[j] * v of one window over n samples, modulo 2^32: xw: [n] words of x',
- * w4: [n][4] words. On ARMv6-M (no multiply-accumulate) one LDM loads the four weights of a
- * sample into r0-r3 and the sums live in four high registers (ADD reaches them), so each
- * product costs a MULS and an ADD and the weights a quarter of a load; elsewhere (and at
- * -Os, where GCC has no high registers for inline asm) plain C, the same sums. */
-TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, uint32_t *a)
+/* Four sums a_j = bias[j] + w[j] * v over the n samples of one window, modulo 2^32 (xw: [n]
+ * words of x', w4: [n][4] words), and their sign bits after `bits` shifted up by 4: returns
+ * bits << 4 | sign(a_3) << 3 | sign(a_2) << 2 | sign(a_1) << 1 | sign(a_0). On ARMv6-M (no
+ * multiply-accumulate) the sums live in r8-r11: one LDM loads the four biases and, per
+ * sample, the four weights into r0-r3, so each product costs a MULS and an ADD and the
+ * weights a quarter of a load, and each sign bit a MOV, an LSLS and an ADCS; pinned, as
+ * GCC left to choose moves them between high registers from one step's asm statement to
+ * the next. Elsewhere (and at -Os, where GCC has no high registers for inline asm) plain C,
+ * the same sums. */
+TB_SPECIALISE uint32_t tb_mac4_signs(const uint32_t *xw, const uint32_t *w4, int n, const uint32_t *bias,
+                                     uint32_t bits)
 {
 #if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(__OPTIMIZE_SIZE__) /* at -Os GCC gives inline asm no high registers */
-    /* the sums pinned to r8-r11: left to choose, GCC moves them between high registers
-     * from one step's asm statement to the next */
-    register uint32_t a0 __asm__("r8") = a[0];
-    register uint32_t a1 __asm__("r9") = a[1];
-    register uint32_t a2 __asm__("r10") = a[2];
-    register uint32_t a3 __asm__("r11") = a[3];
+    register uint32_t a0 __asm__("r8");
+    register uint32_t a1 __asm__("r9");
+    register uint32_t a2 __asm__("r10");
+    register uint32_t a3 __asm__("r11");
+    __asm__(".syntax unified\n\t"
+            "ldmia %[b]!, {r0, r1, r2, r3}\n\t"
+            "mov %[a0], r0\n\t"
+            "mov %[a1], r1\n\t"
+            "mov %[a2], r2\n\t"
+            "mov %[a3], r3"
+            : [b] "+l"(bias), [a0] "=h"(a0), [a1] "=h"(a1), [a2] "=h"(a2), [a3] "=h"(a3)
+            :
+            : "r0", "r1", "r2", "r3", "memory");
     TB_UNROLL_ALL
     for (int i = 0; i < n; i++) {
         uint32_t v;
@@ -1562,9 +1574,26 @@ TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, ui
                 :
                 : "r0", "r1", "r2", "r3", "cc", "memory");
     }
-    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+    uint32_t t;
+    __asm__(".syntax unified\n\t"
+            "mov %[t], %[a3]\n\t"
+            "lsls %[t], %[t], #1\n\t"
+            "adcs %[bits], %[bits]\n\t"
+            "mov %[t], %[a2]\n\t"
+            "lsls %[t], %[t], #1\n\t"
+            "adcs %[bits], %[bits]\n\t"
+            "mov %[t], %[a1]\n\t"
+            "lsls %[t], %[t], #1\n\t"
+            "adcs %[bits], %[bits]\n\t"
+            "mov %[t], %[a0]\n\t"
+            "lsls %[t], %[t], #1\n\t"
+            "adcs %[bits], %[bits]"
+            : [bits] "+l"(bits), [t] "=&l"(t)
+            : [a0] "h"(a0), [a1] "h"(a1), [a2] "h"(a2), [a3] "h"(a3)
+            : "cc");
+    return bits;
 #else
-    uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    uint32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
     TB_UNROLL_WIDE
     for (int i = 0; i < n; i++) {
         uint32_t v = xw[i];
@@ -1573,13 +1602,13 @@ TB_SPECIALISE void tb_mac4_u32(const uint32_t *xw, const uint32_t *w4, int n, ui
         a2 += w4[4 * i + 2] * v;
         a3 += w4[4 * i + 3] * v;
     }
-    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+    return bits << 4 | (a3 >> 31) << 3 | (a2 >> 31) << 2 | (a1 >> 31) << 1 | a0 >> 31;
 #endif
 }
 
 /* int8 convolution of binary activations for cores without SMLAD (ARMv6-M, M3): each
  * window's k * c_in inputs expanded once into words of +-1 (the pad value outside the
- * input), then four output channels at a time through tb_mac4_u32 (on ARMv6-M one LDM of
+ * input), then four output channels at a time through tb_mac4_signs (on ARMv6-M one LDM of
  * four weights, a MULS and an ADD per MAC). The threshold is folded in with its direction
  * as in xs: a = s * (acc - th), the output bit is its sign bit (|acc - th| < 2^31, the
  * compiler checks); pooling before the sign is the AND (s = 1) or OR (s = -1) of the bits.
@@ -1604,13 +1633,9 @@ TB_SPECIALISE void tb_i8conv1d_xm_b32(const tb_i8conv1d_t *L, const uint32_t *x,
             for (int g = 0; g < ow; g++) {
                 uint32_t neg = L->th.neg[g], bits = 0;
                 int count = L->c_out - 32 * g < 32 ? L->c_out - 32 * g : 32;
-                for (int b = 0; b < count; b += 4) {
-                    const uint32_t *bias = L->bias + 32 * g + b;
-                    uint32_t a[4] = {bias[0], bias[1], bias[2], bias[3]};
-                    tb_mac4_u32(win, L->wm + (32 * g + b) * n, n, a);
-                    bits |= (a[0] >> 31) << b | (a[1] >> 31) << (b + 1) | (a[2] >> 31) << (b + 2) |
-                            (a[3] >> 31) << (b + 3);
-                }
+                /* the blocks from the last, as tb_iconv1d_xm_s16 */
+                for (int b = (count - 1) & ~3; b >= 0; b -= 4)
+                    bits = tb_mac4_signs(win, L->wm + (32 * g + b) * n, n, L->bias + 32 * g + b, bits);
                 y[p * ow + g] = (y[p * ow + g] & (bits | neg)) | (bits & neg);
             }
         }
@@ -1618,7 +1643,7 @@ TB_SPECIALISE void tb_i8conv1d_xm_b32(const tb_i8conv1d_t *L, const uint32_t *x,
 }
 
 /* First layer, int8 weights, for cores without SMLAD (ARMv6-M, M3): x' once per input step
- * (tb_iconv1d_x_steps, padding steps 0), four output channels at a time (tb_mac4_u32), with
+ * (tb_iconv1d_x_steps, padding steps 0), four output channels at a time (tb_mac4_signs), with
  * the threshold and its direction folded in as xs does: a = s * (acc - th), s = -1 where
  * the output is -1 above th, else 1, so the output bit is the sign bit of a; the compiler
  * stores s * w as words and -s * th where each sum starts, and checks |acc - th| < 2^31, so
@@ -1644,15 +1669,8 @@ TB_SPECIALISE void tb_iconv1d_xm_s16(const tb_iconv1d_t *L, const int16_t *x, ui
                 uint32_t bits = 0;
                 /* the blocks from the last: each shifts the bits so far up by 4 and adds
                  * its sign bits below (blocks past c_out have zero weights and bias: 0) */
-                for (int b = (count - 1) & ~3; b >= 0; b -= 4) {
-                    uint32_t a[4];
-                    TB_COPY(a, L->bias + 32 * g + b, sizeof a);
-                    tb_mac4_u32(xw, L->wm + (32 * g + b) * kc, kc, a);
-                    bits = bits << 1 | a[3] >> 31;
-                    bits = bits << 1 | a[2] >> 31;
-                    bits = bits << 1 | a[1] >> 31;
-                    bits = bits << 1 | a[0] >> 31;
-                }
+                for (int b = (count - 1) & ~3; b >= 0; b -= 4)
+                    bits = tb_mac4_signs(xw, L->wm + (32 * g + b) * kc, kc, L->bias + 32 * g + b, bits);
                 pooled = (pooled & (bits | neg)) | (bits & neg);
             }
             y[p * ow + g] = pooled;

@@ -85,7 +85,7 @@ class ConvStage(Stage):
 
     def mac4_word_fields(self, cs) -> None:
         """`wm` and `bias` of the kernels that sum s * w four output channels at a time in
-        32-bit words (the `xm` variants, `tb_mac4_u32`): s = -1 where the output is -1 above
+        32-bit words (the `xm` variants, `tb_mac4_signs`): s = -1 where the output is -1 above
         the threshold, the weights [O][k][C] as [blocks][k * C][4] words of s * w (blocks past
         O are zero) and each sum's start, -s * th."""
         o, k, c = self.weight.shape
