@@ -831,12 +831,14 @@ TB_SPECIALISE void tb_bconv1d_vsl_b32(const tb_bconv1d_t *L, const uint32_t *x, 
         (h) = tb_e_[16 * (q) + 1];                                                             \
     } while (0)
 
-/* The entries (l0, h0) and (l1, h1) of two groups into (ones, twos, fours); returns the
- * carry of weight 8. */
-static inline uint32_t tb_vst_add(uint32_t *ones, uint32_t *twos, uint32_t *fours, uint32_t l0,
-                                  uint32_t h0, uint32_t l1, uint32_t h1)
+/* Groups q and q+1 of *v into (ones, twos, fours); returns the carry of weight 8. */
+static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *t,
+                                   uint32_t *v, int q)
 {
-    uint32_t c1, c2, c3;
+    uint32_t l0, h0, l1, h1, c1, c2, c3;
+    TB_AFTER(*v, *fours);
+    TB_VST_FETCH(l0, h0, t, *v, q);
+    TB_VST_FETCH(l1, h1, t, *v, q + 1);
     TB_CSA(c1, *ones, *ones, l0, l1);  /* c1: weight 2 */
     TB_CSA(c2, *twos, *twos, h0, h1);  /* c2: weight 4 */
     uint32_t c1b = *twos & c1;         /* twos + c1 */
@@ -845,67 +847,15 @@ static inline uint32_t tb_vst_add(uint32_t *ones, uint32_t *twos, uint32_t *four
     return c3;
 }
 
-/* Groups q and q+1 of *v into (ones, twos, fours); returns the carry of weight 8. */
-static inline uint32_t tb_vst_pair(uint32_t *ones, uint32_t *twos, uint32_t *fours, const uint32_t *t,
-                                   uint32_t *v, int q)
-{
-    uint32_t l0, h0, l1, h1;
-    TB_AFTER(*v, *fours);
-    TB_VST_FETCH(l0, h0, t, *v, q);
-    TB_VST_FETCH(l1, h1, t, *v, q + 1);
-    return tb_vst_add(ones, twos, fours, l0, h0, l1, h1);
-}
-
 /* One word v of m valid input bits into the bit-sliced counts (ones, twos, fours, eights,
  * sixteens[0..high-1]) of 32 output channels' mismatches; t: the word's tables,
  * TB_VST_GROUPS(m) of 16 words. Groups go four at a time (two pairs, one carry of weight
  * 16), then a pair, then one. */
-#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
-/* ARMv6-M: a load's offset reaches 124 bytes and AND takes no immediate, so the pair's
- * table pointer t and word v advance (t by a pair's 32 words, v by its 6 bits) and the
- * entries' byte offsets come from v's low 6 bits: (v << 29) >> 26 and v & 56, no mask
- * register, every load at offset 0..68. */
-static inline uint32_t tb_vst_pair6m(uint32_t *ones, uint32_t *twos, uint32_t *fours,
-                                     const uint32_t **t, uint32_t *v)
-{
-    uint32_t l0, h0, l1, h1;
-    TB_AFTER(*v, *fours);
-    const uint32_t *e0 = (const uint32_t *)((const unsigned char *)*t + ((*v << 29) >> 26));
-    const uint32_t *e1 = (const uint32_t *)((const unsigned char *)*t + (*v & 56u));
-    TB_OPAQUE(e0);
-    TB_OPAQUE(e1);
-    l0 = e0[0], h0 = e0[1], l1 = e1[16], h1 = e1[17];
-    *t += 32;
-    *v >>= 6;
-    return tb_vst_add(ones, twos, fours, l0, h0, l1, h1);
-}
-#endif
-
 TB_SPECIALISE void tb_vst_word(uint32_t *ones, uint32_t *twos, uint32_t *fours, uint32_t *eights,
                                uint32_t *sixteens, int high, const uint32_t *t, uint32_t v, int m)
 {
     int groups = TB_VST_GROUPS(m), q = 0;
     uint32_t carry;
-#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
-    if (groups >= 2) {
-        const uint32_t *tp = t;
-        uint32_t vp = v;
-        TB_UNROLL
-        for (; q + 4 <= groups; q += 4) {
-            uint32_t a = tb_vst_pair6m(ones, twos, fours, &tp, &vp);
-            uint32_t b = tb_vst_pair6m(ones, twos, fours, &tp, &vp);
-            TB_CSA(carry, *eights, *eights, a, b);
-            tb_sliced_ripple(sixteens, high, carry);
-        }
-        if (q + 2 <= groups) {
-            uint32_t a = tb_vst_pair6m(ones, twos, fours, &tp, &vp);
-            carry = *eights & a;
-            *eights ^= a;
-            tb_sliced_ripple(sixteens, high, carry);
-            q += 2;
-        }
-    }
-#endif
     TB_UNROLL
     for (; q + 4 <= groups; q += 4) {
         uint32_t a = tb_vst_pair(ones, twos, fours, t, &v, q);
