@@ -27,7 +27,7 @@ from test_compile import (
 )
 
 from tinybnn import firmware
-from tinybnn.compiler import reference, targets, variants
+from tinybnn.compiler import kernels, reference, targets, variants
 from tinybnn.compiler.api import compile
 from tinybnn.compiler.contract import words
 from tinybnn.compiler.lowering import lower
@@ -370,3 +370,50 @@ def test_kernel_limits_are_read_from_the_header_and_guarded(tmp_path):
     (tmp_path / kernels.KERNELS_HEADER).write_text(smaller)
     with pytest.raises(TinyBNNError, match=f"needs {limit} >= {least}"):
         host.build(tmp_path, "k")
+
+
+def global_sum_model(c: int, t: int) -> Sequential:
+    """Signs of c channels over t steps into the global sum; channel 0 always +1 and channel
+    1 always -1 (BatchNorm scale 0, bias +-1), so the counts reach t and -t."""
+    model = seeded(
+        lambda: [
+            InputConv1d(3, c, 1),
+            BatchNormSign(c),
+            GlobalPool1d("sum"),
+            Int8Linear(c, 4),
+        ],
+        3,
+        t,
+    )
+    bn = model.layers[1].bn
+    with torch.no_grad():
+        bn.weight[:2] = 0.0
+        bn.bias[0], bn.bias[1] = 1.0, -1.0
+    return model
+
+
+@pytest.mark.parametrize("c,t", [(33, 255), (64, 9), (5, 1)])
+def test_global_sum_bit_sliced(c, t, tmp_path, toolchain):
+    """vsl (a ripple counter of 8 slices per 32 channels, transposed to bytes) on the host and
+    under QEMU (M0, M4): a partial last word, counts of -t and t, the most steps it takes."""
+    from tinybnn.firmware.profile import run_on_core
+
+    model = global_sum_model(c, t)
+    stages = lower(model).stages
+    index = next(i for i, st in enumerate(stages) if st.kernel == "globalsum")
+    counts = stages[index].run(stages[0].run(np.zeros((t, 3), np.int16)))  # [T][C] samples
+    assert (counts[0], counts[1]) == (t, -t)
+    assert check_variants(model, "host", tmp_path / "host")[index] == "vsl"
+    x = np.concatenate([signals(3, 3, t, 7), random_inputs(2, 3, t, 8)])
+    for core in ("cortex-m0", "cortex-m4"):
+        result = compile(model, tmp_path / core, "g", target=core)
+        assert result.cmodel.stages[index].variant.name == "vsl"
+        run_on_core(result, "g", core, x, reference.run(result.program, x))
+
+
+def test_global_sum_past_a_byte_takes_the_reference_loop(tmp_path):
+    """Over TB_GSUM_VSL_MAX_T steps a count no longer fits the byte vsl transposes into."""
+    t = kernels.LIMITS["TB_GSUM_VSL_MAX_T"] + 1
+    model = global_sum_model(33, t)
+    index = next(i for i, st in enumerate(lower(model).stages) if st.kernel == "globalsum")
+    assert check_variants(model, "host", tmp_path)[index] == "ref"

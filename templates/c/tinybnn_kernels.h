@@ -34,6 +34,7 @@
 #define TB_SUM_MAX 32767     /* shortcuts: the largest |sum| of an int16 sum buffer */
 #define TB_RQ_MAX_SHIFT 31   /* requantisation to int8: the largest right shift */
 #define TB_VSTQ_MAX_SLICES 8 /* codes out by subset tables: a count's slices (one byte) */
+#define TB_GSUM_VSL_MAX_T 255 /* bit-sliced global sum: the most steps (a count in a byte) */
 
 #if TB_VSL_MAX_SLICES < TB_SLICES_MIN || TB_SLICES_MIN != 5
 #error "the bit-sliced kernels keep exactly 4 carry-save slices below the high ones"
@@ -43,6 +44,9 @@
 #endif
 #if TB_VSTQ_MAX_SLICES > 8 || TB_VSTQ_MAX_SLICES > TB_VSL_MAX_SLICES
 #error "tb_bconv1d_q8_vst_b32 transposes at most 8 slices of counts into bytes"
+#endif
+#if TB_GSUM_VSL_MAX_T > 255
+#error "tb_globalsum_vsl_b32 transposes 8 slices of counts into bytes"
 #endif
 
 /* Number of set bits; portable SWAR (GCC's __builtin_popcount calls libgcc on Cortex-M). */
@@ -945,6 +949,30 @@ static inline void tb_slices_to_bytes(uint32_t *s)
         t = ((s[i] >> 1) ^ s[i + 1]) & 0x55555555u;
         s[i + 1] ^= t;
         s[i] ^= t << 1;
+    }
+}
+
+/* tb_globalsum_b32 bit-sliced: for each word of 32 channels, the t words of the window go
+ * into a ripple counter of 8 slices (the channels' set bits, t <= TB_GSUM_VSL_MAX_T: the
+ * compiler checks), transposed into one byte per channel (tb_slices_to_bytes); then
+ * count = t - 2 * ones, as there. in: [t][TB_WORDS(c)] packed; out: int32 [c]. */
+static inline void tb_globalsum_vsl_b32(const tb_globalsum_t *L, const uint32_t *x, int32_t *y)
+{
+    int cw = TB_WORDS(L->c);
+    for (int i = 0; i < cw; i++) {
+        uint32_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int t = 0; t < L->t; t++) {
+            uint32_t carry = x[t * cw + i];
+            for (int k = 0; carry && k < 8; k++) {
+                uint32_t c2 = s[k] & carry;
+                s[k] ^= carry;
+                carry = c2;
+            }
+        }
+        tb_slices_to_bytes(s); /* byte q of s[j]: the set bits of channel 32i + 8q + j */
+        int n = L->c - 32 * i < 32 ? L->c - 32 * i : 32;
+        for (int b = 0; b < n; b++)
+            y[32 * i + b] = L->t - 2 * (int32_t)((s[b & 7] >> (8 * (b >> 3))) & 0xffu);
     }
 }
 

@@ -23,6 +23,7 @@ LIMIT_NAMES = (
     "TB_SST_MAX_IN",  # ... and the most input channels (a table of 2^c_in sums per step)
     "TB_SUM_MAX",  # shortcuts: the largest |sum| an int16 sum buffer holds
     "TB_VSTQ_MAX_SLICES",  # codes out by subset tables: count slices (one byte per count)
+    "TB_GSUM_VSL_MAX_T",  # bit-sliced global sum: the most steps (counts in a byte)
     "TB_RQ_MAX_SHIFT",  # requantisation to int8: the largest right shift
 )
 

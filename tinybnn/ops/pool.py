@@ -3,7 +3,8 @@ fuses it, or on binary activations) and `GlobalPool1d` (sum to counts, or max).
 
 One home for both ops: the training layers, their lowering to the `MaxPoolBits`,
 `GlobalSum` and `GlobalSumCodes` stages, the numpy reference, and the C kernels
-`tb_maxpool1d_b32`, `tb_globalsum_b32` and `tb_globalsum_s8` (int8 codes).
+`tb_maxpool1d_b32`, `tb_globalsum_b32` (and its bit-sliced variant `vsl`) and
+`tb_globalsum_s8` (int8 codes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..compiler.contract import INT32_MAX, unpack_bits
+from ..compiler.kernels import LIMITS
 from ..compiler.program import Stage
 from ..compiler.variants import Variant
 from ..errors import ModelError
@@ -298,7 +300,21 @@ def _global_sum_fields(cs, st: GlobalSum) -> int:
     return 0
 
 
-GlobalSum.variants = (Variant("ref", "tb_globalsum_b32", _global_sum_fields),)
+def _global_sum_vsl_fields(cs, st: GlobalSum) -> int:
+    cs.require("TB_GSUM_VSL_MAX_T", st.in_shape[1])
+    return _global_sum_fields(cs, st)
+
+
+GlobalSum.variants = (
+    # Bit-sliced: 32 channels' set bits counted at once, then one byte per channel.
+    Variant(
+        "vsl",
+        "tb_globalsum_vsl_b32",
+        _global_sum_vsl_fields,
+        lambda st, core, optimize: st.in_shape[1] <= LIMITS["TB_GSUM_VSL_MAX_T"],
+    ),
+    Variant("ref", "tb_globalsum_b32", _global_sum_fields),
+)
 
 
 @dataclass
