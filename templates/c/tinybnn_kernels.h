@@ -956,7 +956,13 @@ static inline void tb_slices_to_bytes(uint32_t *s)
  * into a ripple counter of 8 slices (the channels' set bits, t <= TB_GSUM_VSL_MAX_T: the
  * compiler checks), transposed into one byte per channel (tb_slices_to_bytes); then
  * count = t - 2 * ones, as there. in: [t][TB_WORDS(c)] packed; out: int32 [c]. */
-static inline void tb_globalsum_vsl_b32(const tb_globalsum_t *L, const uint32_t *x, int32_t *y)
+#if defined(__GNUC__)
+/* Called once per inference: not inlined, as inlined it moved GCC's register allocation
+ * of the binary convolutions around it (ARMv6-M: +5 % there); unused where no stage
+ * calls it. */
+__attribute__((noinline, unused))
+#endif
+static void tb_globalsum_vsl_b32(const tb_globalsum_t *L, const uint32_t *x, int32_t *y)
 {
     int cw = TB_WORDS(L->c);
     for (int i = 0; i < cw; i++) {
