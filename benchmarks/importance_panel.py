@@ -89,6 +89,12 @@ def _suggested(row: dict, best, mixed, test) -> None:
     )
 
 
+def folds_tuning(tuning: str, k: int, repeats: int) -> str:
+    """How a --folds run was trained and scored: its rows' key in the runs file."""
+    mean = f", mean of {repeats} seeds" if repeats > 1 else ""
+    return f"{tuning}, scored by {k}-fold cross-validation of all of TRAIN{mean}"
+
+
 def run_folds(name: str, seed: int, k: int, repeats: int = 1) -> dict:
     """importance scored by k-fold cross-validation of all of TRAIN; the default BNN and the
     twin trained on all of TRAIN (as the panel), the suggestion and the all-binary model
@@ -109,9 +115,7 @@ def run_folds(name: str, seed: int, k: int, repeats: int = 1) -> dict:
             train, copy.deepcopy(model), seed=seed, threads=1, progress=False
         ).model
 
-    tuning = f"{result.tuning}, scored by {k}-fold cross-validation of all of TRAIN"
-    if repeats > 1:
-        tuning += f", mean of {repeats} seeds"
+    tuning = folds_tuning(result.tuning, k, repeats)
     row = _row(name, seed, tuning, result, trained(bnn), twin, test, scored_changes=False)
     row["default"] = accuracy(bnn, test.X, test.y)  # the default BNN, trained once
     if best is not None:
@@ -257,9 +261,7 @@ def main() -> None:
         rows = [json.loads(line) for line in args.runs.read_text().splitlines() if line]
     tuning = FINE_TUNED if args.fine_tune else "trained with the default recipe"
     if args.folds:
-        tuning += f", scored by {args.folds}-fold cross-validation of all of TRAIN"
-        if args.repeats > 1:
-            tuning += f", mean of {args.repeats} seeds"
+        tuning = folds_tuning(tuning, args.folds, args.repeats)
     have = {(r["name"], r["seed"], r.get("tuning", FINE_TUNED)) for r in rows}
     for name in args.sets:
         for seed in args.seeds:

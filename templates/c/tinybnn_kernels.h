@@ -967,14 +967,8 @@ static void tb_globalsum_vsl_b32(const tb_globalsum_t *L, const uint32_t *x, int
     int cw = TB_WORDS(L->c);
     for (int i = 0; i < cw; i++) {
         uint32_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int t = 0; t < L->t; t++) {
-            uint32_t carry = x[t * cw + i];
-            for (int k = 0; carry && k < 8; k++) {
-                uint32_t c2 = s[k] & carry;
-                s[k] ^= carry;
-                carry = c2;
-            }
-        }
+        for (int t = 0; t < L->t; t++)
+            tb_sliced_ripple(s, 8, x[t * cw + i]); /* each step's bits into the count */
         tb_slices_to_bytes(s); /* byte q of s[j]: the set bits of channel 32i + 8q + j */
         int n = L->c - 32 * i < 32 ? L->c - 32 * i : 32;
         for (int b = 0; b < n; b++)

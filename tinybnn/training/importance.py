@@ -332,18 +332,15 @@ def importance(
             raised_what = "" if how == "weights" else f" {how}"
             what = f"{describe(i, model.layers[i])}{raised_what} -> int8"
         m = changed(model, i, how)
-        tuned, correct = None, 0
+        trained, correct = [], 0
         for s in range(seed, seed + repeats):
-            if parts is None:
-                priced = _fine_tune(copy.deepcopy(m), train_set, epochs, lr, s)
-                tuned = priced if tuned is None else tuned
-                correct += _correct(priced, score_set)
-            else:  # priced as trained on the last fold's part: the costs hardly depend on it
-                for fit, held in parts:
-                    priced = _fine_tune(copy.deepcopy(m), fit, epochs, lr, s)
-                    correct += _correct(priced, held)
+            for fit, held in parts or [(train_set, score_set)]:
+                trained.append(_fine_tune(copy.deepcopy(m), fit, epochs, lr, s))
+                correct += _correct(trained[-1], held)
         accuracy = correct / (len(score_set) * repeats)
-        flash, instructions = _measure(priced, core)
+        # priced as the last one trained: the costs hardly depend on the fold or the seed
+        flash, instructions = _measure(trained[-1], core)
+        tuned = trained[0] if parts is None else None
         return Change(i, what, accuracy, flash, instructions, tuned, how)
 
     threads = torch.get_num_threads()
