@@ -346,6 +346,39 @@ def test_fast_variants_under_qemu(core, toolchain, tmp_path):
     assert {("bconv1d", "vsl"), ("bconv1d", "lanes"), ("bdense", "lanes")} <= chosen
 
 
+# ARMv6-M counts the subset tables in assembly (tb_vst_rows_v6m): whole words of 11 groups,
+# and a last, partial word of 1-11 groups (single, pair, quads); inside windows as one run
+# of rows (of whole words: one long row), edge windows a row at a time (the pad word).
+V6M_VST_CASES = [
+    (2, 3, 1, 1, -1, 11, None),  # 1 group
+    (7, 5, 2, 2, 1, 19, None),  # 3: a pair and a single
+    (11, 1, 1, 0, 1, 9, None),  # 4: a quad
+    (13, 3, 1, 1, 1, 14, (2, 2)),  # 5: a quad and a single
+    (20, 7, 1, 3, -1, 16, None),  # 7: a quad, a pair and a single
+    (31, 2, 1, 1, 1, 12, (3, 1)),  # 11 in a partial word
+    (45, 3, 2, 1, -1, 17, None),  # a whole word and 5 groups
+    (64, 5, 1, 2, 1, 13, (2, 2)),  # whole words only: one run of 10 words
+    (96, 3, 1, 0, -1, 9, None),  # 3 whole words, no padding
+]
+
+
+@pytest.mark.parametrize(
+    "c,k,s,pad,pv,t,pool",
+    V6M_VST_CASES,
+    ids=[f"c{v[0]}_k{v[1]}_s{v[2]}_p{v[3]}" for v in V6M_VST_CASES],
+)
+def test_subset_tables_in_armv6m_assembly(c, k, s, pad, pv, t, pool, toolchain, tmp_path):
+    """The binary convolution with subset tables on Cortex-M0, bit-exact under QEMU."""
+    from tinybnn.firmware.profile import run_on_core
+
+    layers, _ = bconv_case(c, k, s, pad, pv, t, pool=pool)
+    model = seeded(layers, 3, t)
+    x = np.concatenate([signals(6, 3, t, 7), random_inputs(2, 3, t, 8)])
+    result = compile(model, tmp_path, "v6m", target="cortex-m0")
+    assert [v.variant.name for v in result.cmodel.stages if v.kernel == "bconv1d"] == ["vst"]
+    run_on_core(result, "v6m", "cortex-m0", x, reference.run(result.program, x))
+
+
 def test_kernel_limits_are_read_from_the_header_and_guarded(tmp_path):
     """The limits live in tinybnn_kernels.h alone: Python reads them from there, and a model
     whose variants rely on one refuses to build against a header with a smaller value."""

@@ -727,6 +727,9 @@ static inline uint32_t tb_sliced_sign(const uint32_t *ge, uint32_t ones, uint32_
     borrow = (ge[1] & ~twos) | (~(twos ^ ge[1]) & borrow);
     borrow = (ge[2] & ~fours) | (~(fours ^ ge[2]) & borrow);
     borrow = (ge[3] & ~eights) | (~(eights ^ ge[3]) & borrow);
+#if defined(__ARM_ARCH_6M__) && !defined(__OPTIMIZE_SIZE__)
+    TB_UNROLL /* GCC keeps the loop on ARMv6-M (12 instructions a slice); elsewhere it costs */
+#endif
     for (int s = 0; s < high; s++)
         borrow = (ge[4 + s] & ~sixteens[s]) | (~(sixteens[s] ^ ge[4 + s]) & borrow);
     return ~borrow ^ neg;
@@ -888,11 +891,237 @@ TB_SPECIALISE void tb_vst_word(uint32_t *ones, uint32_t *twos, uint32_t *fours, 
     }
 }
 
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__) && !defined(__clang__)
+#define TB_VST_V6M 1
+/* tb_vst_word over a window's rows in ARMv6-M assembly. GCC, left with eight low registers
+ * for the counters, the table pointer, the input word and the looked-up words, spilled and
+ * shuffled about as many instructions again as the counting needs; here the counting keeps
+ * ones, twos, the tables t and the word v in r0-r3, the looked-up words in r4-r7, fours and
+ * eights in r8, r9. Thumb-1 logic is two-operand, so each carry-save adder works in place:
+ * with o the counter and x, y the words, x ^= o, y ^= o, y ^= x, x &= ~y, x ^= o, o ^= y
+ * leaves o = o ^ x ^ y and the carry maj(o, x, y) in x (six instructions, no scratch); a half
+ * adder is o ^= x, x &= ~o. A pair takes the groups at bits 0-5 of v and the tables at t
+ * (16 words a group), then shifts v down by 6 and moves t past them, so every offset is an
+ * immediate; its carry of weight 8 is left in r4. */
+#define TB_V6M_CSA(o, x, y)                                                                    \
+    "eors " x ", " o "\n\t"                                                                    \
+    "eors " y ", " o "\n\t"                                                                    \
+    "eors " y ", " x "\n\t"                                                                    \
+    "bics " x ", " y "\n\t"                                                                    \
+    "eors " x ", " o "\n\t"                                                                    \
+    "eors " o ", " y "\n\t"
+#define TB_V6M_PAIR                                                                            \
+    "lsls r4, r3, #29\n\t" /* (v & 7) * 8: the first group's entry (l, h) */                   \
+    "lsrs r4, r4, #26\n\t"                                                                     \
+    "adds r4, r4, r2\n\t"                                                                      \
+    "ldr r5, [r4, #0]\n\t"                                                                     \
+    "ldr r4, [r4, #4]\n\t"                                                                     \
+    "movs r6, #0x38\n\t" /* v & 0x38: the second group's, 16 words on */                       \
+    "ands r6, r3\n\t"                                                                          \
+    "adds r6, r6, r2\n\t"                                                                      \
+    "ldr r7, [r6, #64]\n\t"                                                                    \
+    "ldr r6, [r6, #68]\n\t"                                                                    \
+    "lsrs r3, r3, #6\n\t"                                                                      \
+    "adds r2, #128\n\t"                                                                        \
+    TB_V6M_CSA("r0", "r5", "r7") /* ones + l0 + l1; r5: the carry, weight 2 */                 \
+    TB_V6M_CSA("r1", "r4", "r6") /* twos + h0 + h1; r4: weight 4 */                            \
+    "eors r1, r5\n\t"            /* twos + r5; r5: weight 4 */                                 \
+    "bics r5, r1\n\t"                                                                          \
+    "mov r6, r8\n\t"                                                                           \
+    TB_V6M_CSA("r6", "r4", "r5") /* fours + r4 + r5; r4: weight 8 */                           \
+    "mov r8, r6\n\t"
+/* r4, of weight 16, into sixteens[] (its address at sp + 4), until no carry is left (the
+ * compiler sizes the slices for the largest count, so it never runs past them) */
+#define TB_V6M_RIPPLE                                                                          \
+    "ldr r7, [sp, #4]\n\t"                                                                     \
+    "1:\n\t"                                                                                   \
+    "ldr r5, [r7]\n\t"                                                                         \
+    "eors r5, r4\n\t"                                                                          \
+    "bics r4, r5\n\t"                                                                          \
+    "stmia r7!, {r5}\n\t"                                                                      \
+    "bne 1b\n\t"
+/* four groups: two pairs, their carries added to eights, weight 16 rippled */
+#define TB_V6M_QUAD                                                                            \
+    TB_V6M_PAIR                                                                                \
+    "mov r12, r4\n\t"                                                                          \
+    TB_V6M_PAIR                                                                                \
+    "mov r5, r12\n\t"                                                                          \
+    "mov r6, r9\n\t"                                                                           \
+    TB_V6M_CSA("r6", "r4", "r5")                                                               \
+    "mov r9, r6\n\t"                                                                           \
+    TB_V6M_RIPPLE
+/* two groups, the carry added to eights */
+#define TB_V6M_PAIR_ALONE                                                                      \
+    TB_V6M_PAIR                                                                                \
+    "mov r6, r9\n\t"                                                                           \
+    "eors r6, r4\n\t"                                                                          \
+    "bics r4, r6\n\t"                                                                          \
+    "mov r9, r6\n\t"                                                                           \
+    TB_V6M_RIPPLE
+/* one group, bits 0-2 of v */
+#define TB_V6M_SINGLE                                                                          \
+    "lsls r4, r3, #29\n\t"                                                                     \
+    "lsrs r4, r4, #26\n\t"                                                                     \
+    "adds r4, r4, r2\n\t"                                                                      \
+    "ldr r5, [r4, #0]\n\t"                                                                     \
+    "ldr r4, [r4, #4]\n\t"                                                                     \
+    "adds r2, #64\n\t"                                                                         \
+    "eors r0, r5\n\t" /* ones + l; r5: weight 2 */                                             \
+    "bics r5, r0\n\t"                                                                          \
+    TB_V6M_CSA("r1", "r4", "r5") /* twos + h + r5; r4: weight 4 */                             \
+    "mov r6, r8\n\t"                                                                           \
+    "eors r6, r4\n\t"                                                                          \
+    "bics r4, r6\n\t"                                                                          \
+    "mov r8, r6\n\t"                                                                           \
+    "mov r6, r9\n\t"                                                                           \
+    "eors r6, r4\n\t"                                                                          \
+    "bics r4, r6\n\t"                                                                          \
+    "mov r9, r6\n\t"                                                                           \
+    TB_V6M_RIPPLE
+
+/* The counts s (ones, twos, fours, eights, then sixteens[12]), zeroed first if `fresh`,
+ * plus those of k rows of input words, one after the other at x: each row `full` words of
+ * 32 bits and, if `groups` > 0, a last word of that many groups; t: the rows' tables, one
+ * after the other, as tb_vst_word reads them. shape = k | full << 16 | groups << 27 |
+ * fresh << 31 (k < 2^16 and full < 2^11, as the count k * c_in fits 16 slices). */
+#if TB_VSL_MAX_SLICES != 16
+#error "tb_vst_rows_v6m zeroes 12 high slices"
+#endif
+#define TB_VST_V6M_FRESH 0x80000000u
+#define TB_ARG __attribute__((unused)) /* read by the assembly, in r0-r3 */
+__attribute__((naked, noinline, unused)) static void tb_vst_rows_v6m(uint32_t *s TB_ARG, const uint32_t *t TB_ARG,
+                                                                     const uint32_t *x TB_ARG,
+                                                                     uint32_t shape TB_ARG)
+{
+    __asm__(".syntax unified\n\t"
+            "push {r4, r5, r6, r7, lr}\n\t"
+            "mov r4, r8\n\t"
+            "mov r5, r9\n\t"
+            "push {r4, r5}\n\t"
+            "sub sp, #20\n\t" /* x, sixteens, rows left, full, groups */
+            "str r2, [sp, #0]\n\t"
+            "uxth r4, r3\n\t"
+            "str r4, [sp, #8]\n\t"
+            "lsls r4, r3, #5\n\t"
+            "lsrs r4, r4, #21\n\t"
+            "str r4, [sp, #12]\n\t"
+            "lsls r4, r3, #1\n\t"
+            "lsrs r4, r4, #28\n\t"
+            "str r4, [sp, #16]\n\t"
+            "movs r2, r1\n\t" /* t */
+            "cmp r3, #0\n\t"
+            "bge 12f\n\t"
+            "movs r4, #0\n\t" /* fresh: zero counts */
+            "movs r5, #0\n\t"
+            "movs r6, #0\n\t"
+            "movs r7, #0\n\t"
+            "adds r0, #16\n\t"
+            "str r0, [sp, #4]\n\t"
+            "stmia r0!, {r4, r5, r6, r7}\n\t"
+            "stmia r0!, {r4, r5, r6, r7}\n\t"
+            "stmia r0!, {r4, r5, r6, r7}\n\t"
+            "b 13f\n\t"
+            "12:\n\t"
+            "ldmia r0!, {r4, r5, r6, r7}\n\t"
+            "str r0, [sp, #4]\n\t"
+            "13:\n\t"
+            "movs r0, r4\n\t" /* ones */
+            "movs r1, r5\n\t" /* twos */
+            "mov r8, r6\n\t"  /* fours */
+            "mov r9, r7\n\t"  /* eights */
+            "2:\n\t"          /* a row: its words of 32 bits, 11 groups each */
+            "ldr r4, [sp, #12]\n\t"
+            "cmp r4, #0\n\t"
+            "bne 3f\n\t"
+            "b 5f\n\t"
+            "3:\n\t"
+            "mov lr, r4\n\t"
+            "ldr r5, [sp, #0]\n\t"
+            "ldmia r5!, {r3}\n\t"
+            "str r5, [sp, #0]\n\t"
+            TB_V6M_QUAD TB_V6M_QUAD TB_V6M_PAIR_ALONE TB_V6M_SINGLE
+            "mov r4, lr\n\t"
+            "subs r4, #1\n\t"
+            "beq 5f\n\t"
+            "b 3b\n\t"
+            "5:\n\t" /* then a last word of fewer groups */
+            "ldr r4, [sp, #16]\n\t"
+            "cmp r4, #0\n\t"
+            "bne 6f\n\t"
+            "b 9f\n\t"
+            "6:\n\t"
+            "ldr r5, [sp, #0]\n\t"
+            "ldmia r5!, {r3}\n\t"
+            "str r5, [sp, #0]\n\t"
+            "subs r4, #4\n\t"
+            "blt 8f\n\t"
+            "7:\n\t"
+            "mov lr, r4\n\t"
+            TB_V6M_QUAD
+            "mov r4, lr\n\t"
+            "subs r4, #4\n\t"
+            "bge 7b\n\t"
+            "8:\n\t"
+            "adds r4, #4\n\t" /* 0-3 groups left */
+            "cmp r4, #2\n\t"
+            "blt 10f\n\t"
+            "mov lr, r4\n\t"
+            TB_V6M_PAIR_ALONE
+            "mov r4, lr\n\t"
+            "10:\n\t"
+            "lsrs r4, r4, #1\n\t" /* carry: an odd group left */
+            "bcc 9f\n\t"
+            TB_V6M_SINGLE
+            "9:\n\t" /* the next row */
+            "ldr r4, [sp, #8]\n\t"
+            "subs r4, #1\n\t"
+            "str r4, [sp, #8]\n\t"
+            "beq 11f\n\t"
+            "b 2b\n\t"
+            "11:\n\t"
+            "ldr r4, [sp, #4]\n\t"
+            "subs r4, #16\n\t"
+            "mov r6, r8\n\t"
+            "mov r7, r9\n\t"
+            "stmia r4!, {r0, r1, r6, r7}\n\t"
+            "add sp, #20\n\t"
+            "pop {r4, r5}\n\t"
+            "mov r8, r4\n\t"
+            "mov r9, r5\n\t"
+            "pop {r4, r5, r6, r7, pc}");
+}
+
+/* The counts of one window of k rows of c_in bits from input step t0 (rows outside
+ * [0, t_in) read pad) into s: [TB_VSL_MAX_SLICES] words, ones, twos, fours, eights, then
+ * sixteens[]. A window inside the input is one run of words, one call (rows of whole words
+ * as one long row); one at an edge, a call a row. */
+static inline void tb_vst_window_v6m(uint32_t *s, const uint32_t *t, const uint32_t *x, int t0, int t_in, int k,
+                                     int c_in, const uint32_t *pad)
+{
+    int cw = TB_WORDS(c_in), row_groups = (c_in / 32) * TB_VST_GROUPS(32) + TB_VST_GROUPS(c_in % 32);
+    uint32_t shape = (uint32_t)(c_in / 32) << 16 | (uint32_t)TB_VST_GROUPS(c_in % 32) << 27;
+    if (t0 >= 0 && t0 + k <= t_in) {
+        if (c_in % 32 == 0)
+            shape = (uint32_t)(k * cw) << 16 | 1u;
+        else
+            shape |= (uint32_t)k;
+        tb_vst_rows_v6m(s, t, x + t0 * cw, shape | TB_VST_V6M_FRESH);
+        return;
+    }
+    for (int j = 0; j < k; j++, t += 16 * row_groups) {
+        int ti = t0 + j;
+        tb_vst_rows_v6m(s, t, (ti < 0 || ti >= t_in) ? pad : x + ti * cw,
+                        shape | 1u | (j == 0 ? TB_VST_V6M_FRESH : 0u));
+    }
+}
+#endif
+
 /* Binary convolution with subset-sum tables, bit-sliced across output channels as
  * tb_bconv1d_vsl_b32 (same counts, same comparison with U) but three input bits per
  * lookup. Tables: L->tab, [TB_WORDS(c_out)][kernel_size][groups of a row][8][2] words
  * (flash: 16/3 words per input bit and output word, 5.3 times the packed weights).
- * Needs TB_SLICES_MIN <= slices <= TB_VSL_MAX_SLICES (the compiler checks).
+ * Needs TB_SLICES_MIN <= slices <= TB_VSL_MAX_SLICES (the compiler checks). On ARMv6-M
+ * (GCC) a window's counting is tb_vst_rows_v6m's assembly, the same counts.
  * in: [t_in][TB_WORDS(c_in)] packed; out: [t_out][TB_WORDS(c_out)] packed. No scratch. */
 TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, uint32_t *y)
 {
@@ -906,11 +1135,16 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
             const uint32_t *ge = L->ge + g * L->slices;
             for (int j = 0; j < L->pool_k; j++) {
                 int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
+#if defined(TB_VST_V6M)
+                uint32_t s[TB_VSL_MAX_SLICES]; /* ones, twos, fours, eights, sixteens */
+                tb_vst_window_v6m(s, t, x, t0, L->t_in, L->kernel_size, L->c_in, L->pad_word);
+                uint32_t bits = tb_sliced_sign(ge, s[0], s[1], s[2], s[3], s + 4, high, neg);
+#else
                 uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
                 uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
                 for (int s = 0; s < high; s++)
                     sixteens[s] = 0;
-                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
                 for (int k = 0; k < L->kernel_size; k++) {
                     int ti = t0 + k;
                     const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
@@ -922,6 +1156,7 @@ TB_SPECIALISE void tb_bconv1d_vst_b32(const tb_bconv1d_t *L, const uint32_t *x, 
                     }
                 }
                 uint32_t bits = tb_sliced_sign(ge, ones, twos, fours, eights, sixteens, high, neg);
+#endif
                 pooled = (pooled & (bits | neg)) | (bits & neg);
             }
             y[p * ow + g] = pooled;
@@ -999,11 +1234,16 @@ TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *
             uint8_t best[32]; /* per lane: the count of the pool window's largest code */
             for (int j = 0; j < L->pool_k; j++) {
                 int t0 = (p * L->pool_s + j) * L->stride - L->pad;
+                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
+#if defined(TB_VST_V6M)
+                uint32_t s8[TB_VSL_MAX_SLICES]; /* ones, twos, fours, eights, sixteens */
+                tb_vst_window_v6m(s8, t, x, t0, L->t_in, L->kernel_size, L->c_in, L->pad_word);
+                (void)high; /* the slices past it are 0 */
+#else
                 uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
                 uint32_t sixteens[TB_VSL_MAX_SLICES - 4]; /* the count's bits 4 and up */
                 for (int s = 0; s < high; s++)
                     sixteens[s] = 0;
-                const uint32_t *t = L->tab + g * L->kernel_size * row_groups * 16;
                 for (int k = 0; k < L->kernel_size; k++) {
                     int ti = t0 + k;
                     const uint32_t *row = (ti < 0 || ti >= L->t_in) ? L->pad_word : x + ti * cw;
@@ -1017,6 +1257,7 @@ TB_SPECIALISE void tb_bconv1d_q8_vst_b32(const tb_bconv1d_t *L, const uint32_t *
                 uint32_t s8[8] = {ones, twos, fours, eights, 0, 0, 0, 0};
                 for (int s = 0; s < high; s++)
                     s8[4 + s] = sixteens[s];
+#endif
                 tb_slices_to_bytes(s8);
                 for (int b = 0; b < lanes; b++) {
                     uint32_t count = (s8[b & 7] >> (8 * (b >> 3))) & 0xffu;
@@ -1039,15 +1280,21 @@ TB_SPECIALISE void tb_bdense_vst_b32(const tb_bdense_t *L, const uint32_t *x, ui
 {
     int high = L->slices - 4;
     for (int g = 0; g < TB_WORDS(L->c_out); g++) {
+        const uint32_t *t = L->tab + g * L->in_words * 16 * TB_VST_GROUPS(32);
+#if defined(TB_VST_V6M)
+        uint32_t s[TB_VSL_MAX_SLICES]; /* ones, twos, fours, eights, sixteens */
+        tb_vst_window_v6m(s, t, x, 0, 1, 1, 32 * L->in_words, x);
+        y[g] = tb_sliced_sign(L->ge + g * L->slices, s[0], s[1], s[2], s[3], s + 4, high, L->th.neg[g]);
+#else
         uint32_t ones = 0, twos = 0, fours = 0, eights = 0;
         uint32_t sixteens[TB_VSL_MAX_SLICES - 4];
         for (int s = 0; s < high; s++)
             sixteens[s] = 0;
-        const uint32_t *t = L->tab + g * L->in_words * 16 * TB_VST_GROUPS(32);
         for (int i = 0; i < L->in_words; i++, t += 16 * TB_VST_GROUPS(32))
             tb_vst_word(&ones, &twos, &fours, &eights, sixteens, high, t, x[i], 32);
         y[g] = tb_sliced_sign(L->ge + g * L->slices, ones, twos, fours, eights, sixteens, high,
                               L->th.neg[g]);
+#endif
     }
 }
 
@@ -1170,8 +1417,14 @@ static inline void tb_iconv1d_x_steps(const tb_iconv1d_t *L, const int16_t *x, i
     for (int last = tb_iconv1d_last_step(L, p); *next <= last; ++*next) {
         int ti = *next, inside = ti >= 0 && ti < L->t_in;
         int32_t *row = scratch + (ti & (L->ring - 1)) * L->c_in, *twin = row + L->ring * L->c_in;
-        for (int c = 0; c < L->c_in; c++)
-            row[c] = twin[c] = inside ? tb_input_value(L, x[ti * L->c_in + c], c) : 0;
+        if (inside) {
+            TB_UNROLL
+            for (int c = 0; c < L->c_in; c++)
+                row[c] = twin[c] = tb_input_value(L, x[ti * L->c_in + c], c);
+        } else {
+            for (int c = 0; c < L->c_in; c++)
+                row[c] = twin[c] = 0;
+        }
     }
 }
 
