@@ -1,0 +1,158 @@
+"""The instruction cost model (`tinybnn.compiler.costs`): its structure without a toolchain,
+its refusals, and its estimate against fresh QEMU counts on models it was not fitted on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinybnn import firmware
+from tinybnn.compiler import costs
+from tinybnn.compiler.lowering import lower
+from tinybnn.compiler.targets import CORES
+from tinybnn.errors import ModelError, TinyBNNError
+from tinybnn.models import conv_classifier
+
+# The target: the estimate within 5 % of QEMU's count. NOT MET YET by the first fit
+# (benchmarks/results/costs.md: held-out mean error 3.3-7.6 %, max 24-53 %, driven by
+# kernels with few calibration stages: iconv1d_xn, i8aconv1d_xs_*, globalsum); two of these
+# cases fail. Kept at the target rather than loosened to pass.
+TOLERANCE = 0.05
+
+# Models no calibration run used (its models are seeded conv_classifiers of other sizes),
+# with widths across word boundaries: name -> conv_classifier arguments.
+MODELS = {
+    "c3_w31_33_k5_pool2": dict(in_channels=3, length=100, widths=(31, 33), kernel_size=5),
+    "c6_int8_w32_64_8a8": dict(
+        in_channels=6, length=90, widths=(24, 32, 64), first_weights="int8", last_conv="8a8"
+    ),
+    "c1_w33x3_shortcuts_binary_head": dict(
+        in_channels=1, length=150, widths=(16, 33, 33), kernel_size=7, shortcuts=True, head="binary"
+    ),
+    "c10_valid_w8_65_1a8_pool4": dict(
+        in_channels=10,
+        length=70,
+        widths=(8, 65, 40),
+        kernel_size=3,
+        pool=4,
+        padding="valid",
+        precision=[8, "1a8", 8, 8],
+    ),
+}
+
+
+def model(name: str):
+    torch.manual_seed(7)
+    return conv_classifier(num_classes=4, **MODELS[name])
+
+
+@pytest.mark.parametrize("core", list(CORES))
+def test_estimate_structure_without_toolchain(core):
+    m = model("c6_int8_w32_64_8a8")
+    est = costs.estimate(m, core)
+    program = lower(m)
+    assert est.core == core and est.optimize == "speed"
+    assert [s.kernel for s in est.stages] == [s.kernel for s in program.stages]
+    assert [s.index for s in est.stages] == list(range(len(program.stages)))
+    assert all(s.instructions > 0 for s in est.stages)
+    assert est.call_instructions >= 0
+    assert est.instructions == est.call_instructions + sum(s.instructions for s in est.stages)
+    assert costs.estimate(program, core) == est  # a Program as well as a model
+
+
+def test_coefficients_file_matches_features():
+    data = costs.coefficients()
+    assert {"tinybnn", "date", "qemu"} <= set(data["meta"])
+    assert set(data["cores"]) == set(CORES)
+    for core, table in data["cores"].items():
+        assert costs.CALL in table, core
+        for function, fit in table.items():
+            if function != costs.CALL:
+                assert fit["features"] == list(costs.FEATURES[function]), (core, function)
+            assert len(fit["coef"]) == len(fit["features"]), (core, function)
+
+
+def test_unknown_core_is_one_line():
+    with pytest.raises(TinyBNNError, match="unknown core 'cortex-m99'") as e:
+        costs.estimate(model("c3_w31_33_k5_pool2"), "cortex-m99")
+    assert "\n" not in str(e.value)
+
+
+def test_uncalibrated_kernel_names_layer_and_core(tmp_path):
+    data = costs.coefficients()
+    table = dict(data["cores"]["cortex-m4"])
+    del table["tb_bconv1d_vst_b32"]
+    path = tmp_path / "costs.json"
+    path.write_text(json.dumps(dict(meta=data["meta"], cores={"cortex-m4": table})))
+    with pytest.raises(TinyBNNError) as e:
+        costs.estimate(model("c3_w31_33_k5_pool2"), "cortex-m4", costs=path)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "L1 bconv1d (layers 3-5, tb_bconv1d_vst_b32)" in msg and "cortex-m4" in msg
+    with pytest.raises(TinyBNNError, match="no cost coefficients for core cortex-m0"):
+        costs.estimate(model("c3_w31_33_k5_pool2"), "cortex-m0", costs=path)
+
+
+@given(
+    channels=st.integers(1, 12),
+    length=st.integers(26, 400),
+    widths=st.lists(st.sampled_from([8, 24, 31, 32, 33, 48, 64, 96]), min_size=1, max_size=4),
+    kernel_size=st.sampled_from([3, 5, 7, 9]),
+    pool=st.sampled_from([1, 2, 4, 8]),
+    first=st.sampled_from(["binary", "int8"]),
+    head=st.sampled_from(["binary", "int8"]),
+    core=st.sampled_from(list(CORES)),
+)
+def test_every_conv_classifier_stage_has_a_cost(
+    channels, length, widths, kernel_size, pool, first, head, core
+):
+    """Every stage conv_classifier makes (with speed kernels) has coefficients on every core,
+    and its estimate is positive: no toolchain."""
+    torch.manual_seed(0)
+    try:
+        m = conv_classifier(
+            channels,
+            length,
+            3,
+            widths=tuple(widths),
+            kernel_size=kernel_size,
+            pool=pool,
+            first_weights=first,
+            head=head,
+        )
+    except ModelError:
+        return
+    est = costs.estimate(m, core)
+    assert all(s.instructions > 0 for s in est.stages)
+
+
+try:
+    firmware.find_toolchain()
+    HAVE_TOOLCHAIN = True
+except firmware.ToolchainMissing:
+    HAVE_TOOLCHAIN = False
+
+
+@pytest.mark.skipif(not HAVE_TOOLCHAIN, reason="no firmware toolchain (arm-none-eabi-gcc, QEMU)")
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m0"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_estimate_against_qemu(name, core):
+    from tinybnn.firmware.profile import profile
+
+    m = model(name)
+    est = costs.estimate(m, core)
+    report = profile(m, core)
+    assert [s.kernel for s in est.stages] == [s.kernel for s in report.stages]
+    err = est.instructions / report.instructions - 1
+    per_stage = ", ".join(
+        f"L{e.index} {e.function} {e.instructions} vs {r.instructions}"
+        for e, r in zip(est.stages, report.stages, strict=True)
+    )
+    assert abs(err) <= TOLERANCE, (
+        f"{name} on {core}: estimate {est.instructions}, QEMU {report.instructions} "
+        f"({100 * err:+.1f} %): {per_stage}"
+    )
