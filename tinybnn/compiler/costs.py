@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import TinyBNNError
 from ..nn import Sequential
 from ..ops import sliced
-from .codegen import CStage, build, header_info
+from .codegen import CModel, CStage, build, header_info
 from .contract import words
 from .lowering import lower
 from .program import Program
@@ -288,7 +288,7 @@ def predict(fit: dict, features: dict[str, int]) -> float:
 
 
 def estimate(
-    model_or_program: Sequential | Program,
+    model_or_program: Sequential | Program | CModel,
     core: str = "cortex-m4",
     optimize: str = "speed",
     costs: str | Path | None = None,
@@ -298,8 +298,19 @@ def estimate(
     `tinybnn.firmware.profile.profile` would count them at -O2. Needs no toolchain.
 
     Raises a one-line TinyBNNError for an unknown core, or for a stage whose C function has
-    no coefficients on that core (naming the stage, its layers and the core)."""
-    stages = compiled_stages(model_or_program, core, optimize)
+    no coefficients on that core (naming the stage, its layers and the core).
+    A `CModel` (`codegen.build`) is estimated as it was compiled, on its own target and
+    kernel variants (e.g. those a flash budget chose); `core` and `optimize` are then not
+    read."""
+    if isinstance(model_or_program, CModel):
+        stages, core, optimize = (
+            model_or_program.stages,
+            model_or_program.target,
+            model_or_program.optimize,
+        )
+        check_core(core)
+    else:
+        stages = compiled_stages(model_or_program, core, optimize)
     table = coefficients(costs)["cores"].get(core)
     if table is None:
         raise TinyBNNError(
