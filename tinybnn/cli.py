@@ -441,6 +441,186 @@ def importance_command(
     click.echo(f"wrote {png}")
 
 
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+
+
+def _quantity(text: str, what: str, unit: str, binary: bool = False) -> float:
+    """'16k', '16KB', '64MHz', '300k', '5ms' -> a number in `unit`s (k = 1024 when `binary`)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGuµ]?)\s*([A-Za-z]*)\s*", text)
+    suffix = m.group(3).lower() if m else ""
+    if m is None or suffix not in ("", unit.lower(), *(("b", "ib") if binary else ())):
+        raise click.BadParameter(f"{text!r} is not a {what} (e.g. {_EXAMPLES[what]})")
+    prefix = m.group(2)
+    if unit == "s":  # time: m = milli, u = micro
+        scale = {"": 1, "m": 1e-3, "u": 1e-6, "µ": 1e-6}.get(prefix)
+    elif binary:
+        scale = {"": 1, "k": 1024, "m": 1024**2}.get(prefix.lower())
+    else:
+        scale = _UNITS.get(prefix.lower())
+    if scale is None:
+        raise click.BadParameter(f"{text!r} is not a {what} (e.g. {_EXAMPLES[what]})")
+    return float(m.group(1)) * scale
+
+
+_EXAMPLES = {
+    "size": "16k, 16KiB, 4096",
+    "count": "300k, 1.5M",
+    "clock": "64MHz",
+    "time": "5ms, 200us",
+}
+
+
+def _bytes(ctx, param, text):
+    return None if text is None else max(1, int(_quantity(text, "size", "B", binary=True)))
+
+
+def _count(ctx, param, text):
+    return None if text is None else max(1, int(_quantity(text, "count", "")))
+
+
+def _clock(ctx, param, text):
+    return None if text is None else _quantity(text, "clock", "Hz")
+
+
+def _time(ctx, param, text):
+    return None if text is None else _quantity(text, "time", "s")
+
+
+@tinybnn.command("search")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("search"),
+    show_default=True,
+    help="Directory for the study (resumable), the best model, search.md and pareto.png.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(sorted(CORES)),
+    default="cortex-m4",
+    show_default=True,
+    help="The core whose instructions and flash are budgeted.",
+)
+@click.option(
+    "--flash",
+    callback=_bytes,
+    default="16k",
+    show_default=True,
+    help="Bytes of constants (k = 1024).",
+)
+@click.option("--ram", callback=_bytes, help="Bytes of arena (activation buffers).")
+@click.option("--max-instructions", callback=_count, help="Instructions per inference on --target.")
+@click.option("--clock", callback=_clock, help="Core clock, e.g. 64MHz: with --max-latency.")
+@click.option(
+    "--max-latency",
+    callback=_time,
+    help="Time per inference at --clock, e.g. 5ms; counted as one cycle per instruction, "
+    "the fewest cycles an instruction takes.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="Candidates trained.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=1),
+    help="Cross-validation folds per trial; 1: one 20% hold-out [default: 3 under 1000 "
+    "windows, else 1].",
+)
+@click.option(
+    "--trial-steps",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Optimizer steps per fold of a trial (the final model trains the full schedule).",
+)
+@click.option(
+    "--final-steps",
+    type=click.IntRange(min=1),
+    help="Optimizer steps of the best candidate's final training on all of DATA [default: "
+    "the defaults' schedule].",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), help="Trials at a time [default: 2 or the CPUs]."
+)
+@click.option(
+    "--storage",
+    help="A database URL Optuna takes (sqlite:///s.db, postgresql://...): machines running "
+    "the same command share one study.",
+)
+@click.option(
+    "--ray",
+    metavar="ADDRESS",
+    help="Run the trials on a Ray cluster through Ray Tune: 'auto', ray://host:10001, or "
+    "'local' to start one here (pip install 'tinybnn[cluster]').",
+)
+@click.option("--no-measure", is_flag=True, help="Do not profile the finalists under QEMU.")
+@click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
+def search_command(
+    data,
+    out,
+    target,
+    flash,
+    ram,
+    max_instructions,
+    clock,
+    max_latency,
+    trials,
+    seed,
+    folds,
+    trial_steps,
+    final_steps,
+    jobs,
+    storage,
+    ray,
+    no_measure,
+    no_progress,
+) -> None:
+    """Search architectures and recipes for the most accurate model of DATA (a .npz) that
+    fits the budget on --target: candidates over budget are never trained; the rest are
+    scored by cross-validation on DATA. Writes OUT/model.pt, OUT/search.md (the Pareto
+    front, measured under QEMU where a toolchain is present) and OUT/pareto.png. Run it
+    again with the same options to resume."""
+    from .search import Budget, search
+
+    if (clock is None) != (max_latency is None):
+        raise click.UsageError("--clock and --max-latency go together")
+    if clock is not None:
+        by_time = max(1, int(clock * max_latency))
+        max_instructions = by_time if max_instructions is None else min(max_instructions, by_time)
+    if storage is not None and ray is not None:
+        raise click.UsageError("--storage and --ray: choose one")
+    result = search(
+        data,
+        out,
+        Budget(target, flash, ram, max_instructions),
+        trials=trials,
+        seed=seed,
+        folds=folds,
+        trial_steps=trial_steps,
+        final_steps=final_steps,
+        jobs=jobs,
+        storage=storage,
+        ray=ray,
+        progress=not no_progress,
+        measure=not no_measure,
+    )
+    b = result.best
+    click.echo(
+        f"best: trial {b.number}, {b.accuracy:.1f}% held-out, {b.cost.flash:,} B of constants, "
+        f"{b.cost.instructions:,} instructions (est.): {b.candidate.describe()}"
+    )
+    click.echo("wrote " + ", ".join(str(p) for p in result.files))
+
+
 @tinybnn.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))

@@ -1,0 +1,169 @@
+"""`tinybnn search` against the defaults on the development panel, under the earbud budget.
+
+    .venv/bin/python benchmarks/search.py [--sets ECG5000 CBF ...] [--trials 40] [--seeds 3]
+                                          [--ray] [--runs search_runs.jsonl]
+                                          [--out benchmarks/results/search.md]
+
+Per set: `tinybnn.search(TRAIN, Budget("cortex-m4", flash=16 KiB, ram=4 KiB,
+instructions=<the defaults' estimate>), trials, seed=0)` on the official TRAIN file only,
+so the search may not spend more instructions than the defaults do; its wall time. Then
+the best candidate and the defaults are each trained on the whole TRAIN file with seeds
+0.. (`tinybnn.train(..., **candidate options)` / `tinybnn.train(...)`) and scored on TEST,
+which nothing else reads; and both are profiled once under QEMU on the Cortex-M4
+(instructions per inference, flash = code + constants, RAM = arena + data + stack).
+With `--ray` the same search also runs on a local 2-CPU Ray instance, for the goal that its
+best trial is within 1 point of the in-process one.
+
+Each finished set is appended to `--runs` (one JSON line) and not run again; the table is
+written from every line for the sets asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import panel
+
+import tinybnn
+from tinybnn.compiler.costs import estimate
+from tinybnn.firmware.profile import profile
+from tinybnn.search import Budget, search
+from tinybnn.training.tsfile import load_ts
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASH, RAM, TARGET = 16 * 1024, 4 * 1024, "cortex-m4"
+
+
+def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
+    train_path, test_path = panel.files(name)
+    train = load_ts(train_path).data
+    test = load_ts(test_path, like=train_path).data
+    defaults = tinybnn.train(train, seed=0, threads=1, progress=False)
+    default_instr = estimate(defaults.model, TARGET).instructions
+    budget = Budget(TARGET, flash=FLASH, ram=RAM, instructions=default_instr)
+    start = time.monotonic()
+    r = search(train, work / name, budget, trials=trials, seed=0, progress=True, measure=False)
+    seconds = time.monotonic() - start
+    row = dict(
+        set=name,
+        windows=len(train),
+        trials=trials,
+        search_seconds=round(seconds),
+        best_trial=r.best.number,
+        best_cv=r.best.accuracy,
+        defaults_cv=next((t.accuracy for t in r.trials if t.number == 0 and t.folds), None),
+        candidate=r.best.candidate.describe(),
+        budget_instructions=default_instr,
+    )
+    options = r.best.candidate.options()
+    p_found = profile(tinybnn.load(r.model_path), TARGET, flash_budget=FLASH)
+    p_base = profile(defaults.model, TARGET, flash_budget=FLASH)
+    found, base = [], []
+    for s in range(seeds):
+        found.append(
+            panel.accuracy(
+                tinybnn.train(train, seed=s, threads=1, progress=False, **options).model,
+                test.X,
+                test.y,
+            )
+        )
+        model = (
+            defaults.model
+            if s == 0
+            else tinybnn.train(train, seed=s, threads=1, progress=False).model
+        )
+        base.append(panel.accuracy(model, test.X, test.y))
+    row.update(
+        found=found,
+        defaults=base,
+        found_instructions=p_found.instructions,
+        defaults_instructions=p_base.instructions,
+        found_flash=p_found.flash_bytes,
+        defaults_flash=p_base.flash_bytes,
+        found_ram=p_found.ram_bytes,
+        defaults_ram=p_base.ram_bytes,
+    )
+    if ray:
+        rr = search(
+            train, work / f"{name}-ray", budget, trials=trials, seed=0, ray="local", measure=False
+        )
+        row.update(ray_best_cv=rr.best.accuracy)
+    return row
+
+
+def mean_sd(v: list[float]) -> str:
+    return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+
+def render(rows: list[dict]) -> str:
+    lines = [
+        "# tinybnn search against the defaults",
+        "",
+        "Written by `benchmarks/search.py`: per set, `tinybnn search` on the official TRAIN "
+        f"file under the earbud budget ({TARGET}, {FLASH:,} B of constants, {RAM:,} B of "
+        "arena, and no more instructions than the defaults' estimate), seed 0; the best "
+        "candidate and the defaults then trained on TRAIN with seeds 0.. and scored on TEST "
+        "(read by nothing else); instructions per inference, flash (code + constants) and RAM "
+        "measured once under QEMU on the Cortex-M4 (-O2).",
+        "",
+        "| set | windows | search s | CV % defaults / best | test % defaults | test % search | "
+        "difference | instructions defaults / search | flash B | RAM B | best candidate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        diff = statistics.mean(r["found"]) - statistics.mean(r["defaults"])
+        cv = r["defaults_cv"]
+        lines.append(
+            f"| {r['set']} | {r['windows']} | {r['search_seconds']} | "
+            f"{'-' if cv is None else f'{cv:.1f}'} / {r['best_cv']:.1f} | "
+            f"{mean_sd(r['defaults'])} | {mean_sd(r['found'])} | {diff:+.1f} | "
+            f"{r['defaults_instructions']:,} / {r['found_instructions']:,} "
+            f"({r['found_instructions'] / r['defaults_instructions']:.2f}x) | "
+            f"{r['defaults_flash']:,} / {r['found_flash']:,} | "
+            f"{r['defaults_ram']:,} / {r['found_ram']:,} | {r['candidate']} |"
+        )
+    ray = [r for r in rows if "ray_best_cv" in r]
+    if ray:
+        lines += [
+            "",
+            "| set | best CV % in-process | best CV % on Ray (local, 2 CPUs) |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {r['set']} | {r['best_cv']:.1f} | {r['ray_best_cv']:.1f} |" for r in ray]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="+", default=list(panel.PANEL))
+    ap.add_argument("--trials", type=int, default=40)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--ray", action="store_true")
+    ap.add_argument("--runs", type=Path, default=Path("search_runs.jsonl"))
+    ap.add_argument("--work", type=Path, default=Path("search_work"))
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/search.md")
+    a = ap.parse_args()
+    done = {}
+    if a.runs.exists():
+        done = {
+            json.loads(line)["set"]: json.loads(line) for line in a.runs.read_text().splitlines()
+        }
+    for name in a.sets:
+        if name in done:
+            continue
+        print(f"== {name}", file=sys.stderr, flush=True)
+        row = run_set(name, a.trials, a.seeds, a.ray, a.work)
+        with open(a.runs, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        done[name] = row
+    a.out.write_text(render([done[n] for n in a.sets if n in done]))
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

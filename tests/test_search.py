@@ -1,0 +1,192 @@
+"""`tinybnn search`: budgets priced before training, cross-validated trials, a deterministic
+and resumable Optuna study, the report, the Ray Tune path and QEMU-measured finalists."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_signals
+
+from tinybnn import firmware
+from tinybnn.cli import main
+from tinybnn.compiler.api import compile as compile_model
+from tinybnn.compiler.summary import summary
+from tinybnn.errors import TinyBNNError
+from tinybnn.modelfile import load
+from tinybnn.search import Budget, search
+from tinybnn.search import run as search_run
+from tinybnn.search.budget import build, cost
+from tinybnn.search.space import Candidate, default_params
+from tinybnn.training.data import Dataset, save_dataset
+
+try:
+    firmware.find_toolchain()
+    HAVE_FIRMWARE = True
+except firmware.ToolchainMissing:
+    HAVE_FIRMWARE = False
+
+FAST = dict(trial_steps=30, final_steps=30, folds=2, jobs=1, progress=False, measure=False)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    X, y = make_signals(seed=3, per_class=8, channels=2, length=40)
+    return Dataset(X, y, ["sine", "square", "sawtooth"])
+
+
+def _rows(out) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("seconds")
+        r.pop("number")  # an interrupted trial keeps its number; its rerun takes a new one
+    return rows
+
+
+def test_cost_is_the_compilers_count_with_the_thresholds_at_their_widest(tmp_path):
+    cand = Candidate(
+        dict(widths=(24, 33, 40), kernel_size=5, pool=2, first_weights="int8", last_conv="8a8"),
+        dict(lr=0.05, dropout=0.0, augment=True),
+    )
+    shape = (30, 3, 70, 4)
+    c = cost(cand, shape, Budget("cortex-m4", flash=None))
+    model = build(cand, shape)
+    compiled = compile_model(model, tmp_path, target="cortex-m4")
+    assert c.flash == compiled.cmodel.flash_bytes + summary(model).threshold_headroom
+    assert c.arena == compiled.cmodel.arena_bytes
+    assert c.instructions > 0 and not c.refused
+    assert c.over(Budget("cortex-m4", flash=c.flash)) == ""
+    assert "flash" in c.over(Budget("cortex-m4", flash=c.flash - 1))
+    assert "arena" in c.over(Budget("cortex-m4", flash=None, ram=c.arena - 1))
+    assert "instructions" in c.over(Budget("cortex-m4", instructions=c.instructions - 1))
+
+
+def test_the_defaults_are_a_point_of_the_space():
+    params = default_params((40, 1, 300, 12), 16384)
+    assert (
+        params is not None
+        and params["depth"] == 3
+        and params["kernel_size"] == 9
+        and params["pool"] == 4
+    )
+
+
+def test_budget_refuses_bad_values():
+    with pytest.raises(TinyBNNError, match="unknown target"):
+        Budget("cortex-m9")
+    with pytest.raises(TinyBNNError, match="flash budget"):
+        Budget(flash=0)
+
+
+def test_search_trains_only_what_fits_and_is_deterministic(tiny, tmp_path):
+    budget = Budget("cortex-m4", flash=4000)
+    a = search(tiny, tmp_path / "a", budget, trials=3, seed=1, **FAST)
+    trained = [t for t in a.trials if t.folds]
+    over = [t for t in a.trials if not t.folds]
+    assert len(trained) == 3
+    assert over, "a 4000 B budget leaves some candidates over it"
+    assert all(t.cost.flash <= 4000 for t in trained)
+    assert all(t.over and t.seconds == 0 for t in over)
+    assert all(len(t.folds) == 2 for t in trained)
+    assert a.best.accuracy == max(t.accuracy for t in trained)
+    model = load(a.model_path)
+    assert summary(model).trained_flash_bytes <= 4000
+    for name in ("search.md", "pareto.png", "trials.jsonl", "study.journal"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    text = (tmp_path / "a" / "search.md").read_text()
+    assert "over budget" in text and "Pareto front" in text
+    search(tiny, tmp_path / "b", budget, trials=3, seed=1, **FAST)
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+
+
+def test_an_interrupted_search_resumes_where_it_stopped(tiny, tmp_path, monkeypatch):
+    budget = Budget("cortex-m4", flash=None)
+    search(tiny, tmp_path / "fresh", budget, trials=3, **FAST)
+    calls = []
+    evaluate = search_run.evaluate
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args)
+
+    monkeypatch.setattr(search_run, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        search(tiny, tmp_path / "resumed", budget, trials=3, **FAST)
+    monkeypatch.setattr(search_run, "evaluate", evaluate)
+    search(tiny, tmp_path / "resumed", budget, trials=3, **FAST)
+    assert _rows(tmp_path / "fresh") == _rows(tmp_path / "resumed")
+
+
+def test_a_search_resumed_with_other_settings_is_refused(tiny, tmp_path):
+    search(tiny, tmp_path, Budget(flash=None), trials=1, **FAST)
+    with pytest.raises(
+        TinyBNNError, match=r"study.journal: this search was started with other flash"
+    ):
+        search(tiny, tmp_path, Budget(flash=8000), trials=1, **FAST)
+
+
+def test_cli_search_reads_sizes_and_refuses_in_one_line(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    save_dataset(data, *make_signals(seed=4, per_class=6, channels=1, length=32))
+    out = tmp_path / "s"
+    args = ["search", str(data), "-o", str(out), "--trials", "1", "--trial-steps", "10"]
+    args += ["--final-steps", "10"]
+    assert main([*args, "--flash", "8k", "--max-instructions", "2M", "--no-measure"]) == 0
+    settings = json.loads(json.dumps(load_settings(out)))
+    assert settings["flash"] == 8192 and settings["instructions"] == 2_000_000
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "t"), "--flash", "8 parsecs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a size" in err
+    assert main([*args, "-o", str(tmp_path / "u"), "--clock", "64MHz"]) == 2
+    assert main([*args, "-o", str(data)]) == 1
+    assert "is a file" in capsys.readouterr().err
+
+
+def load_settings(out) -> dict:
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))
+    )
+    return optuna.load_study(study_name="tinybnn-search", storage=storage).user_attrs["settings"]
+
+
+def test_latency_budget_is_clock_times_time(tmp_path):
+    data = tmp_path / "d.npz"
+    save_dataset(data, *make_signals(seed=4, per_class=6, channels=1, length=32))
+    out = tmp_path / "s"
+    args = ["search", str(data), "-o", str(out), "--trials", "1", "--trial-steps", "10"]
+    args += ["--final-steps", "10"]
+    assert main([*args, "--clock", "48MHz", "--max-latency", "5ms", "--no-measure"]) == 0
+    assert load_settings(out)["instructions"] == 240_000
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
+def test_finalists_are_measured_under_qemu(tiny, tmp_path):
+    r = search(
+        tiny,
+        tmp_path,
+        Budget("cortex-m0", flash=6000),
+        trials=2,
+        **{**FAST, "measure": True},
+        finalists=2,
+    )
+    best = r.measured[r.best.number]
+    assert best.core == "cortex-m0" and best.instructions > 0
+    assert best.constants_bytes + best.folded_bytes <= 6000
+    text = (tmp_path / "search.md").read_text()
+    assert f"{best.instructions:,}" in text
+
+
+def test_search_on_a_local_ray_instance(tiny, tmp_path):
+    pytest.importorskip("ray")
+    r = search(tiny, tmp_path, Budget(flash=4000), trials=3, ray="local", **FAST)
+    trained = [t for t in r.trials if t.folds]
+    assert len(trained) == 3 and all(t.cost.flash <= 4000 for t in trained)
+    assert all(len(t.folds) == 2 for t in trained)
+    assert r.model_path.exists() and np.isfinite(r.best.accuracy)
+    assert (tmp_path / "search.md").exists()

@@ -1,0 +1,561 @@
+"""`tinybnn search`: the most accurate model that fits a device's budget.
+
+Each trial draws a candidate from the space (`tinybnn.search.space`), prices it on the
+target before any training (`tinybnn.search.budget`: flash and arena from the compiler,
+instructions from the calibrated cost model), and only a candidate that fits is trained.
+Its score is cross-validated accuracy on the training data: `FOLDS` stratified folds below
+`FOLDS_BELOW` windows, one stratified hold-out of `HOLD_OUT` above; each fold trains with
+the candidate's options for `trial_steps` optimizer steps (the defaults' schedule shape,
+fewer steps, so that 40 trials stay affordable). No test data is read. When the trials are
+done, the best candidate is trained on all the data with the full default schedule and
+written as a normal model file; the Pareto front (accuracy against instructions and flash)
+is profiled under QEMU where a toolchain is present, and the report says which figures are
+measured and which estimated.
+
+The engine is Optuna: a TPE sampler, seeded, its study kept in a journal file in the output
+directory, so a search stops and resumes (an interrupted trial is run again, from the same
+parameters). Trials run `jobs` at a time in worker processes; they are asked and told in a
+fixed order, and the sampler is re-seeded from the seed and the trial number before every
+ask, so a search is deterministic given its data, budget, seed and trial count, on one
+machine, whether or not it was interrupted. With `storage` (a database URL Optuna takes,
+e.g. `sqlite:///search.db` or `postgresql://...`) several machines share one study; with
+`ray` the trials run on a Ray cluster through Ray Tune (`tinybnn.search.cluster`). Neither
+is deterministic: trials finish in the order the machines make.
+
+Non-goals: a scheduler of our own; multi-fidelity pruning (trials are short already and a
+pruned trial would make the result depend on the order in which workers finish).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from optuna.trial import TrialState
+
+from .. import __version__
+from ..errors import TinyBNNError
+from ..outputs import check_outputs
+from ..training.data import Dataset, folds, load_dataset, split
+from ..training.recipe import BATCH
+from .budget import Budget, Cost, cost
+from .space import Candidate, default_params, suggest
+
+TRIAL_STEPS = 1000  # optimizer steps per fold of a trial (the defaults train 2000)
+FOLDS = 3
+FOLDS_BELOW = 1000  # windows: k-fold cross-validation below, one hold-out at or above
+HOLD_OUT = 0.2
+STARTUP = 10  # random trials before TPE models the results
+MAX_OVER = 50  # candidates over budget in a row before the search gives up
+STUDY = "tinybnn-search"
+JOURNAL = "study.journal"
+MODEL = "model.pt"
+LIVE = (  # trial states that count for the sampler's seed (an interrupted trial's FAIL not)
+    TrialState.COMPLETE,
+    TrialState.PRUNED,
+    TrialState.RUNNING,
+    TrialState.WAITING,
+)
+
+
+@dataclass
+class Trial:
+    """One trial: its candidate, its cost, and its score if it was trained."""
+
+    number: int
+    candidate: Candidate
+    cost: Cost
+    over: str = ""  # why it was not trained ('' if it was)
+    folds: list[float] = field(default_factory=list)  # held-out accuracy % per fold
+    seconds: float = 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return float(np.mean(self.folds)) if self.folds else None
+
+
+@dataclass
+class Settings:
+    """What a study was started with; a resumed study must match."""
+
+    data: str  # sha256 of the windows and labels
+    shape: tuple[int, int, int, int]  # windows, channels, length, classes
+    budget: Budget
+    seed: int
+    folds: int  # 1: one hold-out split
+    trial_steps: int
+
+    def record(self) -> dict:
+        b = self.budget
+        return dict(
+            data=self.data,
+            shape=list(self.shape),
+            target=b.target,
+            flash=b.flash,
+            ram=b.ram,
+            instructions=b.instructions,
+            seed=self.seed,
+            folds=self.folds,
+            trial_steps=self.trial_steps,
+        )
+
+
+def fingerprint(data: Dataset) -> str:
+    h = hashlib.sha256()
+    for a in (data.X, data.y):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def epochs_for(steps: int, windows: int) -> int:
+    """Epochs of `tinybnn.train`'s batches that make at least `steps` optimizer steps."""
+    return max(1, math.ceil(steps / math.ceil(windows / min(BATCH, windows))))
+
+
+def evaluate(
+    options: dict, data: Dataset, k: int, seed: int, steps: int
+) -> tuple[list[float], float]:
+    """Held-out accuracy (%) per fold of a candidate's `tinybnn.train` options, and seconds."""
+    from ..training.evaluate import scores
+    from ..training.train import train
+
+    start = time.monotonic()
+    parts = folds(data, k, seed) if k >= 2 else [split(data, HOLD_OUT, seed)]
+    accs = []
+    for part, held in parts:
+        r = train(
+            part,
+            seed=seed,
+            threads=1,
+            progress=False,
+            epochs=epochs_for(steps, len(part)),
+            flash_budget=1 << 30,  # priced already, on the target
+            **options,
+        )
+        accs.append(100 * float(np.mean(scores(r.model, held.X).argmax(1) == held.y)))
+    return accs, time.monotonic() - start
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise TinyBNNError("tinybnn search needs Optuna: pip install 'tinybnn[search]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def sampler(seed: int, number: int):
+    """The TPE sampler for the trial numbered `number`: seeded from both, so the draw does
+    not depend on how many samplers came before (a resumed search draws what it would
+    have)."""
+    optuna = _optuna()
+    with warnings.catch_warnings():  # multivariate, group: experimental in name only
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=(seed * 1_000_003 + number) % 2**32,
+            n_startup_trials=STARTUP,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold `out`/search.lock, or refuse: one search at a time per directory."""
+    with open(out / "search.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TinyBNNError(f"{out}: another search is running in this directory") from None
+        yield
+
+
+def storage_for(out: Path, storage: str | None):
+    """The Optuna storage of a search: the journal file in `out`, or the database at
+    `storage` (any URL Optuna takes)."""
+    optuna = _optuna()
+    try:
+        if storage is None:
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            return JournalStorage(JournalFileBackend(str(out / JOURNAL)))
+        return optuna.storages.get_storage(storage)
+    except Exception as e:  # a bad URL, an unreachable database: say which
+        raise TinyBNNError(f"{storage or out / JOURNAL}: cannot open the study: {e}") from None
+
+
+def open_study(store, where: str, settings: Settings):
+    """The study in `store` (at `where`), created or resumed; refused if it was started
+    with other data or settings."""
+    optuna = _optuna()
+    try:
+        study = optuna.create_study(
+            study_name=STUDY,
+            storage=store,
+            direction="maximize",
+            load_if_exists=True,
+            sampler=sampler(settings.seed, 0),
+        )
+    except Exception as e:  # a bad URL, an unreachable database: say which
+        raise TinyBNNError(f"{where}: cannot open the study: {e}") from None
+    record = settings.record()
+    before = study.user_attrs.get("settings")
+    if before is None:
+        study.set_user_attr("settings", record)
+        study.set_user_attr("tinybnn", __version__)
+        params = default_params(settings.shape, settings.budget.flash or 1 << 30)
+        if params is not None:
+            study.enqueue_trial(params, user_attrs={"defaults": True})
+    elif before != record:
+        changed = [k for k in record if record[k] != before.get(k)]
+        raise TinyBNNError(
+            f"{where}: this search was started with other "
+            f"{', '.join(changed)}; resume it with the same ones or use another output directory"
+        )
+    return study
+
+
+def _requeue_interrupted(study) -> None:
+    """Trials left running by an interrupted search fail, and their parameters go first in
+    the queue, so the resumed search runs what the first would have."""
+    optuna = _optuna()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number, **t.user_attrs})
+
+
+def trials_of(study) -> list[Trial]:
+    """The study's finished trials (trained or over budget), in order."""
+    optuna = _optuna()
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        if "cost" not in a or t.state not in (
+            optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED,
+        ):
+            continue
+        cand = Candidate(a["architecture"], a["recipe"])
+        out.append(
+            Trial(
+                t.number,
+                cand,
+                Cost(**a["cost"]),
+                over=a.get("over", ""),
+                folds=list(a.get("folds", [])),
+                seconds=a.get("seconds", 0.0),
+            )
+        )
+    return out
+
+
+def _candidate_attrs(cand: Candidate, c: Cost) -> dict:
+    arch = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cand.architecture.items()}
+    return dict(
+        architecture=arch,
+        recipe=cand.recipe,
+        cost=dict(flash=c.flash, arena=c.arena, instructions=c.instructions, refused=c.refused),
+    )
+
+
+def _trained(study) -> int:
+    return sum(1 for t in trials_of(study) if t.folds)
+
+
+class Progress:
+    """One line per trial on stderr: a bar, the trial's score and the best so far."""
+
+    def __init__(self, total: int, show: bool):
+        self.total, self.show = total, show
+
+    def __call__(self, study, t: Trial | None, note: str = "") -> None:
+        if not self.show:
+            return
+        done = _trained(study)
+        width = 20
+        bar = "#" * (width * done // max(self.total, 1))
+        best = max((x for x in trials_of(study) if x.folds), key=_rank, default=None)
+        line = f"[{bar:<{width}}] {done}/{self.total}"
+        if t is not None and t.folds:
+            line += f"  trial {t.number}: {t.accuracy:.1f}%  ({t.candidate.describe()})"
+        if best is not None:
+            line += f"  best {best.accuracy:.1f}% (trial {best.number})"
+        if note:
+            line += f"  {note}"
+        print(line, file=sys.stderr, flush=True)
+
+
+def _rank(t: Trial) -> tuple:
+    """Best first: accuracy, then fewer instructions, then less flash, then the earlier."""
+    return (t.accuracy, -t.cost.instructions, -t.cost.flash, -t.number)
+
+
+def ask_fitting(study, settings: Settings, seed: int):
+    """Ask trials until one's candidate fits the budget; the ones over it are told PRUNED
+    (never trained: TPE ranks them below every trained trial). Returns (trial, candidate,
+    cost)."""
+    optuna = _optuna()
+    for _ in range(MAX_OVER):
+        study.sampler = sampler(seed, len(study.get_trials(deepcopy=False, states=LIVE)))
+        trial = study.ask()
+        cand = suggest(trial, settings.shape)
+        c = cost(cand, settings.shape, settings.budget)
+        for k, v in _candidate_attrs(cand, c).items():
+            trial.set_user_attr(k, v)
+        over = c.over(settings.budget)
+        if not over:
+            return trial, cand, c
+        trial.set_user_attr("over", over)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    raise TinyBNNError(
+        f"{MAX_OVER} candidates in a row were over the budget ({settings.budget.describe()}); "
+        "the budget leaves too little room for this data's models"
+    )
+
+
+def run_local(
+    study, data: Dataset, settings: Settings, trials: int, jobs: int, progress: Progress
+) -> None:
+    """Run trials in this machine's processes until `trials` candidates have been trained."""
+    _requeue_interrupted(study)
+    pool = None
+    if jobs > 1:
+        pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+    try:
+        while (done := _trained(study)) < trials:
+            batch = [
+                ask_fitting(study, settings, settings.seed) for _ in range(min(jobs, trials - done))
+            ]
+            args = [
+                (cand.options(), data, settings.folds, settings.seed, settings.trial_steps)
+                for _, cand, _ in batch
+            ]
+            if pool is None:
+                results = [evaluate(*a) for a in args]
+            else:
+                results = list(pool.map(evaluate, *zip(*args, strict=True)))
+            for (trial, cand, c), (accs, seconds) in zip(batch, results, strict=True):
+                trial.set_user_attr("folds", accs)
+                trial.set_user_attr("seconds", round(seconds, 1))
+                study.tell(trial, float(np.mean(accs)))
+                progress(study, Trial(trial.number, cand, c, folds=accs, seconds=seconds))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+@dataclass
+class SearchResult:
+    """What `search` found and wrote."""
+
+    settings: Settings
+    trials: list[Trial]  # every finished trial, over budget ones too
+    best: Trial
+    front: list[Trial]  # the Pareto front of the trained trials, best first
+    measured: dict  # trial number -> ProfileReport (QEMU), for the finalists measured
+    not_measured: str  # why the finalists were not measured, or ''
+    model_path: Path
+    files: list[Path]
+    final_accuracy: float  # the final model's training-set accuracy (eval mode)
+
+
+def pareto_front(trials: list[Trial]) -> list[Trial]:
+    """Trained trials no other trained trial beats on accuracy, instructions and flash at
+    once; best first."""
+    done = [t for t in trials if t.folds]
+
+    def dominates(a: Trial, b: Trial) -> bool:
+        ge = (
+            a.accuracy >= b.accuracy
+            and a.cost.instructions <= b.cost.instructions
+            and a.cost.flash <= b.cost.flash
+        )
+        gt = (
+            a.accuracy > b.accuracy
+            or a.cost.instructions < b.cost.instructions
+            or a.cost.flash < b.cost.flash
+        )
+        return ge and gt
+
+    front = [t for t in done if not any(dominates(o, t) for o in done)]
+    return sorted(front, key=_rank, reverse=True)
+
+
+def search(
+    data: str | os.PathLike | Dataset,
+    out_dir: str | os.PathLike,
+    budget: Budget | None = None,
+    *,
+    trials: int = 40,
+    seed: int = 0,
+    folds: int | None = None,
+    trial_steps: int = TRIAL_STEPS,
+    jobs: int | None = None,
+    storage: str | None = None,
+    ray: str | None = None,
+    progress: bool = True,
+    measure: bool = True,
+    finalists: int = 6,
+    final_steps: int | None = None,
+) -> SearchResult:
+    """Search for the most accurate model of `data` that fits `budget` (see the module
+    docstring); write the study, the best model, the report and the plot to `out_dir`.
+
+    folds: 2 or more for k-fold cross-validation, 1 for one hold-out split; None chooses
+        from the data's size.
+    jobs: trials at a time in worker processes (default: the CPUs, at most 2); 1 runs them
+        in this process.
+    final_steps: optimizer steps of the best candidate's final training on all the data
+        (default: the defaults' schedule for the data).
+    finalists: Pareto-front models profiled under QEMU (the best one first).
+    """
+    from .report import write_report
+
+    budget = budget or Budget()
+    if trials < 1:
+        raise TinyBNNError(f"trials must be >= 1, not {trials}")
+    if trial_steps < 1:
+        raise TinyBNNError(f"trial_steps must be >= 1, not {trial_steps}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TinyBNNError(f"{out}: is a file; give a directory for the search")
+    source = data if isinstance(data, (str, os.PathLike)) else None
+    if source is not None:
+        check_outputs(
+            [out / JOURNAL, out / MODEL, out / "search.md", out / "pareto.png"],
+            {"the data file": source},
+            "give another output directory",
+        )
+    data = load_dataset(source) if source is not None else data
+    if data.num_classes < 2:
+        raise TinyBNNError(f"the data has {data.num_classes} class; a classifier needs two or more")
+    k = folds if folds is not None else (FOLDS if len(data) < FOLDS_BELOW else 1)
+    least = int(np.bincount(data.y, minlength=data.num_classes).min())
+    if k >= 2 and k > least:
+        k = max(2, least) if least >= 2 else 1
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    settings = Settings(
+        fingerprint(data),
+        (len(data), *data.input_shape, data.num_classes),
+        budget,
+        seed,
+        k,
+        trial_steps,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    show = Progress(trials, progress)
+    with _locked(out):
+        store = storage_for(out, storage)
+        study = open_study(store, storage or str(out / JOURNAL), settings)
+        if ray is not None:
+            from .cluster import run_ray
+
+            run_ray(study, store, data, settings, trials, ray, show, out)
+        else:
+            run_local(study, data, settings, trials, jobs, show)
+        result = finish(study, data, settings, out, progress, measure, finalists, final_steps)
+        write_report(result, out)
+    return result
+
+
+def finish(
+    study, data, settings, out, progress, measure, finalists, final_steps=None
+) -> SearchResult:
+    """Train the best candidate on all the data, measure the finalists, collect the result."""
+    from ..training.train import train
+
+    everything = trials_of(study)
+    done = [t for t in everything if t.folds]
+    if not done:
+        raise TinyBNNError("no trial was trained; nothing fits the budget")
+    best = max(done, key=_rank)
+    front = pareto_front(everything)
+    if progress:
+        print(f"training the best candidate (trial {best.number}) on all the data", file=sys.stderr)
+    final = train(
+        data,
+        seed=settings.seed,
+        threads=1,
+        progress=progress,
+        out=out / MODEL,
+        flash_budget=1 << 30,
+        **({} if final_steps is None else {"epochs": epochs_for(final_steps, len(data))}),
+        **best.candidate.options(),
+    )
+    measured, why = {}, ""
+    if measure:
+        measured, why = measure_finalists(final.model, best, front[:finalists], settings)
+    else:
+        why = "not asked for (measure=False / --no-measure)"
+    return SearchResult(
+        settings,
+        everything,
+        best,
+        front,
+        measured,
+        why,
+        out / MODEL,
+        list(final.files),
+        100 * final.val_accuracy,
+    )
+
+
+def measure_finalists(model, best: Trial, front: list[Trial], settings: Settings):
+    """QEMU profiles on the budget's target: the final model for the best trial, the
+    untrained candidate for each other finalist (instructions and flash do not depend on
+    the weights beyond the thresholds' width, which the estimate already takes at its
+    widest)."""
+    from ..firmware import harness
+    from ..firmware.profile import profile
+    from .budget import build
+
+    try:
+        harness.find_toolchain()
+    except harness.ToolchainMissing as e:
+        return {}, f"no toolchain: {e}"
+    flash = None if settings.budget.flash is None else settings.budget.flash
+    measured = {}
+    for t in [best] + [f for f in front if f.number != best.number]:
+        m = model if t.number == best.number else build(t.candidate, settings.shape)
+        measured[t.number] = profile(m, settings.budget.target, flash_budget=flash)
+    return measured, ""
+
+
+def write_json(result: SearchResult, path: Path) -> None:
+    """The trials as JSON lines (for scripts and the benchmark)."""
+    with open(path, "w") as f:
+        for t in result.trials:
+            f.write(
+                json.dumps(
+                    dict(
+                        number=t.number,
+                        accuracy=t.accuracy,
+                        folds=t.folds,
+                        over=t.over,
+                        seconds=t.seconds,
+                        flash=t.cost.flash,
+                        arena=t.cost.arena,
+                        instructions=t.cost.instructions,
+                        candidate=t.candidate.describe(),
+                    )
+                )
+                + "\n"
+            )
