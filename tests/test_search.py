@@ -144,6 +144,10 @@ def test_cli_search_reads_sizes_and_refuses_in_one_line(tmp_path, capsys):
     assert main([*args, "-o", str(tmp_path / "u"), "--clock", "64MHz"]) == 2
     assert main([*args, "-o", str(data)]) == 1
     assert "is a file" in capsys.readouterr().err
+    assert main([*args, "-o", str(tmp_path / "v"), "--storage", "nodb://x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot open the study" in err
+    assert not (tmp_path / "v").exists()  # refused before the study: nothing left behind
 
 
 def load_settings(out) -> dict:
@@ -163,6 +167,12 @@ def test_latency_budget_is_clock_times_time(tmp_path):
     args += ["--final-steps", "10"]
     assert main([*args, "--clock", "48MHz", "--max-latency", "5ms", "--no-measure"]) == 0
     assert load_settings(out)["instructions"] == 240_000
+    # one 32-sample window at 100 Hz: 0.32 s of 48 MHz
+    out2 = tmp_path / "s2"
+    args[3] = str(out2)
+    assert main([*args, "--clock", "48MHz", "--sample-rate", "100", "--no-measure"]) == 0
+    assert load_settings(out2)["instructions"] == 15_360_000
+    assert main([*args, "--sample-rate", "100"]) == 2
 
 
 @pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")

@@ -522,6 +522,12 @@ def _time(ctx, param, text):
     "the fewest cycles an instruction takes.",
 )
 @click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="DATA's samples per second: with --clock and no --max-latency, an inference must "
+    "take at most one window's duration (keeping up with one decision per window).",
+)
+@click.option(
     "--trials",
     type=click.IntRange(min=1),
     default=40,
@@ -559,8 +565,8 @@ def _time(ctx, param, text):
 @click.option(
     "--ray",
     metavar="ADDRESS",
-    help="Run the trials on a Ray cluster through Ray Tune: 'auto', ray://host:10001, or "
-    "'local' to start one here (pip install 'tinybnn[cluster]').",
+    help="Run the trials on a Ray cluster through Ray Tune: 'auto' or HEAD:6379 on a machine "
+    "of the cluster, or 'local' to start one here (pip install 'tinybnn[cluster]').",
 )
 @click.option("--no-measure", is_flag=True, help="Do not profile the finalists under QEMU.")
 @click.option("--no-progress", is_flag=True, help="No progress output on stderr.")
@@ -573,6 +579,7 @@ def search_command(
     max_instructions,
     clock,
     max_latency,
+    sample_rate,
     trials,
     seed,
     folds,
@@ -591,8 +598,17 @@ def search_command(
     again with the same options to resume."""
     from .search import Budget, search
 
-    if (clock is None) != (max_latency is None):
-        raise click.UsageError("--clock and --max-latency go together")
+    if clock is None and (max_latency is not None or sample_rate is not None):
+        raise click.UsageError("--max-latency and --sample-rate need --clock")
+    if clock is not None and max_latency is None:
+        if sample_rate is None:
+            raise click.UsageError("--clock needs --max-latency or --sample-rate")
+        length = load_dataset(data).input_shape[1]
+        max_latency = length / sample_rate
+        click.echo(
+            f"latency budget: one window of {length} samples at {sample_rate:g} Hz = "
+            f"{1000 * max_latency:g} ms"
+        )
     if clock is not None:
         by_time = max(1, int(clock * max_latency))
         max_instructions = by_time if max_instructions is None else min(max_instructions, by_time)

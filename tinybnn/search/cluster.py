@@ -11,8 +11,9 @@ one worker process, with one thread.
 
 Pointing it at a cluster: start Ray on the machines (`ray start --head` on one,
 `ray start --address HEAD:6379` on the others; every machine needs this tinybnn installed
-with the `cluster` extra), then run `tinybnn search ... --ray auto` on the head, or
-`--ray ray://HEAD:10001` from elsewhere. `--ray local` starts a Ray instance on this
+with the `cluster` extra), then run `tinybnn search ... --ray auto` on a machine of the
+cluster (or `--ray HEAD:6379`). Ray Client addresses (`ray://`) need Ray's `client` extra,
+which `cluster` does not install. `--ray local` starts a Ray instance on this
 machine with one CPU per concurrent trial. The output directory, and the data, are on the
 machine that runs the command: the workers receive the data from it.
 

@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -427,8 +428,6 @@ def search(
         (default: the defaults' schedule for the data).
     finalists: Pareto-front models profiled under QEMU (the best one first).
     """
-    from .report import write_report
-
     budget = budget or Budget()
     if trials < 1:
         raise TinyBNNError(f"trials must be >= 1, not {trials}")
@@ -460,11 +459,51 @@ def search(
         k,
         trial_steps,
     )
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    opened: list[bool] = []
+    try:
+        return _search(
+            data,
+            out,
+            settings,
+            trials,
+            jobs,
+            storage,
+            ray,
+            progress,
+            measure,
+            finalists,
+            final_steps,
+            opened,
+        )
+    except TinyBNNError:
+        if created and not opened:
+            shutil.rmtree(out, ignore_errors=True)  # refused before the study: leave nothing
+        raise
+
+
+def _search(
+    data,
+    out,
+    settings,
+    trials,
+    jobs,
+    storage,
+    ray,
+    progress,
+    measure,
+    finalists,
+    final_steps,
+    opened,
+):
+    from .report import write_report
+
     show = Progress(trials, progress)
     with _locked(out):
         store = storage_for(out, storage)
         study = open_study(store, storage or str(out / JOURNAL), settings)
+        opened.append(True)
         if ray is not None:
             from .cluster import run_ray
 
