@@ -541,7 +541,8 @@ def finish(
     )
     measured, why = {}, ""
     if measure:
-        measured, why = measure_finalists(final.model, best, front[:finalists], settings)
+        others = [t for t in front if t.number != best.number][: max(0, finalists - 1)]
+        measured, why = measure_finalists(final.model, best, others, settings)
     else:
         why = "not asked for (measure=False / --no-measure)"
     return SearchResult(
@@ -570,11 +571,10 @@ def measure_finalists(model, best: Trial, front: list[Trial], settings: Settings
         harness.find_toolchain()
     except harness.ToolchainMissing as e:
         return {}, f"no toolchain: {e}"
-    flash = None if settings.budget.flash is None else settings.budget.flash
     measured = {}
     for t in [best] + [f for f in front if f.number != best.number]:
         m = model if t.number == best.number else build(t.candidate, settings.shape)
-        measured[t.number] = profile(m, settings.budget.target, flash_budget=flash)
+        measured[t.number] = profile(m, settings.budget.target, flash_budget=settings.budget.flash)
     return measured, ""
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..models import BIN_ACT, INT8_ACT
-from ..training.recipe import DEFAULT_WIDTHS, LR, default_recipe
+from ..training.recipe import DEFAULT_WIDTHS, default_recipe
 
 DEPTHS = (2, 4)
 FIRST_WIDTHS = (8, 64)
@@ -41,6 +41,9 @@ POOLS = (1, 2, 4, 8)
 LASTS = ("1", INT8_ACT, f"{BIN_ACT}+{INT8_ACT}")
 LRS = (1e-2, 1e-1)
 DROPOUTS = (0.0, 0.1, 0.2, 0.3)
+# the architecture keywords the space decides (any other in the defaults: outside the space)
+SEARCHED = {"widths", "kernel_size", "pool", "first_weights", "last_conv", "codes_into_last"}
+SEARCHED |= {"shortcuts"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def default_params(shape: tuple[int, int, int, int], flash_budget: int) -> dict 
         "kernel_size": a.get("kernel_size", 5),
         "pool": a.get("pool", 2),
         "first_weights": a.get("first_weights", "binary"),
-        "lr": r.lr if r.lr else LR,
+        "lr": r.lr,
         "dropout": r.dropout,
         "augment": r.augment,
     }
@@ -136,10 +139,6 @@ def default_params(shape: tuple[int, int, int, int], flash_budget: int) -> dict 
         and params["pool"] in POOLS
         and params["dropout"] in DROPOUTS
         and LRS[0] <= params["lr"] <= LRS[1]
-        and not (
-            set(a)
-            - {"widths", "kernel_size", "pool", "first_weights", "last_conv"}
-            - {"codes_into_last", "shortcuts"}
-        )
+        and set(a) <= SEARCHED
     )
     return params if inside else None
