@@ -38,6 +38,7 @@ from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
 from .models import BIN_ACT, CODES_OUT, INT8_ACT
+from .search.run import TRIAL_STEPS
 from .training import tsfile
 from .training.data import load_dataset
 from .training.evaluate import evaluate_file
@@ -544,7 +545,7 @@ def _time(ctx, param, text):
 @click.option(
     "--trial-steps",
     type=click.IntRange(min=1),
-    default=1000,
+    default=TRIAL_STEPS,
     show_default=True,
     help="Optimizer steps per fold of a trial (the final model trains the full schedule).",
 )

@@ -45,7 +45,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from optuna.trial import TrialState
 
 from .. import __version__
 from ..errors import TinyBNNError
@@ -64,12 +63,6 @@ MAX_OVER = 50  # candidates over budget in a row before the search gives up
 STUDY = "tinybnn-search"
 JOURNAL = "study.journal"
 MODEL = "model.pt"
-LIVE = (  # trial states that count for the sampler's seed (an interrupted trial's FAIL not)
-    TrialState.COMPLETE,
-    TrialState.PRUNED,
-    TrialState.RUNNING,
-    TrialState.WAITING,
-)
 
 
 @dataclass
@@ -314,8 +307,11 @@ def ask_fitting(study, settings: Settings, seed: int):
     (never trained: TPE ranks them below every trained trial). Returns (trial, candidate,
     cost)."""
     optuna = _optuna()
+    TrialState = optuna.trial.TrialState
     for _ in range(MAX_OVER):
-        study.sampler = sampler(seed, len(study.get_trials(deepcopy=False, states=LIVE)))
+        # the sampler's seed counts every trial but those an interruption failed
+        live = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL]
+        study.sampler = sampler(seed, len(live))
         trial = study.ask()
         cand = suggest(trial, settings.shape)
         c = cost(cand, settings.shape, settings.budget)
@@ -325,7 +321,7 @@ def ask_fitting(study, settings: Settings, seed: int):
         if not over:
             return trial, cand, c
         trial.set_user_attr("over", over)
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        study.tell(trial, state=TrialState.PRUNED)
     raise TinyBNNError(
         f"{MAX_OVER} candidates in a row were over the budget ({settings.budget.describe()}); "
         "the budget leaves too little room for this data's models"
@@ -428,6 +424,8 @@ def search(
         (default: the defaults' schedule for the data).
     finalists: Pareto-front models profiled under QEMU (the best one first).
     """
+    from .report import write_report
+
     budget = budget or Budget()
     if trials < 1:
         raise TinyBNNError(f"trials must be >= 1, not {trials}")
@@ -461,57 +459,24 @@ def search(
     )
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    opened: list[bool] = []
+    show = Progress(trials, progress)
+    study = None
     try:
-        return _search(
-            data,
-            out,
-            settings,
-            trials,
-            jobs,
-            storage,
-            ray,
-            progress,
-            measure,
-            finalists,
-            final_steps,
-            opened,
-        )
+        with _locked(out):
+            store = storage_for(out, storage)
+            study = open_study(store, storage or str(out / JOURNAL), settings)
+            if ray is not None:
+                from .cluster import run_ray
+
+                run_ray(study, store, data, settings, trials, ray, show, out)
+            else:
+                run_local(study, data, settings, trials, jobs, show)
+            result = finish(study, data, settings, out, progress, measure, finalists, final_steps)
+            write_report(result, out)
     except TinyBNNError:
-        if created and not opened:
+        if created and study is None:
             shutil.rmtree(out, ignore_errors=True)  # refused before the study: leave nothing
         raise
-
-
-def _search(
-    data,
-    out,
-    settings,
-    trials,
-    jobs,
-    storage,
-    ray,
-    progress,
-    measure,
-    finalists,
-    final_steps,
-    opened,
-):
-    from .report import write_report
-
-    show = Progress(trials, progress)
-    with _locked(out):
-        store = storage_for(out, storage)
-        study = open_study(store, storage or str(out / JOURNAL), settings)
-        opened.append(True)
-        if ray is not None:
-            from .cluster import run_ray
-
-            run_ray(study, store, data, settings, trials, ray, show, out)
-        else:
-            run_local(study, data, settings, trials, jobs, show)
-        result = finish(study, data, settings, out, progress, measure, finalists, final_steps)
-        write_report(result, out)
     return result
 
 
