@@ -37,13 +37,25 @@ CALL = "call"  # the key of the call overhead (up to the first stage) in costs.j
 # those of `stage_features`). A window is one conv position of one pooled output.
 _CONV_OUT = ("one", "out_steps", "out_words")
 _REF_WALK = (*_CONV_OUT, "out_channels", "window_channels", "channel_macs", "edge_channel_taps")
+_XS_A = (
+    "one",
+    "out_steps",
+    "out_blocks",
+    "out_channels",
+    "window_blocks",
+    "pair_macs",
+    "pair_loops",
+    "rows",
+    "row_pairs",
+)
 FEATURES: dict[str, tuple[str, ...]] = {
     # first layer: the input steps normalised once (values or subset tables), then per window
-    "tb_iconv1d_sso_s16": (
+    "tb_iconv1d_sso_s16": (  # the pool's windows two at a time (tb_sso_bits)
         *_CONV_OUT,
-        "window_words",
-        "window_channels",
+        "pool_pair_words",
+        "pool_pair_channels",
         "sso_lookups",
+        "steps",
         "step_tables",
         "step_values",
     ),
@@ -54,11 +66,15 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "step_tables",
         "step_values",
     ),
+    # per window, channel and tap a row and a weight pointer (taps in the padding skipped),
+    # then the c_in MACs unrolled
     "tb_iconv1d_xn_s16": (
         *_CONV_OUT,
         "window_channels",
-        "channel_macs",
-        "edge_channel_taps",
+        "window_channel_taps",
+        "pad_channel_taps",
+        "inside_channel_macs",
+        "steps",
         "step_values",
     ),
     "tb_iconv1d_xm_s16": (*_CONV_OUT, "window_words", "window_blocks", "word_macs", "step_values"),
@@ -115,9 +131,11 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "window_blocks",
         "word_macs",
     ),
-    "tb_i8aconv1d_xs_q8_s8": ("one", "out_blocks", "window_blocks", "pair_macs", "row_pairs"),
-    "tb_i8aconv1d_xs_q8_b32": ("one", "out_blocks", "window_blocks", "pair_macs", "row_pairs"),
-    "tb_i8aconv1d_xs_s8": ("one", "out_blocks", "window_blocks", "pair_macs", "row_pairs"),
+    # one body (tb_i8aconv1d_xs), typed by its input and output: rows of pairs, then per
+    # window and block of 4 channels the pairs (unrolled by 16 where registers allow)
+    "tb_i8aconv1d_xs_q8_s8": _XS_A,
+    "tb_i8aconv1d_xs_q8_b32": _XS_A,
+    "tb_i8aconv1d_xs_s8": _XS_A,
     # the reference loops (optimize="size" where no fast variant serves): tb_conv1d_walk
     "tb_i8conv1d_b32": _REF_WALK,
     "tb_i8aconv1d_q8_s8": _REF_WALK,
@@ -137,6 +155,30 @@ FEATURES: dict[str, tuple[str, ...]] = {
 }
 
 
+# C functions that share one loop body (inlined, typed by what they read and write): the
+# loop counts of that body have one coefficient across them, fitted on all their stages
+# together (benchmarks/calibrate_costs.py); their other features have one each.
+SHARED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "tb_i8aconv1d_xs": (
+        ("tb_i8aconv1d_xs_q8_s8", "tb_i8aconv1d_xs_q8_b32", "tb_i8aconv1d_xs_s8"),
+        ("window_blocks", "pair_macs", "pair_loops"),
+    ),
+    "tb_xorpop_lanes_b32": (
+        (
+            "tb_bconv1d_lanes_b32",
+            "tb_bconv1d_sum_lanes_b32",
+            "tb_bconv1d_q8_lanes_b32",
+            "tb_bresidual1d_lanes_s16",
+        ),
+        ("xor_words",),
+    ),
+    "tb_i8aconv1d_acc_s8": (
+        ("tb_i8aconv1d_q8_s8", "tb_i8aconv1d_s8"),
+        ("channel_macs", "edge_channel_taps"),
+    ),
+}
+
+
 def _conv_features(cs: CStage) -> dict[str, int]:
     """Loop counts of a convolution stage's window walk (`tb_conv1d_walk` and its fast
     variants): pooled outputs p, output words g, pool steps j, taps k, input words."""
@@ -148,12 +190,14 @@ def _conv_features(cs: CStage) -> dict[str, int]:
     starts = [(p * ps + j) * stride - pad for p in range(tp) for j in range(pk)]
     tw = len(starts)  # windows: conv positions evaluated, pool steps included
     edge = sum(1 for t0 in starts if t0 < 0 or t0 + k > t_in)  # windows touching the padding
+    pad_taps = sum(max(0, -t0) + max(0, t0 + k - t_in) for t0 in starts)  # taps in the padding
     steps = ((tp - 1) * ps + pk - 1) * stride + k  # input steps read, padding included
     half = (c + 1) // 2
     pairs = (k * c + 1) // 2 if cs.fields.get("flat") else k * half
     groups = len(sliced.vst_groups(c))
     k_bits = k * c
     lookups = cs.fields.get("lookups", k)
+    unrolled = (pairs + 15) // 16 if pairs > 16 else 0  # GCC unroll 16: the loop's trips
     return dict(
         one=1,
         out_steps=tp,
@@ -161,6 +205,8 @@ def _conv_features(cs: CStage) -> dict[str, int]:
         out_channels=tp * o,
         out_blocks=tp * blocks,
         windows=tw,
+        pool_pair_words=tp * ow * ((pk + 1) // 2),
+        pool_pair_channels=tp * o * ((pk + 1) // 2),
         window_words=tw * ow,
         window_channels=tw * o,
         window_channel_taps=tw * o * k,
@@ -173,11 +219,16 @@ def _conv_features(cs: CStage) -> dict[str, int]:
         hs_steps=tw * ow * k * ((c + 15) // 16),
         xor_words=tw * o * k * cw,
         channel_macs=tw * o * k * c,
+        pad_channel_taps=pad_taps * o,
+        inside_channel_macs=(tw * k - pad_taps) * o * c,
         word_macs=tw * blocks * k * c,
         pair_macs=tw * blocks * pairs,
+        pair_loops=tw * blocks * unrolled,
         sso_lookups=tw * o * lookups,
+        steps=steps,
         step_values=steps * c,
         step_tables=steps * (1 << c),  # subset tables: 2^c_in entries a step
+        rows=t_in + 2 * pad,
         row_pairs=(t_in + 2 * pad) * half,
         in_values=t_in * c,
     )
