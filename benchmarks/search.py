@@ -6,7 +6,10 @@
 
 Per set: `tinybnn.search(TRAIN, Budget("cortex-m4", flash=16 KiB, ram=4 KiB,
 instructions=<the defaults' estimate>), trials, seed=0)` on the official TRAIN file only,
-so the search may not spend more instructions than the defaults do; its wall time. Then
+so the search may not spend more instructions than the defaults do as they compile for the
+Cortex-M4 within 16 KiB; its wall time. The defaults are also scored as a trial is (the
+same folds and steps), whether or not the search's own first trial, the defaults, fitted
+the budget before training. Then
 the best candidate and the defaults are each trained on the whole TRAIN file with seeds
 0.. (`tinybnn.train(..., **candidate options)` / `tinybnn.train(...)`) and scored on TEST,
 which nothing else reads; and both are profiled once under QEMU on the Cortex-M4
@@ -30,9 +33,12 @@ from pathlib import Path
 import panel
 
 import tinybnn
+from tinybnn.compiler import codegen
 from tinybnn.compiler.costs import estimate
+from tinybnn.compiler.lowering import lower
 from tinybnn.firmware.profile import profile
 from tinybnn.search import Budget, search
+from tinybnn.search.run import evaluate
 from tinybnn.training.tsfile import load_ts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +50,17 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     train = load_ts(train_path).data
     test = load_ts(test_path, like=train_path).data
     defaults = tinybnn.train(train, seed=0, threads=1, progress=False)
-    default_instr = estimate(defaults.model, TARGET).instructions
+    # the defaults as they compile for the target within the flash budget (tables dropped
+    # where they do not fit), the build the measured figures below are of
+    compiled = codegen.build(lower(defaults.model), "model", {}, TARGET, "speed", FLASH)
+    default_instr = estimate(compiled).instructions
     budget = Budget(TARGET, flash=FLASH, ram=RAM, instructions=default_instr)
     start = time.monotonic()
     r = search(train, work / name, budget, trials=trials, seed=0, progress=True, measure=False)
     seconds = time.monotonic() - start
+    # the defaults scored as a trial is (their options are the recipe's own)
+    k = r.settings.folds
+    default_cv, _ = evaluate({}, train, k, 0, r.settings.trial_steps)
     row = dict(
         set=name,
         windows=len(train),
@@ -56,7 +68,8 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
         search_seconds=round(seconds),
         best_trial=r.best.number,
         best_cv=r.best.accuracy,
-        defaults_cv=next((t.accuracy for t in r.trials if t.number == 0 and t.folds), None),
+        defaults_cv=statistics.mean(default_cv),
+        defaults_trial=next((t.over or "trained" for t in r.trials if t.number == 0), None),
         candidate=r.best.candidate.describe(),
         budget_instructions=default_instr,
     )
@@ -109,11 +122,14 @@ def render(rows: list[dict]) -> str:
         "arena, and no more instructions than the defaults' estimate), seed 0; the best "
         "candidate and the defaults then trained on TRAIN with seeds 0.. and scored on TEST "
         "(read by nothing else); instructions per inference, flash (code + constants) and RAM "
-        "measured once under QEMU on the Cortex-M4 (-O2).",
+        "measured once under QEMU on the Cortex-M4 (-O2), both built within the flash budget. "
+        "'defaults as trial 0': whether the search's first trial, the defaults, fitted the "
+        "budget before training (the check takes thresholds at their widest).",
         "",
         "| set | windows | search s | CV % defaults / best | test % defaults | test % search | "
-        "difference | instructions defaults / search | flash B | RAM B | best candidate |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "difference | instructions defaults / search | flash B | RAM B | best candidate | "
+        "defaults as trial 0 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         diff = statistics.mean(r["found"]) - statistics.mean(r["defaults"])
@@ -125,7 +141,8 @@ def render(rows: list[dict]) -> str:
             f"{r['defaults_instructions']:,} / {r['found_instructions']:,} "
             f"({r['found_instructions'] / r['defaults_instructions']:.2f}x) | "
             f"{r['defaults_flash']:,} / {r['found_flash']:,} | "
-            f"{r['defaults_ram']:,} / {r['found_ram']:,} | {r['candidate']} |"
+            f"{r['defaults_ram']:,} / {r['found_ram']:,} | {r['candidate']} | "
+            f"{r.get('defaults_trial') or '-'} |"
         )
     ray = [r for r in rows if "ray_best_cv" in r]
     if ray:
