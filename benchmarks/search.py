@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import panel
 
 import tinybnn
@@ -40,6 +41,7 @@ from tinybnn.errors import TinyBNNError
 from tinybnn.firmware.profile import profile
 from tinybnn.search import Budget, search
 from tinybnn.search.run import evaluate
+from tinybnn.search.space import default_params, suggest
 from tinybnn.training.tsfile import load_ts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,9 +68,7 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     start = time.monotonic()
     r = search(train, work / name, budget, trials=trials, seed=0, progress=True, measure=False)
     seconds = time.monotonic() - start
-    # the defaults scored as a trial is (their options are the recipe's own)
-    k = r.settings.folds
-    default_cv, _ = evaluate({}, train, k, 0, r.settings.trial_steps)
+    default_cv = defaults_cv(train, r.settings)
     row = dict(
         set=name,
         windows=len(train),
@@ -76,7 +76,7 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
         search_seconds=round(seconds),
         best_trial=r.best.number,
         best_cv=r.best.accuracy,
-        defaults_cv=statistics.mean(default_cv),
+        defaults_cv=default_cv,
         defaults_trial=next((t.over or "trained" for t in r.trials if t.number == 0), None),
         candidate=r.best.candidate.describe(),
         budget_instructions=default_instr,
@@ -117,6 +117,15 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
         )
         row.update(ray_best_cv=rr.best.accuracy)
     return row
+
+
+def defaults_cv(train, settings) -> float:
+    """The defaults scored as the search's trial 0 is: the same options (the recipe's own
+    for the whole training file), folds and steps."""
+    params = default_params(settings.shape, FLASH)
+    options = suggest(optuna.trial.FixedTrial(params), settings.shape).options()
+    accs, _ = evaluate(options, train, settings.folds, settings.seed, settings.trial_steps)
+    return statistics.mean(accs)
 
 
 def mean_sd(v: list[float]) -> str:
