@@ -42,10 +42,10 @@ def _trainable(config: dict, data=None, settings=None) -> dict:
     """One Tune trial: the candidate's folds; returns Tune's final result."""
     from .run import evaluate
 
-    accs, seconds = evaluate(
+    accs, losses, seconds = evaluate(
         config["options"], data, settings.folds, settings.seed, settings.trial_steps
     )
-    return {"accuracy": sum(accs) / len(accs), "folds": accs, "seconds": seconds}
+    return {"accuracy": sum(accs) / len(accs), "folds": accs, "losses": losses, "seconds": seconds}
 
 
 def run_ray(study, storage, data, settings, trials: int, address: str, progress, out) -> None:
@@ -141,12 +141,19 @@ def run_ray(study, storage, data, settings, trials: int, address: str, progress,
             d = self.drawn.pop(trial_id)
             if result and not error and "folds" in result:
                 d["trial"].set_user_attr("folds", result["folds"])
+                d["trial"].set_user_attr("losses", result["losses"])
                 d["trial"].set_user_attr("seconds", round(result["seconds"], 1))
             inner.on_trial_complete(self.keys.pop(trial_id), result, error)
             if result and "folds" in result:
                 progress(
                     study,
-                    Trial(d["trial"].number, d["candidate"], d["cost"], folds=result["folds"]),
+                    Trial(
+                        d["trial"].number,
+                        d["candidate"],
+                        d["cost"],
+                        folds=result["folds"],
+                        losses=result["losses"],
+                    ),
                 )
 
     trainable = tune.with_resources(

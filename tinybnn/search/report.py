@@ -44,14 +44,17 @@ def format_report(result: SearchResult) -> str:
         "compiler before training; instructions per inference are the cost model's estimate "
         "(`tinybnn.compiler.costs`, calibrated against QEMU) until measured.",
         f"- **Score**: held-out accuracy by {how} of the training data, {s.trial_steps} "
-        f"optimizer steps per fold; seed {s.seed}. No test data is read.",
+        f"optimizer steps per fold; seed {s.seed}. Equal accuracies are ranked by the mean "
+        "held-out cross-entropy (lower first), then by fewer instructions. No test data is "
+        "read.",
         f"- **Trials**: {len(trained)} trained, {len(over)} candidates over budget (never "
         "trained).",
         "",
         "## The best model",
         "",
         f"Trial {best.number}: {best.accuracy:.1f} % held-out "
-        f"({', '.join(f'{a:.1f}' for a in best.folds)} per fold); {best.candidate.describe()}.",
+        f"({', '.join(f'{a:.1f}' for a in best.folds)} per fold; held-out cross-entropy "
+        f"{best.loss:.3f}); {best.candidate.describe()}.",
         f"Trained again on all the data with the full default schedule: `{result.model_path}` "
         f"(training-set accuracy {result.final_accuracy:.1f} %, eval mode). Compile it with "
         f"`tinybnn compile {result.model_path.name} --target {b.target}"
@@ -100,13 +103,23 @@ def format_report(result: SearchResult) -> str:
         )
     lines += [_markdown(rows), "", "## Every trial", ""]
     rows = [
-        ("trial", "held-out %", "instructions est.", "constants B", "arena B", "s", "candidate")
+        (
+            "trial",
+            "held-out %",
+            "cross-entropy",
+            "instructions est.",
+            "constants B",
+            "arena B",
+            "s",
+            "candidate",
+        )
     ]
     for t in result.trials:
         rows.append(
             (
                 str(t.number),
                 f"{t.accuracy:.1f}" if t.folds else f"over budget: {t.over}",
+                f"{t.loss:.3f}" if t.losses else "",
                 f"{t.cost.instructions:,}" if not t.cost.refused else "-",
                 f"{t.cost.flash:,}" if not t.cost.refused else "-",
                 f"{t.cost.arena:,}" if not t.cost.refused else "-",
