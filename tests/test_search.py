@@ -92,7 +92,13 @@ def test_search_trains_only_what_fits_and_is_deterministic(tiny, tmp_path):
     assert all(len(t.losses) == 2 and all(0 < x < 10 for x in t.losses) for t in trained)
     top = max(t.accuracy for t in trained)
     assert a.best.accuracy == top
-    assert a.best.loss == min(t.loss for t in trained if t.accuracy == top)
+    tied = [t for t in trained if t.accuracy == top]
+    assert (
+        a.best.defaults
+        if any(t.defaults for t in tied)
+        else a.best.loss == min(t.loss for t in tied)
+    )
+    assert [t.number for t in a.trials if t.defaults] == [0]
     model = load(a.model_path)
     assert summary(model).trained_flash_bytes <= 4000
     for name in ("search.md", "pareto.png", "trials.jsonl", "study.journal"):
@@ -103,23 +109,31 @@ def test_search_trains_only_what_fits_and_is_deterministic(tiny, tmp_path):
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
 
 
-def test_equal_accuracies_are_ranked_by_held_out_cross_entropy_then_instructions():
+def test_equal_accuracies_go_to_the_defaults_then_the_lower_cross_entropy():
     cand = Candidate({}, {})
 
-    def trial(number, folds, losses, instructions):
+    def trial(number, folds, losses, instructions, defaults=False):
         return search_run.Trial(
-            number, cand, search_run.Cost(100, 10, instructions), folds=folds, losses=losses
+            number,
+            cand,
+            search_run.Cost(100, 10, instructions),
+            folds=folds,
+            losses=losses,
+            defaults=defaults,
         )
 
     trials = [
-        trial(0, [100.0, 100.0], [0.30, 0.20], 900),
+        trial(0, [100.0, 100.0], [0.30, 0.20], 900, defaults=True),  # a tie: the defaults
         trial(1, [100.0, 100.0], [0.10, 0.20], 1000),  # the lowest cross-entropy
         trial(2, [100.0, 100.0], [0.10, 0.20], 500),  # ... tied: fewer instructions wins
         trial(3, [90.0, 100.0], [0.01, 0.01], 100),  # less accurate: never first
         trial(4, [100.0, 100.0], [], 50),  # no cross-entropy recorded: last among equals
     ]
     order = [t.number for t in sorted(trials, key=search_run._rank, reverse=True)]
-    assert order == [2, 1, 0, 4, 3]
+    assert order == [0, 2, 1, 4, 3]
+    trials[0] = trial(0, [100.0, 90.0], [0.01, 0.01], 900, defaults=True)  # beaten
+    order = [t.number for t in sorted(trials, key=search_run._rank, reverse=True)]
+    assert order == [2, 1, 4, 0, 3]
 
 
 def test_an_interrupted_search_resumes_where_it_stopped(tiny, tmp_path, monkeypatch):

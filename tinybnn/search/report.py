@@ -44,9 +44,9 @@ def format_report(result: SearchResult) -> str:
         "compiler before training; instructions per inference are the cost model's estimate "
         "(`tinybnn.compiler.costs`, calibrated against QEMU) until measured.",
         f"- **Score**: held-out accuracy by {how} of the training data, {s.trial_steps} "
-        f"optimizer steps per fold; seed {s.seed}. Equal accuracies are ranked by the mean "
-        "held-out cross-entropy (lower first), then by fewer instructions. No test data is "
-        "read.",
+        f"optimizer steps per fold; seed {s.seed}. Among equal accuracies the defaults (trial "
+        "0) come first, then the lower mean held-out cross-entropy, then fewer instructions. "
+        "No test data is read.",
         f"- **Trials**: {len(trained)} trained, {len(over)} candidates over budget (never "
         "trained).",
         "",
