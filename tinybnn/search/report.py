@@ -52,7 +52,8 @@ def format_report(result: SearchResult) -> str:
         "",
         "## The best model",
         "",
-        f"Trial {best.number}: {best.accuracy:.1f} % held-out "
+        f"Trial {best.number}{' (the defaults)' if best.defaults else ''}: "
+        f"{best.accuracy:.1f} % held-out "
         f"({', '.join(f'{a:.1f}' for a in best.folds)} per fold; held-out cross-entropy "
         f"{best.loss:.3f}); {best.candidate.describe()}.",
         f"Trained again on all the data with the full default schedule: `{result.model_path}` "
@@ -90,7 +91,7 @@ def format_report(result: SearchResult) -> str:
         mi, mf, mr = _measured(result, t)
         rows.append(
             (
-                str(t.number),
+                f"{t.number}{' (defaults)' if t.defaults else ''}",
                 f"{t.accuracy:.1f}",
                 f"{t.cost.instructions:,}",
                 mi,
@@ -117,7 +118,7 @@ def format_report(result: SearchResult) -> str:
     for t in result.trials:
         rows.append(
             (
-                str(t.number),
+                f"{t.number}{' (defaults)' if t.defaults else ''}",
                 f"{t.accuracy:.1f}" if t.folds else f"over budget: {t.over}",
                 f"{t.loss:.3f}" if t.losses else "",
                 f"{t.cost.instructions:,}" if not t.cost.refused else "-",
