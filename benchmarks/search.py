@@ -28,6 +28,8 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import optuna
@@ -86,21 +88,12 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     options = r.best.candidate.options()
     p_found = profile(tinybnn.load(r.model_path), TARGET, flash_budget=FLASH)
     p_base = profile(defaults.model, TARGET, flash_budget=default_budget)
-    found, base = [], []
-    for s in range(seeds):
-        found.append(
-            panel.accuracy(
-                tinybnn.train(train, seed=s, threads=1, progress=False, **options).model,
-                test.X,
-                test.y,
-            )
-        )
-        model = (
-            defaults.model
-            if s == 0
-            else tinybnn.train(train, seed=s, threads=1, progress=False).model
-        )
-        base.append(panel.accuracy(model, test.X, test.y))
+    # the seeds' trainings, two at a time (one thread each, as the search's trials)
+    jobs = [(name, s, options) for s in range(seeds)] + [(name, s, {}) for s in range(1, seeds)]
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        accs = list(pool.map(test_accuracy, *zip(*jobs, strict=True)))
+    found = accs[:seeds]
+    base = [panel.accuracy(defaults.model, test.X, test.y), *accs[seeds:]]
     row.update(
         found=found,
         defaults=base,
@@ -114,6 +107,15 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     if ray:
         row.update(run_ray(name, trials, work, budget))
     return row
+
+
+def test_accuracy(name: str, seed: int, options: dict) -> float:
+    """TEST accuracy (%) of `tinybnn.train(TRAIN, seed=seed, **options)`."""
+    train_path, test_path = panel.files(name)
+    train = load_ts(train_path).data
+    test = load_ts(test_path, like=train_path).data
+    model = tinybnn.train(train, seed=seed, threads=1, progress=False, **options).model
+    return panel.accuracy(model, test.X, test.y)
 
 
 def run_ray(name: str, trials: int, work: Path, budget: Budget) -> dict:
