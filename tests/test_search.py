@@ -4,6 +4,7 @@ and resumable Optuna study, the report, the Ray Tune path and QEMU-measured fina
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from tinybnn.cli import main
 from tinybnn.compiler.api import compile as compile_model
 from tinybnn.compiler.summary import summary
 from tinybnn.errors import TinyBNNError
+from tinybnn.firmware.profile import profile
 from tinybnn.modelfile import load
 from tinybnn.search import Budget, search
 from tinybnn.search import run as search_run
@@ -209,6 +211,29 @@ def test_latency_budget_is_clock_times_time(tmp_path):
     assert main([*args, "--clock", "48MHz", "--sample-rate", "100", "--no-measure"]) == 0
     assert load_settings(out2)["instructions"] == 15_360_000
     assert main([*args, "--sample-rate", "100"]) == 2
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
+def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path):
+    r = search(tiny, tmp_path, Budget("cortex-m0", flash=6000), trials=3, **FAST)
+    ranked = sorted((t for t in r.trials if t.folds), key=search_run._rank, reverse=True)
+    counts = [
+        profile(build(t.candidate, r.settings.shape), "cortex-m0", flash_budget=6000).instructions
+        for t in ranked
+    ]
+
+    def pick(limit):
+        budget = Budget("cortex-m0", flash=6000, instructions=limit)
+        return search_run.fitting_when_measured(ranked, replace(r.settings, budget=budget))
+
+    best, over, why = pick(counts[0])
+    assert best is ranked[0] and over == {} and why == ""
+    best, over, why = pick(counts[0] - 1)  # the best-ranked is one instruction over
+    assert over[ranked[0].number] == counts[0] and why == ""
+    assert best is next(t for t, c in zip(ranked, counts, strict=True) if c < counts[0])
+    least = min(counts)
+    with pytest.raises(TinyBNNError, match=rf"fits {least - 1:,} instructions .*take {least:,}\)"):
+        pick(least - 1)
 
 
 @pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")

@@ -56,6 +56,20 @@ def format_report(result: SearchResult) -> str:
         f"{best.accuracy:.1f} % held-out "
         f"({', '.join(f'{a:.1f}' for a in best.folds)} per fold; held-out cross-entropy "
         f"{best.loss:.3f}); {best.candidate.describe()}.",
+        *(
+            [
+                "Passed over: measured under QEMU on the target, over the instruction budget: "
+                + ", ".join(f"trial {n} ({i:,})" for n, i in result.passed_over.items())
+                + "."
+            ]
+            if result.passed_over
+            else []
+        ),
+        *(
+            [f"Its instructions were checked on the estimate only ({result.unchecked})."]
+            if result.unchecked
+            else []
+        ),
         f"Trained again on all the data with the full default schedule: `{result.model_path}` "
         f"(training-set accuracy {result.final_accuracy:.1f} %, eval mode). Compile it with "
         f"`tinybnn compile {result.model_path.name} --target {b.target}"

@@ -11,10 +11,11 @@ most accurate. Among equally accurate ones (a small set's cross-validation satur
 at 100 %) the defaults come first: they were chosen across a panel of data sets, and the top
 score of many trials on one small file overstates its candidate (the winner's curse), so a
 tie is no evidence against them. Other ties go to the lower mean held-out cross-entropy,
-then to fewer instructions. When the trials are done, the best candidate is trained on all the data with the full default schedule and
-written as a normal model file; the Pareto front (accuracy against instructions and flash)
-is profiled under QEMU where a toolchain is present, and the report says which figures are
-measured and which estimated.
+then to fewer instructions. When the trials are done, the best candidate whose instructions,
+measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
+trained on all the data with the full default schedule and written as a normal model file;
+the Pareto front (accuracy against instructions and flash) is profiled under QEMU where a
+toolchain is present, and the report says which figures are measured and which estimated.
 
 The engine is Optuna: a TPE sampler, seeded, its study kept in a journal file in the output
 directory, so a search stops and resumes (an interrupted trial is run again, from the same
@@ -401,6 +402,8 @@ class SearchResult:
     model_path: Path
     files: list[Path]
     final_accuracy: float  # the final model's training-set accuracy (eval mode)
+    passed_over: dict[int, int]  # trial number -> instructions measured over the budget
+    unchecked: str  # why the best's instructions were not measured before training, or ''
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
@@ -519,7 +522,9 @@ def finish(
     done = [t for t in everything if t.folds]
     if not done:
         raise TinyBNNError("no trial was trained; nothing fits the budget")
-    best = max(done, key=_rank)
+    best, passed_over, unchecked = fitting_when_measured(
+        sorted(done, key=_rank, reverse=True), settings, progress
+    )
     front = pareto_front(everything)
     if progress:
         print(f"training the best candidate (trial {best.number}) on all the data", file=sys.stderr)
@@ -549,6 +554,46 @@ def finish(
         out / MODEL,
         list(final.files),
         100 * final.val_accuracy,
+        passed_over,
+        unchecked,
+    )
+
+
+def fitting_when_measured(
+    ranked: list[Trial], settings: Settings, progress: bool = False
+) -> tuple[Trial, dict[int, int], str]:
+    """The best-ranked trial whose instructions per inference, measured under QEMU on the
+    target, fit the instruction budget (the search priced them with the cost model, whose
+    estimate is off by a few per cent); the measured counts of those passed over; and why
+    nothing was measured when there is an instruction budget (no toolchain: then the
+    best-ranked trial, on the estimate). The candidate is measured untrained, built as
+    `budget.cost` prices it (thresholds at their widest), within the flash budget."""
+    from ..firmware import harness
+    from ..firmware.profile import profile
+    from .budget import build
+
+    b = settings.budget
+    if b.instructions is None:
+        return ranked[0], {}, ""
+    try:
+        harness.find_toolchain()
+    except harness.ToolchainMissing as e:
+        return ranked[0], {}, f"no toolchain: {e}"
+    over = {}
+    for t in ranked:
+        measured = profile(build(t.candidate, settings.shape), b.target, flash_budget=b.flash)
+        if measured.instructions <= b.instructions:
+            return t, over, ""
+        over[t.number] = measured.instructions
+        if progress:
+            print(
+                f"trial {t.number}: {measured.instructions:,} instructions measured on "
+                f"{b.target}, over the budget of {b.instructions:,}; passed over",
+                file=sys.stderr,
+            )
+    raise TinyBNNError(
+        f"no trained candidate fits {b.instructions:,} instructions when measured under QEMU "
+        f"on {b.target} (the fewest take {min(over.values()):,}); give a larger budget"
     )
 
 
