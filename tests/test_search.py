@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -222,14 +223,23 @@ def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path
         for t in ranked
     ]
 
-    def pick(limit):
-        budget = Budget("cortex-m0", flash=6000, instructions=limit)
-        return search_run.fitting_when_measured(ranked, replace(r.settings, budget=budget))
+    trained = []
 
-    best, over, why = pick(counts[0])
-    assert best is ranked[0] and over == {} and why == ""
-    best, over, why = pick(counts[0] - 1)  # the best-ranked is one instruction over
-    assert over[ranked[0].number] == counts[0] and why == ""
+    def train_on_all(t):  # stands in for the final training: the untrained model
+        trained.append(t.number)
+        return SimpleNamespace(model=build(t.candidate, r.settings.shape), files=[])
+
+    def pick(limit):
+        trained.clear()
+        budget = Budget("cortex-m0", flash=6000, instructions=limit)
+        settings = replace(r.settings, budget=budget)
+        best, final, over, why = search_run.fitting_when_measured(ranked, settings, train_on_all)
+        assert why == "" and trained == [best.number]  # only a fitting candidate is trained
+        return best, over
+
+    assert pick(counts[0]) == (ranked[0], {})
+    best, over = pick(counts[0] - 1)  # the best-ranked is one instruction over
+    assert over[ranked[0].number] == counts[0]
     assert best is next(t for t, c in zip(ranked, counts, strict=True) if c < counts[0])
     least = min(counts)
     with pytest.raises(TinyBNNError, match=rf"fits {least - 1:,} instructions .*take {least:,}\)"):
