@@ -233,8 +233,11 @@ def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path
         trained.clear()
         budget = Budget("cortex-m0", flash=6000, instructions=limit)
         settings = replace(r.settings, budget=budget)
-        best, final, over, why = search_run.fitting_when_measured(ranked, settings, train_on_all)
+        best, final, over, why, report = search_run.fitting_when_measured(
+            ranked, settings, train_on_all
+        )
         assert why == "" and trained == [best.number]  # only a fitting candidate is trained
+        assert report.instructions == counts[ranked.index(best)] <= limit
         return best, over
 
     assert pick(counts[0]) == (ranked[0], {})

@@ -538,13 +538,13 @@ def finish(
             **t.candidate.options(),
         )
 
-    best, final, passed_over, unchecked = fitting_when_measured(
+    best, final, passed_over, unchecked, best_profile = fitting_when_measured(
         sorted(done, key=_rank, reverse=True), settings, train_on_all, progress
     )
     measured, why = {}, ""
     if measure:
         others = [t for t in front if t.number != best.number][: max(0, finalists - 1)]
-        measured, why = measure_finalists(final.model, best, others, settings)
+        measured, why = measure_finalists(final.model, best, others, settings, best_profile)
     else:
         why = "not asked for (measure=False / --no-measure)"
     return SearchResult(
@@ -572,24 +572,27 @@ def fitting_when_measured(
     weights. A candidate is measured untrained first (built as `budget.cost` prices it,
     within the flash budget), and only one that fits is trained; the trained model is then
     measured too. Returns the trial, the training's result, the measured counts of the
-    trials passed over, and why nothing was measured when there is an instruction budget
-    (no toolchain: the best-ranked trial, on the estimate)."""
+    trials passed over, why nothing was measured when there is an instruction budget (no
+    toolchain: the best-ranked trial, on the estimate), and the trained model's profile
+    (None if it was not measured)."""
     from ..firmware import harness
     from ..firmware.profile import profile
     from .budget import build
 
     b = settings.budget
     if b.instructions is None:
-        return ranked[0], train_on_all(ranked[0]), {}, ""
+        return ranked[0], train_on_all(ranked[0]), {}, "", None
     try:
         harness.find_toolchain()
     except harness.ToolchainMissing as e:
-        return ranked[0], train_on_all(ranked[0]), {}, f"no toolchain: {e}"
+        return ranked[0], train_on_all(ranked[0]), {}, f"no toolchain: {e}", None
 
-    def fits(t: Trial, model, what: str) -> bool:
-        n = profile(model, b.target, flash_budget=b.flash).instructions
+    def fits(t: Trial, model, what: str):
+        """The model's profile if its instructions fit the budget, else None."""
+        report = profile(model, b.target, flash_budget=b.flash)
+        n = report.instructions
         if n <= b.instructions:
-            return True
+            return report
         over[t.number] = n
         if progress:
             print(
@@ -597,15 +600,15 @@ def fitting_when_measured(
                 f"the budget of {b.instructions:,}; passed over",
                 file=sys.stderr,
             )
-        return False
+        return None
 
     over: dict[int, int] = {}
     for t in ranked:
         if not fits(t, build(t.candidate, settings.shape), "untrained"):
             continue
         final = train_on_all(t)
-        if fits(t, final.model, "trained"):
-            return t, final, over, ""
+        if (report := fits(t, final.model, "trained")) is not None:
+            return t, final, over, "", report
         for f in final.files:  # no model over the budget is left behind
             Path(f).unlink(missing_ok=True)
     raise TinyBNNError(
@@ -614,7 +617,9 @@ def fitting_when_measured(
     )
 
 
-def measure_finalists(model, best: Trial, front: list[Trial], settings: Settings):
+def measure_finalists(
+    model, best: Trial, front: list[Trial], settings: Settings, best_profile=None
+):
     """QEMU profiles on the budget's target: the final model for the best trial, the
     untrained candidate for each other finalist (instructions and flash do not depend on
     the weights beyond the thresholds' width, which the estimate already takes at its
@@ -627,8 +632,11 @@ def measure_finalists(model, best: Trial, front: list[Trial], settings: Settings
         harness.find_toolchain()
     except harness.ToolchainMissing as e:
         return {}, f"no toolchain: {e}"
-    measured = {}
+    # the best's trained model was measured already, in fitting_when_measured
+    measured = {} if best_profile is None else {best.number: best_profile}
     for t in [best] + [f for f in front if f.number != best.number]:
+        if t.number in measured:
+            continue
         m = model if t.number == best.number else build(t.candidate, settings.shape)
         measured[t.number] = profile(m, settings.budget.target, flash_budget=settings.budget.flash)
     return measured, ""
