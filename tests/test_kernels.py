@@ -218,6 +218,27 @@ def test_int8_first_layer_variants(tmp_path):
     assert check_variants(model, "host", tmp_path / "xs")[0] == "xs"
 
 
+def test_int8_first_layer_size_kernel(tmp_path):
+    """optimize="size", and a flash budget the speed build exceeds, take xq: int8 weights as
+    bytes, where xs holds them folded into int16 pairs (twice the flash)."""
+    model = seeded(*next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8").values)
+    assert check_variants(model, "host", tmp_path / "size", optimize="size")[0] == "xq"
+    built = {
+        o: compile(model, tmp_path / o, "k", target="host", optimize=o).cmodel
+        for o in variants.OPTIMIZE
+    }
+    speed, size = built["speed"].stages[0], built["size"].stages[0]
+    o, k, c = lower(model).stages[0].weight.shape
+    (pairs,) = [a for a in speed.arrays if a.key == "wp"]
+    (quads,) = [a for a in size.arrays if a.key == "wq4"]
+    assert pairs.nbytes == (o + 3) // 4 * 4 * 2 * (k * c + (k * c) % 2)  # int16, host: flat
+    assert quads.nbytes == (o + 3) // 4 * 4 * k * c  # int8
+    assert size.flash_bytes < speed.flash_bytes
+    budget = built["speed"].flash_bytes - 1
+    cm = compile(model, tmp_path / "b", "k", target="host", flash_budget=budget).cmodel
+    assert cm.stages[0].variant.name == "xq" and cm.flash_bytes <= budget
+
+
 # The int8 first layers: c_out of 31, 32, 33, 64, 65 (blocks of 4 that straddle words),
 # strides, padding, pooling, a learnable threshold.
 INT8_ICONV = [p for p in ICONV_CASES if "int8" in p.id]

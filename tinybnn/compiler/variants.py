@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from .program import Stage
 
 # What a fast target's kernels favour: "speed", or "size" (no subset tables for the binary
-# layers, which hold 5.3 times their weights in flash). The first layer's variants are the
-# same either way: their tables are in RAM, and xs's int16 weights are about twice the int8.
+# layers, which hold 5.3 times their weights in flash; an int8 first layer's weights as
+# bytes, xq, not folded into int16 pairs, xs, which take twice the flash). The first
+# layer's subset tables are the same either way: they are in RAM.
 OPTIMIZE = ("speed", "size")
 
 

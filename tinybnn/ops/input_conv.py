@@ -544,15 +544,22 @@ InputConv.variants = (
     Variant("sst", "tb_iconv1d_sst_s16", _sst_fields, _sst_serves),
     Variant("xn", "tb_iconv1d_xn_s16", _xn_fields, lambda st, core, o: st.binary),
     # int8 without SMLAD: words of s * w, four sums in registers, one multiply per MAC; its
-    # weights take 4 bytes each, so --optimize size (and a tight flash budget) keeps xs
+    # weights take 4 bytes each, so --optimize size (and a tight flash budget) takes xq
     Variant(
         "xm",
         "tb_iconv1d_xm_s16",
         _xm_fields,
         lambda st, core, o: o == "speed" and not core.smlad and st.signed_sums_fit(),
     ),
-    # int8: weights folded with the multipliers, channel pairs (SMLAD) where they fit int16
-    Variant("xs", "tb_iconv1d_xs_s16", _xs_fields, lambda st, core, o: st.pairs_fit()),
+    # int8: weights folded with the multipliers, channel pairs (SMLAD) where they fit int16;
+    # those take 2 bytes a weight, so --optimize size (and a tight flash budget) takes xq
+    Variant(
+        "xs",
+        "tb_iconv1d_xs_s16",
+        _xs_fields,
+        lambda st, core, o: o == "speed" and st.pairs_fit(),
+    ),
+    # int8 weights as bytes in blocks of four output channels: the size kernel
     Variant("xq", "tb_iconv1d_xq_s16", _xq_fields, lambda st, core, o: not st.binary),
     Variant("ref", "tb_iconv1d_s16", _ref_fields),
 )
