@@ -20,7 +20,7 @@ models (functions of one C body together, `costs.SHARED`), and writes
 - `benchmarks/results/costs_runs.jsonl.gz`: every measured stage with its loop counts, so
   `--refit` fits again without QEMU (e.g. after changing `costs.FEATURES`: the loop counts
   a record lacks are recomputed from its model, rebuilt from its seed), and `--resume`
-  profiles only the models it lacks;
+  profiles only the models it lacks, and those the compiler now builds with other kernels;
 - `benchmarks/results/costs.md`: per core, the estimate's error on the held-out models (the
   total's max and mean relative error, per model kind and per C function).
 
@@ -40,6 +40,7 @@ import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +231,18 @@ def refeature(records: list[dict]) -> None:
         assert [cs.function for cs in stages] == [s["function"] for s in r["stages"]], key
         for cs, s in zip(stages, r["stages"], strict=True):
             s["features"] = costs.stage_features(cs)
+
+
+def stale(records: list[dict]) -> set[int]:
+    """Seeds of the stored records whose model the compiler now builds with other C functions
+    (a variant's `serves` changed): their counts no longer describe what it selects."""
+    out = set()
+    for r in records:
+        cfg = dict(r["config"], seed=r["seed"])
+        functions = [cs.function for cs in compiled(cfg, r["core"])[0]]
+        if functions != [s["function"] for s in r["stages"]]:
+            out.add(r["seed"])
+    return out
 
 
 def _lstsq_rel(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -449,9 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.refit:
         refeature(records)
     else:
+        if records:  # resumed: profile again the models the compiler now builds otherwise
+            again = stale(records)
+            records = [r for r in records if r["seed"] not in again]
+            refeature(records)  # the loop counts FEATURES names now that the runs lack
+            print(f"{len(again)} stored models are stale (other kernels selected)", flush=True)
         done = {r["seed"] for r in records}
         configs = [model_config(s) for s in seeds if s not in done]
-        with ProcessPoolExecutor(args.jobs) as pool:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
             for i, recs in enumerate(pool.map(measure, configs)):
                 records += recs
                 print(
