@@ -30,7 +30,15 @@ try:
 except firmware.ToolchainMissing:
     HAVE_FIRMWARE = False
 
-FAST = dict(trial_steps=30, final_steps=30, folds=2, jobs=1, progress=False, measure=False)
+FAST = dict(
+    trial_steps=30,
+    final_steps=30,
+    confirm_steps=30,
+    folds=2,
+    jobs=1,
+    progress=False,
+    measure=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +145,77 @@ def test_equal_accuracies_go_to_the_defaults_then_the_lower_cross_entropy():
     trials[0] = trial(0, [100.0, 90.0], [0.01, 0.01], 900, defaults=True)  # beaten
     order = [t.number for t in sorted(trials, key=search_run._rank, reverse=True)]
     assert order == [2, 1, 4, 0, 3]
+
+
+def test_the_contenders_are_the_best_above_the_defaults_and_the_defaults():
+    cand = Candidate({}, {})
+
+    def trials(*accs):
+        return [
+            search_run.Trial(n, cand, search_run.Cost(100, 10, 1000), folds=[a], defaults=n == 0)
+            for n, a in enumerate(accs)
+        ]
+
+    def numbers(ts, k):
+        ranked = sorted(ts, key=search_run._rank, reverse=True)
+        return [t.number for t in search_run.contenders(ranked, k)]
+
+    assert numbers(trials(90, 95, 99, 80, 97, 92), 3) == [2, 4, 1, 0]  # three above, then 0
+    assert numbers(trials(90, 95, 80), 3) == [1, 0]  # one above
+    assert numbers(trials(99, 95, 97), 3) == []  # the defaults first: nothing to score again
+    assert numbers(trials(90, 95, 99), 0) == []
+    no_defaults = trials(90, 95, 99)
+    no_defaults[0].defaults = False
+    assert numbers(no_defaults, 2) == [2, 1]
+    assert numbers(no_defaults[:1], 2) == []  # nothing to compare it with
+
+
+def test_the_second_score_ranks_the_contenders_and_is_kept(tiny, monkeypatch):
+    """The contenders are trained again on the folds of seed + 1 at the given steps; they
+    rank on that score, the defaults first among equals, the other trials after them; the
+    scores are kept in the study, so confirming again trains nothing (unless the steps
+    differ)."""
+    import optuna
+
+    settings = search_run.Settings("x", (24, 2, 40, 3), Budget(flash=None), 5, 2, 30)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    trial_scores = {0: 80.0, 1: 90.0, 2: 95.0, 3: 70.0, 4: 99.0}  # 4, 2, 1 rank above 0
+    second_scores = {0: 93.0, 1: 93.0, 2: 90.0, 4: 85.0}  # 0 and 1 tie: the defaults first
+    for n, acc in trial_scores.items():
+        cand = Candidate(dict(widths=(8 + n,)), dict(lr=0.05))
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=acc,
+                user_attrs=dict(
+                    search_run._candidate_attrs(cand, search_run.Cost(100, 10, 1000)),
+                    folds=[acc, acc],
+                    losses=[0.5, 0.5],
+                    defaults=n == 0,
+                ),
+            )
+        )
+    calls = []
+
+    def second(options, data, k, seed, steps):
+        n = options["widths"][0] - 8
+        calls.append((n, k, seed, steps))
+        return [second_scores[n]] * k, [0.4] * k, 1.0
+
+    monkeypatch.setattr(search_run, "evaluate", second)
+    ranked, order = search_run.confirm(study, tiny, settings, 3, 77, 1, False)
+    assert [t.number for t in order] == [0, 1, 2, 4]
+    assert [t.number for t in ranked] == [0, 1, 2, 4, 3]
+    assert sorted(calls) == [(n, 2, 6, 77) for n in (0, 1, 2, 4)]
+    assert order[0].confirmed == [93.0, 93.0] and order[0].confirmed_losses == [0.4, 0.4]
+    calls.clear()
+    again, _ = search_run.confirm(study, tiny, settings, 3, 77, 1, False)
+    assert calls == [] and [t.number for t in again] == [0, 1, 2, 4, 3]
+    kept = {t.number: t.confirmed for t in search_run.trials_of(study) if t.confirmed}
+    assert kept == {n: [second_scores[n]] * 2 for n in (0, 1, 2, 4)}
+    search_run.confirm(study, tiny, settings, 3, 78, 1, False)  # other steps: scored again
+    assert len(calls) == 4
+    _, order = search_run.confirm(study, tiny, settings, 1, 78, 1, False)  # one challenger
+    assert [t.number for t in order] == [0, 4]
 
 
 def test_an_interrupted_search_resumes_where_it_stopped(tiny, tmp_path, monkeypatch):

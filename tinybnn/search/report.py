@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .run import SearchResult, Trial, write_json
 
 
@@ -21,6 +23,32 @@ def _measured(result: SearchResult, t: Trial) -> tuple[str, str, str]:
     if p is None:
         return "-", "-", "-"
     return f"{p.instructions:,}", f"{p.flash_bytes:,}", f"{p.ram_bytes:,}"
+
+
+def _second_scores(result: SearchResult) -> list[str]:
+    """The contenders' trial and second scores, in the order they ranked."""
+    if not result.contenders:
+        return []
+    rows = [("trial", "trial held-out %", "second score %", "second cross-entropy", "candidate")]
+    for t in result.contenders:
+        rows.append(
+            (
+                f"{t.number}{' (defaults)' if t.defaults else ''}",
+                f"{t.accuracy:.1f}",
+                f"{t.confirmed_accuracy:.1f} ({', '.join(f'{a:.1f}' for a in t.confirmed)})",
+                f"{np.mean(t.confirmed_losses):.3f}",
+                t.candidate.describe(),
+            )
+        )
+    return [
+        "",
+        "## Scored again",
+        "",
+        f"On new folds at {result.confirm_steps} optimizer steps, best first:",
+        "",
+        _markdown(rows),
+        "",
+    ]
 
 
 def format_report(result: SearchResult) -> str:
@@ -46,7 +74,9 @@ def format_report(result: SearchResult) -> str:
         f"- **Score**: held-out accuracy by {how} of the training data, {s.trial_steps} "
         f"optimizer steps per fold; seed {s.seed}. Among equal accuracies the defaults (trial "
         "0) come first, then the lower mean held-out cross-entropy, then fewer instructions. "
-        "No test data is read.",
+        "The best trials ranked above the defaults, and the defaults, are scored again on new "
+        f"folds (seed {s.seed + 1}) at {result.confirm_steps} steps, and rank on that second "
+        "score (the defaults first among equals). No test data is read.",
         f"- **Trials**: {len(trained)} trained, {len(over)} candidates over budget (never "
         "trained).",
         "",
@@ -55,7 +85,9 @@ def format_report(result: SearchResult) -> str:
         f"Trial {best.number}{' (the defaults)' if best.defaults else ''}: "
         f"{best.accuracy:.1f} % held-out "
         f"({', '.join(f'{a:.1f}' for a in best.folds)} per fold; held-out cross-entropy "
-        f"{best.loss:.3f}); {best.candidate.describe()}.",
+        f"{best.loss:.3f})"
+        + (f"; scored again: {best.confirmed_accuracy:.1f} %" if best.confirmed else "")
+        + f"; {best.candidate.describe()}.",
         *(
             [
                 "Passed over: measured under QEMU on the target, over the instruction budget: "
@@ -76,6 +108,7 @@ def format_report(result: SearchResult) -> str:
         + (f" --flash-budget {b.flash}" if b.flash else "")
         + "`.",
         "",
+        *_second_scores(result),
         "## Pareto front (accuracy against instructions and flash)",
         "",
     ]

@@ -11,7 +11,10 @@ most accurate. Among equally accurate ones (a small set's cross-validation satur
 at 100 %) the defaults come first: they were chosen across a panel of data sets, and the top
 score of many trials on one small file overstates its candidate (the winner's curse), so a
 tie is no evidence against them. Other ties go to the lower mean held-out cross-entropy,
-then to fewer instructions. When the trials are done, the best candidate whose instructions,
+then to fewer instructions. When the trials are done, the best few ranked above the defaults
+and the defaults are scored again (`confirm`): on new folds, at the defaults' full schedule,
+so that neither the winner's curse nor the trials' short schedule decides against the
+defaults; they rank on that second score. Then the best candidate whose instructions,
 measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
 trained on all the data with the full default schedule and written as a normal model file;
 the Pareto front (accuracy against instructions and flash) is profiled under QEMU where a
@@ -55,11 +58,13 @@ from .. import __version__
 from ..errors import TinyBNNError
 from ..outputs import check_outputs
 from ..training.data import Dataset, folds, load_dataset, split
-from ..training.recipe import BATCH
+from ..training.recipe import BATCH, STEPS
 from .budget import Budget, Cost, cost
 from .space import Candidate, default_params, suggest
 
 TRIAL_STEPS = 1000  # optimizer steps per fold of a trial (the defaults train 2000)
+CONFIRM = 3  # the best trials ranked above the defaults that are scored again against them
+CONFIRM_STEPS = STEPS  # optimizer steps per fold of that second score: the defaults' schedule
 FOLDS = 3
 FOLDS_BELOW = 1000  # windows: k-fold cross-validation below, one hold-out at or above
 HOLD_OUT = 0.2
@@ -82,6 +87,10 @@ class Trial:
     losses: list[float] = field(default_factory=list)  # held-out mean cross-entropy per fold
     seconds: float = 0.0
     defaults: bool = False  # the first trial: `tinybnn train`'s defaults for the data
+    # the second score, on new folds at the full schedule (`confirm`): accuracy % and mean
+    # cross-entropy per fold; empty if the trial was not a contender
+    confirmed: list[float] = field(default_factory=list)
+    confirmed_losses: list[float] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float | None:
@@ -91,6 +100,10 @@ class Trial:
     def loss(self) -> float:
         """Mean held-out cross-entropy over the folds (infinite if not recorded)."""
         return float(np.mean(self.losses)) if self.losses else math.inf
+
+    @property
+    def confirmed_accuracy(self) -> float | None:
+        return float(np.mean(self.confirmed)) if self.confirmed else None
 
 
 @dataclass
@@ -258,8 +271,10 @@ def _requeue_interrupted(study) -> None:
 
 
 def trials_of(study) -> list[Trial]:
-    """The study's finished trials (trained or over budget), in order."""
+    """The study's finished trials (trained or over budget), in order, with the second
+    scores `confirm` recorded."""
     optuna = _optuna()
+    second = study.user_attrs.get("confirmed", {})
     out = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
@@ -279,6 +294,8 @@ def trials_of(study) -> list[Trial]:
                 losses=list(a.get("losses", [])),
                 seconds=a.get("seconds", 0.0),
                 defaults=bool(a.get("defaults", False)),
+                confirmed=list(second.get(str(t.number), {}).get("folds", [])),
+                confirmed_losses=list(second.get(str(t.number), {}).get("losses", [])),
             )
         )
     return out
@@ -326,6 +343,78 @@ def _rank(t: Trial) -> tuple:
     (which separates candidates whose cross-validated accuracy saturates), then fewer
     instructions, less flash, the earlier (see the module docstring)."""
     return (t.accuracy, t.defaults, -t.loss, -t.cost.instructions, -t.cost.flash, -t.number)
+
+
+def _confirmed_rank(t: Trial) -> tuple:
+    """`_rank` on the second score."""
+    loss = float(np.mean(t.confirmed_losses)) if t.confirmed_losses else math.inf
+    return (t.confirmed_accuracy, t.defaults, -loss, -t.cost.instructions, -t.cost.flash, -t.number)
+
+
+def contenders(ranked: list[Trial], challengers: int) -> list[Trial]:
+    """The trials `confirm` scores again: up to `challengers` of the best ranked above the
+    defaults, and the defaults; none if the defaults rank first or nothing would be
+    compared (`ranked`: trained trials, best first)."""
+    at = next((i for i, t in enumerate(ranked) if t.defaults), None)
+    above = ranked if at is None else ranked[:at]
+    chosen = above[:challengers] + ([] if at is None else [ranked[at]])
+    return chosen if len(chosen) >= 2 and above else []
+
+
+def confirm(
+    study,
+    data: Dataset,
+    settings: Settings,
+    challengers: int,
+    steps: int,
+    jobs: int,
+    progress: bool,
+) -> tuple[list[Trial], list[Trial]]:
+    """Score the best trials again against the defaults, and rank them on that score.
+
+    The top of many trials' noisy scores overstates its candidate (the winner's curse), and
+    short trials favour candidates that converge fast over those that need the whole
+    schedule (the defaults). So the contenders (`contenders`) are trained again on new folds
+    (the split and the training seeded from seed + 1) for `steps` optimizer steps each: a
+    score the selection did not see. They rank on it, the defaults first among equals; the
+    other trials follow in their order. The scores are kept in the study, so a resumed search
+    does not train them again. Returns (the trained trials ranked, the contenders in their
+    new order)."""
+    ranked = sorted((t for t in trials_of(study) if t.folds), key=_rank, reverse=True)
+    chosen = contenders(ranked, challengers)
+    if not chosen:
+        return ranked, []
+    stored = dict(study.user_attrs.get("confirmed", {}))
+    todo = [t for t in chosen if stored.get(str(t.number), {}).get("steps") != steps]
+    if todo:
+        if progress:
+            names = ", ".join(f"{t.number}{' (the defaults)' if t.defaults else ''}" for t in todo)
+            print(f"scoring trials {names} again on new folds, {steps} steps", file=sys.stderr)
+        args = [
+            (t.candidate.options(), data, settings.folds, settings.seed + 1, steps) for t in todo
+        ]
+        if jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn")) as p:
+                results = list(p.map(evaluate, *zip(*args, strict=True)))
+        else:
+            results = [evaluate(*a) for a in args]
+        for t, (accs, losses, seconds) in zip(todo, results, strict=True):
+            stored[str(t.number)] = dict(
+                steps=steps, folds=accs, losses=losses, seconds=round(seconds, 1)
+            )
+        study.set_user_attr("confirmed", stored)
+    for t in chosen:
+        t.confirmed = list(stored[str(t.number)]["folds"])
+        t.confirmed_losses = list(stored[str(t.number)]["losses"])
+    order = sorted(chosen, key=_confirmed_rank, reverse=True)
+    if progress:
+        print(
+            "second scores: "
+            + ", ".join(f"trial {t.number} {t.confirmed_accuracy:.1f}%" for t in order),
+            file=sys.stderr,
+        )
+    numbers = {t.number for t in chosen}
+    return order + [t for t in ranked if t.number not in numbers], order
 
 
 def ask_fitting(study, settings: Settings, seed: int):
@@ -404,6 +493,8 @@ class SearchResult:
     final_accuracy: float  # the final model's training-set accuracy (eval mode)
     passed_over: dict[int, int]  # trial number -> instructions measured over the budget
     unchecked: str  # why the best's instructions were not measured before training, or ''
+    contenders: list[Trial] = field(default_factory=list)  # scored again (`confirm`), ranked
+    confirm_steps: int = CONFIRM_STEPS
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
@@ -444,6 +535,8 @@ def search(
     measure: bool = True,
     finalists: int = 6,
     final_steps: int | None = None,
+    challengers: int = CONFIRM,
+    confirm_steps: int = CONFIRM_STEPS,
 ) -> SearchResult:
     """Search for the most accurate model of `data` that fits `budget` (see the module
     docstring); write the study, the best model, the report and the plot to `out_dir`.
@@ -455,6 +548,9 @@ def search(
     final_steps: optimizer steps of the best candidate's final training on all the data
         (default: the defaults' schedule for the data).
     finalists: Pareto-front models profiled under QEMU (the best one first).
+    challengers: the best trials ranked above the defaults that are scored again against
+        them, on new folds for `confirm_steps` optimizer steps (`confirm`); 0 takes the
+        trials' ranking as it is.
     """
     from .report import write_report
 
@@ -463,6 +559,10 @@ def search(
         raise TinyBNNError(f"trials must be >= 1, not {trials}")
     if trial_steps < 1:
         raise TinyBNNError(f"trial_steps must be >= 1, not {trial_steps}")
+    if challengers < 0 or confirm_steps < 1:
+        raise TinyBNNError(
+            f"challengers must be >= 0 and confirm_steps >= 1, not {challengers}, {confirm_steps}"
+        )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TinyBNNError(f"{out}: is a file; give a directory for the search")
@@ -503,7 +603,13 @@ def search(
                 run_ray(study, store, data, settings, trials, ray, show, out)
             else:
                 run_local(study, data, settings, trials, jobs, show)
-            result = finish(study, data, settings, out, progress, measure, finalists, final_steps)
+            ranked, scored = confirm(
+                study, data, settings, challengers, confirm_steps, jobs, progress
+            )
+            result = finish(
+                study, ranked, data, settings, out, progress, measure, finalists, final_steps
+            )
+            result.contenders, result.confirm_steps = scored, confirm_steps
             write_report(result, out)
     except TinyBNNError:
         if created and study is None:
@@ -513,14 +619,14 @@ def search(
 
 
 def finish(
-    study, data, settings, out, progress, measure, finalists, final_steps=None
+    study, ranked, data, settings, out, progress, measure, finalists, final_steps=None
 ) -> SearchResult:
-    """Train the best candidate on all the data, measure the finalists, collect the result."""
+    """Train the best candidate of `ranked` (the trained trials, best first) on all the data,
+    measure the finalists, collect the result."""
     from ..training.train import train
 
     everything = trials_of(study)
-    done = [t for t in everything if t.folds]
-    if not done:
+    if not ranked:
         raise TinyBNNError("no trial was trained; nothing fits the budget")
     front = pareto_front(everything)
 
@@ -539,7 +645,7 @@ def finish(
         )
 
     best, final, passed_over, unchecked, best_profile = fitting_when_measured(
-        sorted(done, key=_rank, reverse=True), settings, train_on_all, progress
+        ranked, settings, train_on_all, progress
     )
     measured, why = {}, ""
     if measure:
@@ -653,6 +759,8 @@ def write_json(result: SearchResult, path: Path) -> None:
                         accuracy=t.accuracy,
                         folds=t.folds,
                         losses=t.losses,
+                        confirmed=t.confirmed,
+                        confirmed_losses=t.confirmed_losses,
                         over=t.over,
                         seconds=t.seconds,
                         flash=t.cost.flash,
