@@ -70,6 +70,9 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     p_base = profile(defaults.model, TARGET, flash_budget=default_budget)
     budget = Budget(TARGET, flash=FLASH, ram=RAM, instructions=p_base.instructions)
     resumed = (work / name / "study.journal").exists()
+    if resumed and not same_budget(work / name, budget):  # the defaults measure otherwise now
+        (work / name).rename(work / f"{name}-{time.strftime('%Y%m%d%H%M%S')}")
+        resumed = False
     start = time.monotonic()
     r = search(train, work / name, budget, trials=trials, seed=0, progress=True, measure=False)
     seconds = time.monotonic() - start
@@ -116,6 +119,14 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     if ray:
         row.update(run_ray(name, trials, work, budget))
     return row
+
+
+def same_budget(out: Path, budget: Budget) -> bool:
+    """Whether the study in `out` was started with `budget`'s instructions."""
+    from tinybnn.search.run import STUDY, storage_for
+
+    study = optuna.load_study(study_name=STUDY, storage=storage_for(out, None))
+    return study.user_attrs.get("settings", {}).get("instructions") == budget.instructions
 
 
 def test_accuracy(name: str, seed: int, options: dict) -> float:
