@@ -260,6 +260,7 @@ def test_cli_search_reads_sizes_and_refuses_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a size" in err
     assert main([*args, "-o", str(tmp_path / "u"), "--clock", "64MHz"]) == 2
+    assert main([*args, "-o", str(tmp_path / "u"), "--challengers", "-1"]) == 2
     assert main([*args, "-o", str(data)]) == 1
     assert "is a file" in capsys.readouterr().err
     assert main([*args, "-o", str(tmp_path / "v"), "--storage", "nodb://x"]) == 1

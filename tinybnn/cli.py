@@ -38,7 +38,7 @@ from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
 from .models import BIN_ACT, CODES_OUT, INT8_ACT
-from .search.run import TRIAL_STEPS
+from .search.run import CONFIRM, TRIAL_STEPS
 from .training import tsfile
 from .training.data import load_dataset
 from .training.evaluate import evaluate_file
@@ -556,6 +556,14 @@ def _time(ctx, param, text):
     "the defaults' schedule].",
 )
 @click.option(
+    "--challengers",
+    type=click.IntRange(min=0),
+    default=CONFIRM,
+    show_default=True,
+    help="The best trials ranked above the defaults that are scored again against them, on "
+    "new folds at the defaults' schedule, before the best is chosen; 0: none.",
+)
+@click.option(
     "--jobs", type=click.IntRange(min=1), help="Trials at a time [default: 2 or the CPUs]."
 )
 @click.option(
@@ -586,6 +594,7 @@ def search_command(
     folds,
     trial_steps,
     final_steps,
+    challengers,
     jobs,
     storage,
     ray,
@@ -624,6 +633,7 @@ def search_command(
         folds=folds,
         trial_steps=trial_steps,
         final_steps=final_steps,
+        challengers=challengers,
         jobs=jobs,
         storage=storage,
         ray=ray,
