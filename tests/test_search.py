@@ -218,6 +218,24 @@ def test_the_second_score_ranks_the_contenders_and_is_kept(tiny, monkeypatch):
     assert [t.number for t in order] == [0, 4]
 
 
+def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path, monkeypatch):
+    """Without the defaults (here: none for the data), the best trials are the contenders;
+    the written model is the one with the best second score, and the report says so."""
+    monkeypatch.setattr(search_run, "default_params", lambda shape, flash: None)
+    r = search(tiny, tmp_path / "a", Budget(flash=None), trials=3, challengers=2, **FAST)
+    ranked = sorted((t for t in r.trials if t.folds), key=search_run._rank, reverse=True)
+    assert {t.number for t in r.contenders} == {t.number for t in ranked[:2]}
+    assert r.contenders == sorted(r.contenders, key=search_run._confirmed_rank, reverse=True)
+    assert all(len(t.confirmed) == 2 and len(t.confirmed_losses) == 2 for t in r.contenders)
+    assert r.best.number == r.contenders[0].number
+    text = (tmp_path / "a" / "search.md").read_text()
+    assert "## Scored again" in text and f"scored again: {r.best.confirmed_accuracy:.1f} %" in text
+    rows = _rows(tmp_path / "a")
+    assert sum(1 for row in rows if row["confirmed"]) == 2
+    search(tiny, tmp_path / "b", Budget(flash=None), trials=3, challengers=2, **FAST)
+    assert rows == _rows(tmp_path / "b")
+
+
 def test_an_interrupted_search_resumes_where_it_stopped(tiny, tmp_path, monkeypatch):
     budget = Budget("cortex-m4", flash=None)
     search(tiny, tmp_path / "fresh", budget, trials=3, **FAST)
