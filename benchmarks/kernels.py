@@ -428,9 +428,7 @@ def cost_section(whole: dict[str, dict[str, CoreRun]]) -> list[str]:
         "The subset tables of `vst` hold 16 words per 3 input bits and 32 output channels, "
         "5.3x the packed weights, in flash; `size` keeps the table-free `vsl`. The first "
         "layer's fast variants keep their tables in the RAM arena (`sst`: the subset sums, "
-        "`xn`, `xq`, `xs`: the ring of input steps), and size and speed both choose them, "
-        "but for an int8 first layer: `size` takes `xq` (int8 weights) over `xs` (int16 "
-        "pairs).",
+        "`xn`, `xq`, `xs`: the ring of input steps), and size and speed both choose them.",
         "",
     ]
 

@@ -52,11 +52,14 @@ def check_variants(
     name: str = "k",
     cc: str = "gcc",
     optimize: str = "speed",
+    flash_budget: int | None = None,
 ) -> dict[int, str]:
     """C for `target` == reference on realistic and extreme windows; returns the variants.
     gcc builds with the sanitizers, clang with the strict flags alone."""
     c, t = model.input_shape
-    result = compile(model, tmp_path, name, target=target, optimize=optimize)
+    result = compile(
+        model, tmp_path, name, target=target, optimize=optimize, flash_budget=flash_budget
+    )
     exe = host.build(tmp_path, name, cc=cc, extra_flags=host.SANITIZE_FLAGS if cc == "gcc" else [])
     for j, x in enumerate([signals(8, c, t, 1), random_inputs(4, c, t, 2)]):
         want = reference.run(result.program, x)
@@ -218,25 +221,22 @@ def test_int8_first_layer_variants(tmp_path):
     assert check_variants(model, "host", tmp_path / "xs")[0] == "xs"
 
 
-def test_int8_first_layer_size_kernel(tmp_path):
-    """optimize="size", and a flash budget the speed build exceeds, take xq: int8 weights as
-    bytes, where xs holds them folded into int16 pairs (twice the flash)."""
+def test_a_flash_budget_takes_the_int8_first_layer_as_bytes(tmp_path):
+    """Speed and size keep xs (int8 weights folded into int16 pairs: less code); a flash
+    budget the speed build exceeds takes xq, whose weights are bytes (half the constants),
+    and runs it bit-exact."""
     model = seeded(*next(c for c in ICONV_CASES if c.id == "in6_pool4s3_int8").values)
-    assert check_variants(model, "host", tmp_path / "size", optimize="size")[0] == "xq"
-    built = {
-        o: compile(model, tmp_path / o, "k", target="host", optimize=o).cmodel
-        for o in variants.OPTIMIZE
-    }
-    speed, size = built["speed"].stages[0], built["size"].stages[0]
+    assert check_variants(model, "host", tmp_path / "size", optimize="size")[0] == "xs"
+    full = compile(model, tmp_path / "full", "k", target="host").cmodel
+    budget = full.flash_bytes - 1
+    assert check_variants(model, "host", tmp_path / "b", flash_budget=budget)[0] == "xq"
+    cm = compile(model, tmp_path / "b2", "k", target="host", flash_budget=budget).cmodel
+    assert cm.stages[0].variant.name == "xq" and cm.flash_bytes <= budget
     o, k, c = lower(model).stages[0].weight.shape
-    (pairs,) = [a for a in speed.arrays if a.key == "wp"]
-    (quads,) = [a for a in size.arrays if a.key == "wq4"]
+    (pairs,) = [a for a in full.stages[0].arrays if a.key == "wp"]
+    (quads,) = [a for a in cm.stages[0].arrays if a.key == "wq4"]
     assert pairs.nbytes == (o + 3) // 4 * 4 * 2 * (k * c + (k * c) % 2)  # int16, host: flat
     assert quads.nbytes == (o + 3) // 4 * 4 * k * c  # int8
-    assert size.flash_bytes < speed.flash_bytes
-    budget = built["speed"].flash_bytes - 1
-    cm = compile(model, tmp_path / "b", "k", target="host", flash_budget=budget).cmodel
-    assert cm.stages[0].variant.name == "xq" and cm.flash_bytes <= budget
 
 
 # The int8 first layers: c_out of 31, 32, 33, 64, 65 (blocks of 4 that straddle words),

@@ -27,7 +27,7 @@ from .contract import Threshold
 from .kernels import KERNELS_HEADER, LIMITS, template_dir
 from .program import Program, Stage
 from .targets import DEFAULT_TARGET, Core, target
-from .variants import Variant, check_optimize, select
+from .variants import CONSTANTS, Variant, check_optimize, select
 
 CTYPES = {
     np.dtype(np.uint32): "uint32_t",
@@ -209,7 +209,9 @@ def fit_flash_budget(stages: list[CStage], name: str, budget: int) -> list[CStag
     """Trade subset tables for flash until the constants fit `budget` bytes.
 
     While they do not, the stage whose tables save the fewest binary MACs per byte goes back
-    to its optimize="size" variant. Raises TinyBNNError if even that leaves too many.
+    to its variant with the fewest constants (`variants.CONSTANTS`: optimize="size"'s, and
+    an int8 first layer's weights as bytes). Raises TinyBNNError if even that leaves too
+    many.
     """
     stages = list(stages)
     total = sum(s.flash_bytes for s in stages)
@@ -217,9 +219,9 @@ def fit_flash_budget(stages: list[CStage], name: str, budget: int) -> list[CStag
         return stages
     swaps = []  # (binary MACs per byte the tables cost, the stage without them)
     for i, cs in enumerate(stages):
-        if select(cs.stage, cs.core, "size") is cs.variant:
+        if select(cs.stage, cs.core, CONSTANTS) is cs.variant:
             continue  # the same kernel either way: nothing to trade
-        small = emit_stage(i, cs.stage, name, cs.core, "size")
+        small = emit_stage(i, cs.stage, name, cs.core, CONSTANTS)
         if small.flash_bytes < cs.flash_bytes:
             swaps.append((cs.stage.macs()[0] / (cs.flash_bytes - small.flash_bytes), i, small))
     for _, i, small in sorted(swaps, key=lambda s: s[:2]):

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..compiler.contract import fold_threshold, pack_bits
 from ..compiler.kernels import LIMITS
-from ..compiler.variants import Variant
+from ..compiler.variants import CONSTANTS, Variant
 from ..errors import ModelError
 from .base import (
     Layer,
@@ -544,7 +544,7 @@ InputConv.variants = (
     Variant("sst", "tb_iconv1d_sst_s16", _sst_fields, _sst_serves),
     Variant("xn", "tb_iconv1d_xn_s16", _xn_fields, lambda st, core, o: st.binary),
     # int8 without SMLAD: words of s * w, four sums in registers, one multiply per MAC; its
-    # weights take 4 bytes each, so --optimize size (and a tight flash budget) takes xq
+    # weights take 4 bytes each, so --optimize size (and a tight flash budget) takes xs
     Variant(
         "xm",
         "tb_iconv1d_xm_s16",
@@ -552,14 +552,14 @@ InputConv.variants = (
         lambda st, core, o: o == "speed" and not core.smlad and st.signed_sums_fit(),
     ),
     # int8: weights folded with the multipliers, channel pairs (SMLAD) where they fit int16;
-    # those take 2 bytes a weight, so --optimize size (and a tight flash budget) takes xq
+    # those take 2 bytes a weight, so a flash budget that needs the bytes takes xq
     Variant(
         "xs",
         "tb_iconv1d_xs_s16",
         _xs_fields,
-        lambda st, core, o: o == "speed" and st.pairs_fit(),
+        lambda st, core, o: o != CONSTANTS and st.pairs_fit(),
     ),
-    # int8 weights as bytes in blocks of four output channels: the size kernel
+    # int8 weights as bytes in blocks of four output channels: the fewest constants
     Variant("xq", "tb_iconv1d_xq_s16", _xq_fields, lambda st, core, o: not st.binary),
     Variant("ref", "tb_iconv1d_s16", _ref_fields),
 )
