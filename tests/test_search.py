@@ -4,6 +4,7 @@ and resumable Optuna study, the report, the Ray Tune path and QEMU-measured fina
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -171,16 +172,22 @@ def test_the_contenders_are_the_best_above_the_defaults_and_the_defaults():
 
 
 def test_the_second_score_ranks_the_contenders_and_is_kept(tiny, monkeypatch):
-    """The contenders are trained again on the folds of seed + 1 at the given steps; they
-    rank on that score, the defaults first among equals, the other trials after them; the
-    scores are kept in the study, so confirming again trains nothing (unless the steps
-    differ)."""
+    """The contenders are trained again on the folds of seed + 1 at the given steps and rank
+    on that score, but a challenger goes before the defaults only if it has more of the same
+    windows right by over one standard error of the paired difference; the other trials
+    follow. The scores are kept in the study: confirming again trains nothing (unless the
+    steps differ)."""
     import optuna
 
     settings = search_run.Settings("x", (24, 2, 40, 3), Budget(flash=None), 5, 2, 30)
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     trial_scores = {0: 80.0, 1: 90.0, 2: 95.0, 3: 70.0, 4: 99.0}  # 4, 2, 1 rank above 0
-    second_scores = {0: 93.0, 1: 93.0, 2: 90.0, 4: 85.0}  # 0 and 1 tie: the defaults first
+    hits = {
+        0: "1" * 18 + "0" * 6,  # the defaults: 75 %
+        1: "1" * 18 + "0" * 6,  # the same windows: a tie, the defaults first
+        2: "1" * 19 + "0" * 5,  # one window more: +4.2 points, and so is the standard error
+        4: "1" * 22 + "0" * 2,  # four more: +16.7 ± 7.8 points, it beats them
+    }
     for n, acc in trial_scores.items():
         cand = Candidate(dict(widths=(8 + n,)), dict(lr=0.05))
         study.add_trial(
@@ -199,23 +206,34 @@ def test_the_second_score_ranks_the_contenders_and_is_kept(tiny, monkeypatch):
     def second(options, data, k, seed, steps):
         n = options["widths"][0] - 8
         calls.append((n, k, seed, steps))
-        return [second_scores[n]] * k, [0.4] * k, 1.0
+        right = hits[n].count("1")
+        return [100 * right / 24] * k, [0.4] * k, hits[n], 1.0
 
-    monkeypatch.setattr(search_run, "evaluate", second)
+    monkeypatch.setattr(search_run, "second_score", second)
     ranked, order = search_run.confirm(study, tiny, settings, 3, 77, 1, False)
-    assert [t.number for t in order] == [0, 1, 2, 4]
-    assert [t.number for t in ranked] == [0, 1, 2, 4, 3]
+    assert [t.number for t in order] == [4, 0, 2, 1]
+    assert [t.number for t in ranked] == [4, 0, 2, 1, 3]
     assert sorted(calls) == [(n, 2, 6, 77) for n in (0, 1, 2, 4)]
-    assert order[0].confirmed == [93.0, 93.0] and order[0].confirmed_losses == [0.4, 0.4]
+    assert order[1].confirmed_hits == hits[0] and order[1].confirmed_accuracy == 75.0
     calls.clear()
     again, _ = search_run.confirm(study, tiny, settings, 3, 77, 1, False)
-    assert calls == [] and [t.number for t in again] == [0, 1, 2, 4, 3]
-    kept = {t.number: t.confirmed for t in search_run.trials_of(study) if t.confirmed}
-    assert kept == {n: [second_scores[n]] * 2 for n in (0, 1, 2, 4)}
+    assert calls == [] and [t.number for t in again] == [4, 0, 2, 1, 3]
+    kept = {t.number: t.confirmed_hits for t in search_run.trials_of(study) if t.confirmed}
+    assert kept == hits
     search_run.confirm(study, tiny, settings, 3, 78, 1, False)  # other steps: scored again
     assert len(calls) == 4
-    _, order = search_run.confirm(study, tiny, settings, 1, 78, 1, False)  # one challenger
+    hits[4] = hits[2]  # only one window more now: not enough
+    _, order = search_run.confirm(study, tiny, settings, 1, 79, 1, False)  # one challenger
     assert [t.number for t in order] == [0, 4]
+
+
+def test_the_paired_difference_and_its_standard_error():
+    diff, se = search_run.paired_difference("1101", "1001")
+    assert diff == 25.0 and se == pytest.approx(25.0)  # d = 0,1,0,0: sd 0.5, / sqrt(4)
+    diff, se = search_run.paired_difference("10" * 50, "01" * 50)
+    assert diff == 0.0 and se == pytest.approx(100 * math.sqrt(100 / 99) / 10)
+    with pytest.raises(ValueError, match="paired scores of 3 and 4 windows"):
+        search_run.paired_difference("101", "1010")
 
 
 def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path, monkeypatch):

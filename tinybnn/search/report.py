@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .run import SearchResult, Trial, write_json
+from .run import MARGIN_SE, SearchResult, Trial, beats, paired_difference, write_json
 
 
 def _markdown(rows: list[tuple]) -> str:
@@ -29,13 +29,28 @@ def _second_scores(result: SearchResult) -> list[str]:
     """The contenders' trial and second scores, in the order they ranked."""
     if not result.contenders:
         return []
-    rows = [("trial", "trial held-out %", "second score %", "second cross-entropy", "candidate")]
+    d = next((t for t in result.contenders if t.defaults), None)
+    rows = [
+        (
+            "trial",
+            "trial held-out %",
+            "second score %",
+            "against the defaults, points",
+            "second cross-entropy",
+            "candidate",
+        )
+    ]
     for t in result.contenders:
+        against = "-"
+        if d is not None and t is not d:
+            diff, se = paired_difference(t.confirmed_hits, d.confirmed_hits)
+            against = f"{diff:+.1f} ± {se:.1f}{' (beats them)' if beats(t, d) else ''}"
         rows.append(
             (
                 f"{t.number}{' (defaults)' if t.defaults else ''}",
                 f"{t.accuracy:.1f}",
                 f"{t.confirmed_accuracy:.1f} ({', '.join(f'{a:.1f}' for a in t.confirmed)})",
+                against,
                 f"{np.mean(t.confirmed_losses):.3f}",
                 t.candidate.describe(),
             )
@@ -44,7 +59,9 @@ def _second_scores(result: SearchResult) -> list[str]:
         "",
         "## Scored again",
         "",
-        f"On new folds at {result.confirm_steps} optimizer steps, best first:",
+        f"On new folds at {result.confirm_steps} optimizer steps, in the order they rank: a "
+        "challenger goes before the defaults only if it has more of the same windows right by "
+        f"over {MARGIN_SE:g} standard error of the paired difference (± that error).",
         "",
         _markdown(rows),
         "",

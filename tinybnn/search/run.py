@@ -14,7 +14,9 @@ tie is no evidence against them. Other ties go to the lower mean held-out cross-
 then to fewer instructions. When the trials are done, the best few ranked above the defaults
 and the defaults are scored again (`confirm`): on new folds, at the defaults' full schedule,
 so that neither the winner's curse nor the trials' short schedule decides against the
-defaults; they rank on that second score. Then the best candidate whose instructions,
+defaults; they rank on that second score, but a challenger goes before the defaults only if
+it beats them on the same windows by more than MARGIN_SE standard errors of the paired
+difference. Then the best candidate whose instructions,
 measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
 trained on all the data with the full default schedule and written as a normal model file;
 the Pareto front (accuracy against instructions and flash) is profiled under QEMU where a
@@ -65,6 +67,11 @@ from .space import Candidate, default_params, suggest
 TRIAL_STEPS = 1000  # optimizer steps per fold of a trial (the defaults train 2000)
 CONFIRM = 3  # the best trials ranked above the defaults that are scored again against them
 CONFIRM_STEPS = STEPS  # optimizer steps per fold of that second score: the defaults' schedule
+# A challenger replaces the defaults if its second score beats theirs by more than this many
+# standard errors of the paired difference (window by window, on the same folds): the best of
+# CONFIRM noisy scores exceeds its true value by about 0.85 of their standard error (the
+# expected maximum of 3 normal draws), and the defaults were chosen across a panel of sets.
+MARGIN_SE = 1.0
 FOLDS = 3
 FOLDS_BELOW = 1000  # windows: k-fold cross-validation below, one hold-out at or above
 HOLD_OUT = 0.2
@@ -91,6 +98,7 @@ class Trial:
     # cross-entropy per fold; empty if the trial was not a contender
     confirmed: list[float] = field(default_factory=list)
     confirmed_losses: list[float] = field(default_factory=list)
+    confirmed_hits: str = ""  # per held-out window of those folds, in order: 1 right, 0 wrong
 
     @property
     def accuracy(self) -> float | None:
@@ -103,6 +111,9 @@ class Trial:
 
     @property
     def confirmed_accuracy(self) -> float | None:
+        """The second score: % of the held-out windows right, over all its folds."""
+        if self.confirmed_hits:
+            return 100 * self.confirmed_hits.count("1") / len(self.confirmed_hits)
         return float(np.mean(self.confirmed)) if self.confirmed else None
 
 
@@ -152,14 +163,42 @@ def evaluate(
     """Held-out accuracy (%) and mean cross-entropy per fold of a candidate's `tinybnn.train`
     options, and seconds. The cross-entropy is of the integer scores the compiled model
     returns, through the model's learned logit temperature (the logits it was trained on)."""
+    start = time.monotonic()
+    accs, losses, _ = _held_out(options, data, k, seed, steps)
+    return accs, losses, time.monotonic() - start
+
+
+def second_score(
+    options: dict, data: Dataset, k: int, seed: int, steps: int
+) -> tuple[list[float], list[float], str, float]:
+    """`evaluate`, and which held-out windows were right ('1') or wrong ('0'), fold after
+    fold, for a paired comparison on the same folds."""
+    start = time.monotonic()
+    accs, losses, hits = _held_out(options, data, k, seed, steps)
+    return accs, losses, hits, time.monotonic() - start
+
+
+def paired_difference(hits: str, against: str) -> tuple[float, float]:
+    """How many points more of the same windows `hits` has right than `against`, and the
+    standard error of that mean difference (both in %)."""
+    a = np.frombuffer(hits.encode(), np.uint8).astype(np.int64)
+    b = np.frombuffer(against.encode(), np.uint8).astype(np.int64)
+    if a.size != b.size or a.size < 2:
+        raise ValueError(f"paired scores of {a.size} and {b.size} windows")
+    d = a - b
+    return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / math.sqrt(d.size))
+
+
+def _held_out(
+    options: dict, data: Dataset, k: int, seed: int, steps: int
+) -> tuple[list[float], list[float], str]:
     import torch
 
     from ..training.evaluate import scores
     from ..training.train import train
 
-    start = time.monotonic()
     parts = folds(data, k, seed) if k >= 2 else [split(data, HOLD_OUT, seed)]
-    accs, losses = [], []
+    accs, losses, hits = [], [], []
     for part, held in parts:
         r = train(
             part,
@@ -171,12 +210,14 @@ def evaluate(
             **options,
         )
         s = scores(r.model, held.X)
-        accs.append(100 * float(np.mean(s.argmax(1) == held.y)))
+        right = s.argmax(1) == held.y
+        accs.append(100 * float(np.mean(right)))
+        hits.append("".join("1" if h else "0" for h in right))
         with torch.no_grad():
             logits = r.model.logits(torch.from_numpy(s).float())
             ce = torch.nn.functional.cross_entropy(logits, torch.from_numpy(held.y).long())
         losses.append(round(float(ce), 6))
-    return accs, losses, time.monotonic() - start
+    return accs, losses, "".join(hits)
 
 
 def _optuna():
@@ -296,6 +337,7 @@ def trials_of(study) -> list[Trial]:
                 defaults=bool(a.get("defaults", False)),
                 confirmed=list(second.get(str(t.number), {}).get("folds", [])),
                 confirmed_losses=list(second.get(str(t.number), {}).get("losses", [])),
+                confirmed_hits=second.get(str(t.number), {}).get("hits", ""),
             )
         )
     return out
@@ -351,6 +393,13 @@ def _confirmed_rank(t: Trial) -> tuple:
     return (t.confirmed_accuracy, t.defaults, -loss, -t.cost.instructions, -t.cost.flash, -t.number)
 
 
+def beats(challenger: Trial, defaults: Trial) -> bool:
+    """Whether `challenger`'s second score beats the defaults' by over MARGIN_SE standard
+    errors of the paired difference."""
+    diff, se = paired_difference(challenger.confirmed_hits, defaults.confirmed_hits)
+    return diff > 0 and diff > MARGIN_SE * se
+
+
 def contenders(ranked: list[Trial], challengers: int) -> list[Trial]:
     """The trials `confirm` scores again: up to `challengers` of the best ranked above the
     defaults, and the defaults; none if the defaults rank first or nothing would be
@@ -376,16 +425,22 @@ def confirm(
     short trials favour candidates that converge fast over those that need the whole
     schedule (the defaults). So the contenders (`contenders`) are trained again on new folds
     (the split and the training seeded from seed + 1) for `steps` optimizer steps each: a
-    score the selection did not see. They rank on it, the defaults first among equals; the
-    other trials follow in their order. The scores are kept in the study, so a resumed search
-    does not train them again. Returns (the trained trials ranked, the contenders in their
-    new order)."""
+    score the selection did not see. They rank on it (`_confirmed_rank`), but a challenger
+    goes before the defaults only if it has more of the same windows right than they do by
+    over MARGIN_SE standard errors of the paired difference; the other trials follow in
+    their order. The scores are kept in the study, so a resumed search does not train them
+    again. Returns (the trained trials ranked, the contenders in their new order)."""
     ranked = sorted((t for t in trials_of(study) if t.folds), key=_rank, reverse=True)
     chosen = contenders(ranked, challengers)
     if not chosen:
         return ranked, []
     stored = dict(study.user_attrs.get("confirmed", {}))
-    todo = [t for t in chosen if stored.get(str(t.number), {}).get("steps") != steps]
+    todo = [
+        t
+        for t in chosen
+        if stored.get(str(t.number), {}).get("steps") != steps
+        or "hits" not in stored[str(t.number)]
+    ]
     if todo:
         if progress:
             names = ", ".join(f"{t.number}{' (the defaults)' if t.defaults else ''}" for t in todo)
@@ -395,18 +450,23 @@ def confirm(
         ]
         if jobs > 1 and len(todo) > 1:
             with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn")) as p:
-                results = list(p.map(evaluate, *zip(*args, strict=True)))
+                results = list(p.map(second_score, *zip(*args, strict=True)))
         else:
-            results = [evaluate(*a) for a in args]
-        for t, (accs, losses, seconds) in zip(todo, results, strict=True):
+            results = [second_score(*a) for a in args]
+        for t, (accs, losses, hits, seconds) in zip(todo, results, strict=True):
             stored[str(t.number)] = dict(
-                steps=steps, folds=accs, losses=losses, seconds=round(seconds, 1)
+                steps=steps, folds=accs, losses=losses, hits=hits, seconds=round(seconds, 1)
             )
         study.set_user_attr("confirmed", stored)
     for t in chosen:
         t.confirmed = list(stored[str(t.number)]["folds"])
         t.confirmed_losses = list(stored[str(t.number)]["losses"])
+        t.confirmed_hits = stored[str(t.number)]["hits"]
     order = sorted(chosen, key=_confirmed_rank, reverse=True)
+    d = next((t for t in chosen if t.defaults), None)
+    if d is not None:
+        better = [t for t in order if t is not d and beats(t, d)]
+        order = better + [d] + [t for t in order if t is not d and t not in better]
     if progress:
         print(
             "second scores: "
@@ -761,6 +821,7 @@ def write_json(result: SearchResult, path: Path) -> None:
                         losses=t.losses,
                         confirmed=t.confirmed,
                         confirmed_losses=t.confirmed_losses,
+                        confirmed_hits=t.confirmed_hits,
                         over=t.over,
                         seconds=t.seconds,
                         flash=t.cost.flash,
