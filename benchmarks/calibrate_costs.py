@@ -1,11 +1,11 @@
 """Fit the instruction cost model (`tinybnn.compiler.costs`) on QEMU counts; write its
 coefficients and its held-out errors.
 
-    nice .venv/bin/python benchmarks/calibrate_costs.py [--speed 80 20] [--size 40 8]
-        [--budget 16 6] [--stress 60 8] [--jobs 2] [--refit | --resume]
+    nice .venv/bin/python benchmarks/calibrate_costs.py [--speed 80 20] [--size 60 8]
+        [--budget 16 6] [--stress 60 8] [--tight 24 6] [--jobs 2] [--refit | --resume]
 
 Builds seeded, varied `conv_classifier` models (untrained: instruction counts do not need
-trained weights) of four kinds (`KINDS`): widths that straddle 32-bit words (4 ... 128),
+trained weights) of five kinds (`KINDS`): widths that straddle 32-bit words (4 ... 128),
 lengths 16-1500, 1-12 channels, kernel sizes 3/5/7/9, pools 1/2/4/8, binary and int8 first
 layers and heads, last convolutions 8, "8a8" and "1a8" (and whole `precision` lists),
 codes_into_last, shortcuts, 'same' and 'valid' padding; compiled with optimize="speed", with
@@ -50,7 +50,7 @@ import tinybnn
 from tinybnn.compiler import codegen, costs
 from tinybnn.compiler.lowering import lower
 from tinybnn.compiler.targets import CORES
-from tinybnn.compiler.variants import OPTIMIZE
+from tinybnn.compiler.variants import CONSTANTS, OPTIMIZE
 from tinybnn.errors import ModelError, one_line
 from tinybnn.firmware.profile import FirmwareCheckFailed, profile
 from tinybnn.models import conv_classifier
@@ -68,8 +68,16 @@ HELD_OUT_SEED = 100_000  # held-out models are seeds HELD_OUT_SEED + i, never ca
 # the model's size and speed flash (fit_flash_budget swaps some stages to their size
 # kernels); "stress" weights the draw toward the kernels the first fit saw least (a binary
 # first layer over many channels, int8 codes in and out, global sums, binary heads).
-KINDS = {"speed": 0, "size": 1000, "budget": 2000, "stress": 3000}
-COUNTS = {"speed": (80, 20), "size": (40, 8), "budget": (16, 6), "stress": (60, 8)}
+# "tight" compiles with optimize="speed" under the tightest flash budget the model meets
+# (every stage at its fewest constants, variants.CONSTANTS: an int8 first layer takes xq).
+KINDS = {"speed": 0, "size": 1000, "budget": 2000, "stress": 3000, "tight": 4000}
+COUNTS = {
+    "speed": (80, 20),
+    "size": (60, 8),
+    "budget": (16, 6),
+    "stress": (60, 8),
+    "tight": (24, 6),
+}
 
 
 def kind_of(seed: int) -> str:
@@ -146,8 +154,13 @@ def model_config(seed: int) -> dict:
             cfg = _stress(rng)
         else:
             cfg = _draw(rng, WIDE_WIDTHS)
+        if kind == "tight" and rng.random() < 0.75:
+            cfg["first_weights"] = "int8"
+            if "precision" in cfg:
+                cfg["precision"][0] = 8
         optimize = "size" if kind == "size" else "speed"
         budget = float(rng.uniform(0.05, 0.95)) if kind == "budget" else None
+        budget = "tight" if kind == "tight" else budget
         cfg_all = dict(cfg, optimize=optimize, seed=seed)
         if budget is not None:
             cfg_all["budget"] = budget
@@ -166,9 +179,12 @@ def build_model(cfg: dict):
 
 def flash_budget(program, cfg: dict, core: str) -> int | None:
     """The model's flash budget on `core`: `cfg["budget"]` of the way from its flash with
-    every stage's size kernel to its flash with the speed kernels."""
+    every stage's size kernel to its flash with the speed kernels; "tight": its flash with
+    every stage at its fewest constants."""
     if cfg.get("budget") is None:
         return None
+    if cfg["budget"] == "tight":
+        return codegen.build(program, "model", {}, core, CONSTANTS).flash_bytes
     flash = {o: codegen.build(program, "model", {}, core, o).flash_bytes for o in OPTIMIZE}
     return round(flash["size"] + cfg["budget"] * (flash["speed"] - flash["size"]))
 
@@ -369,7 +385,8 @@ def write_table(errors: dict, cal: list[dict], held: list[dict], meta: dict) -> 
         f'held-out): {kinds}; "speed" and "size" compile with that optimize, "budget" '
         'with optimize="speed" under a flash budget between the size and the speed flash '
         '(some stages swapped to their size kernels), "stress" draws toward the kernels the '
-        "first fit saw least (see KINDS in the script). A model whose arena or flash is over "
+        'first fit saw least, "tight" compiles under the tightest flash budget the model '
+        "meets (mostly int8 first layers: xq) (see KINDS in the script). A model whose arena or flash is over "
         f"a board's is skipped there (M0: 16 KB of RAM). tinybnn {meta['tinybnn']}, QEMU "
         f"{meta['qemu']}, {meta['date']}; profiling took {meta['seconds'] / 60:.1f} min on 2 "
         "cores (the stored runs: `benchmarks/results/costs_runs.jsonl.gz`; `--refit` fits "

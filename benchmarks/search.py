@@ -76,7 +76,9 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     start = time.monotonic()
     r = search(train, work / name, budget, trials=trials, seed=0, progress=True, measure=False)
     seconds = time.monotonic() - start
-    default_cv = defaults_cv(train, r.settings)
+    first = next((t for t in r.trials if t.defaults and t.folds), None)
+    # the search's own trial 0 where it was trained (the same options, folds and steps)
+    default_cv = first.accuracy if first is not None else defaults_cv(train, r.settings)
     row = dict(
         set=name,
         windows=len(train),

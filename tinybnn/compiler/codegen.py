@@ -244,12 +244,14 @@ def build(
     flash_budget: int | None = None,
 ) -> CModel:
     """Prepare the C of `program`: one kernel variant per stage for the target
-    (`targets.TARGETS`), favouring `optimize` (`variants.OPTIMIZE`), with constants of at most
-    `flash_budget` bytes when given (`fit_flash_budget`)."""
+    (`targets.TARGETS`), favouring `optimize` (`variants.OPTIMIZE`, or `variants.CONSTANTS`:
+    every stage at its fewest constants), with constants of at most `flash_budget` bytes
+    when given (`fit_flash_budget`)."""
     check_name(name)
     check_class_names(program.class_names)
     core = target(target_name)
-    check_optimize(optimize)
+    if optimize != CONSTANTS:
+        check_optimize(optimize)
     stages = [emit_stage(i, st, name, core, optimize) for i, st in enumerate(program.stages)]
     if flash_budget is not None:
         stages = fit_flash_budget(stages, name, flash_budget)
