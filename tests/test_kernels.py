@@ -214,6 +214,37 @@ def test_flash_budget_drops_the_tables_that_save_least(tmp_path):
     assert not (tmp_path / "no").exists()
 
 
+def test_a_flash_budget_on_a_core_trades_the_fewest_instructions_per_byte(tmp_path):
+    """On a core with cost coefficients the trades go by estimated instructions: the earbud
+    architecture's int8 first layer keeps xs (its int16 pairs save ~3 instructions a MAC
+    for a few hundred bytes) while binary layers give up their subset tables, though by
+    MACs per byte the first layer would go first."""
+    from tinybnn.compiler import codegen, costs
+    from tinybnn.models import conv_classifier
+
+    torch.manual_seed(0)
+    model = conv_classifier(5, 128, 6, widths=(16, 32, 48, 64), first_weights="int8")
+    program = lower(model)
+    fast = codegen.build(program, "k", {}, "cortex-m4")
+    small = codegen.build(program, "k", {}, "cortex-m4", variants.CONSTANTS)
+    assert (fast.stages[0].variant.name, small.stages[0].variant.name) == ("xs", "xq")
+    byte_macs = {
+        i: fast.stages[i].stage.macs()[0] / (fast.stages[i].flash_bytes - s.flash_bytes)
+        for i, s in enumerate(small.stages)
+        if s.flash_bytes < fast.stages[i].flash_bytes
+    }
+    assert min(byte_macs, key=byte_macs.get) == 0  # by MACs, the first layer would go first
+    cm = codegen.build(program, "k", {}, "cortex-m4", flash_budget=fast.flash_bytes - 1)
+    assert cm.stages[0].variant.name == "xs"
+    assert [s.variant.name for s in cm.stages] != [s.variant.name for s in fast.stages]
+    by_macs = list(fast.stages)
+    by_macs[0] = small.stages[0]
+    assert (
+        costs.estimate(cm).instructions
+        < costs.estimate(dataclasses.replace(cm, stages=by_macs)).instructions
+    )
+
+
 def test_int8_first_layer_variants(tmp_path):
     """Folded int16 weights (xs) where they fit, else four channels at a time (xq)."""
     assert check_variants(wide_multiplier_model(), "host", tmp_path / "xq")[0] == "xq"

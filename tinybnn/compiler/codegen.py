@@ -206,25 +206,34 @@ def emit_stage(i: int, st: Stage, name: str, core: Core, optimize: str) -> CStag
 
 
 def fit_flash_budget(stages: list[CStage], name: str, budget: int) -> list[CStage]:
-    """Trade subset tables for flash until the constants fit `budget` bytes.
+    """Trade fast kernels for flash until the constants fit `budget` bytes.
 
-    While they do not, the stage whose tables save the fewest binary MACs per byte goes back
-    to its variant with the fewest constants (`variants.CONSTANTS`: optimize="size"'s, and
-    an int8 first layer's weights as bytes). Raises TinyBNNError if even that leaves too
-    many.
+    While they do not, the stage whose fast kernel saves the fewest instructions per byte of
+    constants it costs goes back to its variant with the fewest constants
+    (`variants.CONSTANTS`: optimize="size"'s, and an int8 first layer's weights as bytes).
+    Instructions are the cost model's estimates (`costs`) where the core has coefficients
+    for every kernel traded, else the stages' MACs (the subset tables of binary layers save
+    about the same per MAC). Raises TinyBNNError if even that leaves too many.
     """
     stages = list(stages)
     total = sum(s.flash_bytes for s in stages)
     if total <= budget:
         return stages
-    swaps = []  # (binary MACs per byte the tables cost, the stage without them)
+    trades = []  # (index, the stage at its fewest constants)
     for i, cs in enumerate(stages):
         if select(cs.stage, cs.core, CONSTANTS) is cs.variant:
             continue  # the same kernel either way: nothing to trade
         small = emit_stage(i, cs.stage, name, cs.core, CONSTANTS)
         if small.flash_bytes < cs.flash_bytes:
-            swaps.append((cs.stage.macs()[0] / (cs.flash_bytes - small.flash_bytes), i, small))
-    for _, i, small in sorted(swaps, key=lambda s: s[:2]):
+            trades.append((i, small))
+    saved = _instructions_saved([(stages[i], small) for i, small in trades])
+    if saved is None:
+        saved = [stages[i].stage.macs()[0] for i, _ in trades]
+    rates = [
+        (max(0.0, n) / (stages[i].flash_bytes - small.flash_bytes), i, small)
+        for n, (i, small) in zip(saved, trades, strict=True)
+    ]
+    for _, i, small in sorted(rates, key=lambda s: s[:2]):
         total -= stages[i].flash_bytes - small.flash_bytes
         stages[i] = small
         if total <= budget:
@@ -233,6 +242,28 @@ def fit_flash_budget(stages: list[CStage], name: str, budget: int) -> list[CStag
         f"the model's constants take {total} B of flash, over the budget of {budget} B "
         "even without subset tables"
     )
+
+
+def _instructions_saved(pairs: list[tuple[CStage, CStage]]) -> list[float] | None:
+    """Per (fast, small) stage pair, the instructions the fast kernel saves, estimated by the
+    cost model; None if the core lacks coefficients for any of them."""
+    from . import costs  # costs builds on this module
+
+    if not pairs:
+        return []
+    table = costs.coefficients()["cores"].get(pairs[0][0].core.name)
+    if table is None:
+        return None
+    out = []
+    for fast, small in pairs:
+        fits = table.get(fast.function), table.get(small.function)
+        if None in fits:
+            return None
+        out.append(
+            costs.predict(fits[1], costs.stage_features(small))
+            - costs.predict(fits[0], costs.stage_features(fast))
+        )
+    return out
 
 
 def build(
