@@ -89,8 +89,8 @@ def kernel_options(command):
         type=click.IntRange(min=1),
         default=None,
         metavar="BYTES",
-        help="Most bytes of constants (weights, tables, thresholds; not code): the tables "
-        "that save least per byte are left out first.",
+        help="Most bytes of constants (weights, tables, thresholds; not code): the fast "
+        "kernels that save the fewest instructions per byte are left out first.",
     )(command)
     return click.option(
         "--optimize",

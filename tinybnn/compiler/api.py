@@ -50,7 +50,8 @@ def compile(  # noqa: A001 - the verb users expect: tinybnn.compile(model)
     `optimize` ("speed" or "size") is what a fast target's variants favour: "size" leaves
     out those whose tables take more flash than the packed weights (`variants.OPTIMIZE`).
     `flash_budget` caps the bytes of constants (weights, tables, thresholds; code is not
-    counted): the tables that save least per byte go first (`codegen.fit_flash_budget`).
+    counted): the fast kernels that save the fewest instructions per byte go first
+    (`codegen.fit_flash_budget`).
     `package` lays the files out for a build system (`packages.PACKAGES`: "plain", "cmake",
     "arduino"); `url` is the project page an Arduino library's metadata needs.
     `streaming` adds the streaming API (`<name>_stream_push`, ...), deciding every `hop`
