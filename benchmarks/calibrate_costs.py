@@ -159,8 +159,9 @@ def model_config(seed: int) -> dict:
             if "precision" in cfg:
                 cfg["precision"][0] = 8
         optimize = "size" if kind == "size" else "speed"
-        budget = float(rng.uniform(0.05, 0.95)) if kind == "budget" else None
-        budget = "tight" if kind == "tight" else budget
+        budget = "tight" if kind == "tight" else None
+        if kind == "budget":
+            budget = float(rng.uniform(0.05, 0.95))
         cfg_all = dict(cfg, optimize=optimize, seed=seed)
         if budget is not None:
             cfg_all["budget"] = budget
@@ -386,8 +387,8 @@ def write_table(errors: dict, cal: list[dict], held: list[dict], meta: dict) -> 
         'with optimize="speed" under a flash budget between the size and the speed flash '
         '(some stages swapped to their size kernels), "stress" draws toward the kernels the '
         'first fit saw least, "tight" compiles under the tightest flash budget the model '
-        "meets (mostly int8 first layers: xq) (see KINDS in the script). A model whose arena or flash is over "
-        f"a board's is skipped there (M0: 16 KB of RAM). tinybnn {meta['tinybnn']}, QEMU "
+        "meets (mostly int8 first layers: xq) (see KINDS in the script). A model whose arena "
+        f"or flash is over a board's is skipped there (M0: 16 KB of RAM). tinybnn {meta['tinybnn']}, QEMU "
         f"{meta['qemu']}, {meta['date']}; profiling took {meta['seconds'] / 60:.1f} min on 2 "
         "cores (the stored runs: `benchmarks/results/costs_runs.jsonl.gz`; `--refit` fits "
         "them again without QEMU).",

@@ -9,9 +9,9 @@ instructions=<the defaults' measured count>), trials, seed=0)` on the official T
 only, so the search may not spend more instructions than the defaults (seed 0), built for
 the Cortex-M4 within 16 KiB, take under QEMU (the search prices candidates with the cost
 model, then measures the one it writes, and scores its best trials again against the
-defaults on new folds at the full schedule before it chooses); its wall time. The defaults are also scored as a trial is (the
-same folds and steps), whether or not the search's own first trial, the defaults, fitted
-the budget before training. Then
+defaults on new folds at the full schedule before it chooses); its wall time. The
+defaults' CV is the search's trial 0, or where the defaults were over budget before
+training, the defaults scored as a trial is (the same folds and steps). Then
 the best candidate and the defaults are each trained on the whole TRAIN file with seeds
 0.. (`tinybnn.train(..., **candidate options)` / `tinybnn.train(...)`) and scored on TEST,
 which nothing else reads; and both are profiled once under QEMU on the Cortex-M4

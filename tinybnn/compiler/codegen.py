@@ -27,7 +27,7 @@ from .contract import Threshold
 from .kernels import KERNELS_HEADER, LIMITS, template_dir
 from .program import Program, Stage
 from .targets import DEFAULT_TARGET, Core, target
-from .variants import CONSTANTS, Variant, check_optimize, select
+from .variants import CONSTANTS, Variant, select
 
 CTYPES = {
     np.dtype(np.uint32): "uint32_t",
@@ -281,8 +281,6 @@ def build(
     check_name(name)
     check_class_names(program.class_names)
     core = target(target_name)
-    if optimize != CONSTANTS:
-        check_optimize(optimize)
     stages = [emit_stage(i, st, name, core, optimize) for i, st in enumerate(program.stages)]
     if flash_budget is not None:
         stages = fit_flash_budget(stages, name, flash_budget)

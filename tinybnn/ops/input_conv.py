@@ -544,7 +544,7 @@ InputConv.variants = (
     Variant("sst", "tb_iconv1d_sst_s16", _sst_fields, _sst_serves),
     Variant("xn", "tb_iconv1d_xn_s16", _xn_fields, lambda st, core, o: st.binary),
     # int8 without SMLAD: words of s * w, four sums in registers, one multiply per MAC; its
-    # weights take 4 bytes each, so --optimize size (and a tight flash budget) takes xs
+    # weights take 4 bytes each, so --optimize size takes xs (and a tight flash budget xq)
     Variant(
         "xm",
         "tb_iconv1d_xm_s16",

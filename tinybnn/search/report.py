@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .run import MARGIN_SE, SearchResult, Trial, beats, paired_difference, write_json
 
 
@@ -51,7 +49,7 @@ def _second_scores(result: SearchResult) -> list[str]:
                 f"{t.accuracy:.1f}",
                 f"{t.confirmed_accuracy:.1f} ({', '.join(f'{a:.1f}' for a in t.confirmed)})",
                 against,
-                f"{np.mean(t.confirmed_losses):.3f}",
+                f"{t.confirmed_loss:.3f}",
                 t.candidate.describe(),
             )
         )

@@ -112,9 +112,20 @@ class Trial:
     @property
     def confirmed_accuracy(self) -> float | None:
         """The second score: % of the held-out windows right, over all its folds."""
-        if self.confirmed_hits:
-            return 100 * self.confirmed_hits.count("1") / len(self.confirmed_hits)
-        return float(np.mean(self.confirmed)) if self.confirmed else None
+        if not self.confirmed_hits:
+            return None
+        return 100 * self.confirmed_hits.count("1") / len(self.confirmed_hits)
+
+    @property
+    def confirmed_loss(self) -> float:
+        return float(np.mean(self.confirmed_losses)) if self.confirmed_losses else math.inf
+
+    def take_second(self, record: dict) -> Trial:
+        """This trial with the second score `confirm` stored for it (`record`, or {})."""
+        self.confirmed = list(record.get("folds", []))
+        self.confirmed_losses = list(record.get("losses", []))
+        self.confirmed_hits = record.get("hits", "")
+        return self
 
 
 @dataclass
@@ -325,21 +336,17 @@ def trials_of(study) -> list[Trial]:
         ):
             continue
         cand = Candidate(a["architecture"], a["recipe"])
-        out.append(
-            Trial(
-                t.number,
-                cand,
-                Cost(**a["cost"]),
-                over=a.get("over", ""),
-                folds=list(a.get("folds", [])),
-                losses=list(a.get("losses", [])),
-                seconds=a.get("seconds", 0.0),
-                defaults=bool(a.get("defaults", False)),
-                confirmed=list(second.get(str(t.number), {}).get("folds", [])),
-                confirmed_losses=list(second.get(str(t.number), {}).get("losses", [])),
-                confirmed_hits=second.get(str(t.number), {}).get("hits", ""),
-            )
+        trial = Trial(
+            t.number,
+            cand,
+            Cost(**a["cost"]),
+            over=a.get("over", ""),
+            folds=list(a.get("folds", [])),
+            losses=list(a.get("losses", [])),
+            seconds=a.get("seconds", 0.0),
+            defaults=bool(a.get("defaults", False)),
         )
+        out.append(trial.take_second(second.get(str(t.number), {})))
     return out
 
 
@@ -380,17 +387,17 @@ class Progress:
         print(line, file=sys.stderr, flush=True)
 
 
-def _rank(t: Trial) -> tuple:
-    """Best first: accuracy; among equals the defaults, then the lower held-out cross-entropy
-    (which separates candidates whose cross-validated accuracy saturates), then fewer
-    instructions, less flash, the earlier (see the module docstring)."""
-    return (t.accuracy, t.defaults, -t.loss, -t.cost.instructions, -t.cost.flash, -t.number)
+def _rank(t: Trial, second: bool = False) -> tuple:
+    """Best first: accuracy (the trial's, or with `second` its second score); among equals
+    the defaults, then the lower held-out cross-entropy (which separates candidates whose
+    cross-validated accuracy saturates), then fewer instructions, less flash, the earlier
+    (see the module docstring)."""
+    accuracy, loss = (t.confirmed_accuracy, t.confirmed_loss) if second else (t.accuracy, t.loss)
+    return (accuracy, t.defaults, -loss, -t.cost.instructions, -t.cost.flash, -t.number)
 
 
 def _confirmed_rank(t: Trial) -> tuple:
-    """`_rank` on the second score."""
-    loss = float(np.mean(t.confirmed_losses)) if t.confirmed_losses else math.inf
-    return (t.confirmed_accuracy, t.defaults, -loss, -t.cost.instructions, -t.cost.flash, -t.number)
+    return _rank(t, second=True)
 
 
 def beats(challenger: Trial, defaults: Trial) -> bool:
@@ -435,12 +442,7 @@ def confirm(
     if not chosen:
         return ranked, []
     stored = dict(study.user_attrs.get("confirmed", {}))
-    todo = [
-        t
-        for t in chosen
-        if stored.get(str(t.number), {}).get("steps") != steps
-        or "hits" not in stored[str(t.number)]
-    ]
+    todo = [t for t in chosen if stored.get(str(t.number), {}).get("steps") != steps]
     if todo:
         if progress:
             names = ", ".join(f"{t.number}{' (the defaults)' if t.defaults else ''}" for t in todo)
@@ -459,9 +461,7 @@ def confirm(
             )
         study.set_user_attr("confirmed", stored)
     for t in chosen:
-        t.confirmed = list(stored[str(t.number)]["folds"])
-        t.confirmed_losses = list(stored[str(t.number)]["losses"])
-        t.confirmed_hits = stored[str(t.number)]["hits"]
+        t.take_second(stored[str(t.number)])
     order = sorted(chosen, key=_confirmed_rank, reverse=True)
     d = next((t for t in chosen if t.defaults), None)
     if d is not None:
