@@ -171,6 +171,53 @@ def test_the_contenders_are_the_best_above_the_defaults_and_the_defaults():
     assert numbers(no_defaults[:1], 2) == []  # nothing to compare it with
 
 
+def test_the_cheapest_rule_scores_the_best_and_the_cheapest_near_it():
+    """--select cheapest: the best trial, then the cheapest trials whose accuracy is within
+    one standard error of the best's (Agresti-Coull, over the windows held out)."""
+    cand = Candidate({}, {})
+
+    def trials(*rows):
+        return [
+            search_run.Trial(n, cand, search_run.Cost(100, 10, i), folds=[a], defaults=n == 0)
+            for n, (a, i) in enumerate(rows)
+        ]
+
+    def numbers(ts, k, windows):
+        ranked = sorted(ts, key=search_run._rank, reverse=True)
+        return [t.number for t in search_run.contenders(ranked, k, "cheapest", windows)]
+
+    # 100 windows at 90 %: 92 of 104, a standard error of 3.1 points: 87.5 near, 86.5 not
+    ts = trials((88, 1000), (90, 900), (87.5, 300), (86.5, 100), (89, 500), (87.5, 200))
+    assert numbers(ts, 3, 100) == [1, 5, 2, 4]
+    assert numbers(ts, 1, 100) == [1, 5]
+    assert numbers(ts, 0, 100) == []
+    assert numbers(ts, 3, 10_000) == []  # 0.3 points: nothing near, nothing to compare
+    # 40 of 40: 42 of 44, 3.1 points: the ties are near and 95 is not; the defaults first
+    ts = trials((100, 1000), (100, 400), (95, 50), (100, 300))
+    assert numbers(ts, 3, 40) == [0, 3, 1]
+
+
+def test_the_cheapest_rule_takes_the_fewest_instructions_within_a_standard_error():
+    cand = Candidate({}, {})
+
+    def contender(n, hits, instructions, defaults=False):
+        t = search_run.Trial(n, cand, search_run.Cost(100, 10, instructions), folds=[90.0])
+        t.defaults = defaults
+        return t.take_second(dict(folds=[50.0], losses=[0.5], hits=hits))
+
+    top = contender(1, "1" * 20 + "0" * 4, 900)  # 83.3 %
+    near = contender(2, "1" * 19 + "0" * 5, 500)  # one window fewer: -4.2 ± 4.2, near
+    far = contender(3, "1" * 16 + "0" * 8, 100)  # four fewer: -16.7 ± 7.8, below
+    d = contender(0, "1" * 20 + "0" * 4, 1000, defaults=True)  # tied with the best
+    order = search_run.choose([top, near, far, d], "cheapest")
+    assert [t.number for t in order] == [2, 0, 1, 3]  # near first, the rest by second score
+    assert search_run.close(near, top) and not search_run.close(far, top)
+    # the same contenders under --select defaults: nothing beats the defaults
+    assert [t.number for t in search_run.choose([top, near, far, d], "defaults")][0] == 0
+    cheap_tie = contender(4, "1" * 20 + "0" * 4, 500)  # as cheap as `near`, and as good as top
+    assert search_run.choose([top, near, cheap_tie], "cheapest")[0] is cheap_tie
+
+
 def test_the_second_score_ranks_the_contenders_and_is_kept(tiny, monkeypatch):
     """The contenders are trained again on the folds of seed + 1 at the given steps and rank
     on that score, but a challenger goes before the defaults only if it has more of the same
@@ -254,6 +301,38 @@ def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path
     assert rows == _rows(tmp_path / "b")
 
 
+def test_a_study_chosen_from_again_under_the_cheapest_rule(tiny, tmp_path, monkeypatch):
+    """The same study resumed with --select cheapest trains no trial again and reuses the
+    second scores it has; it writes the cheapest contender within a standard error of the
+    best second score, and the report names the rule (here without the defaults, which
+    score 100 % alone on this data)."""
+    import shutil
+
+    monkeypatch.setattr(search_run, "default_params", lambda shape, flash: None)
+    first = search(tiny, tmp_path / "a", Budget(flash=None), trials=5, challengers=2, **FAST)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    r = search(
+        tiny, tmp_path / "b", Budget(flash=None), trials=5, challengers=2, select="cheapest", **FAST
+    )
+    assert [t.folds for t in r.trials] == [t.folds for t in first.trials]
+    ranked = sorted((t for t in r.trials if t.folds), key=search_run._rank, reverse=True)
+    assert {t.number for t in r.contenders} == {
+        t.number for t in search_run.contenders(ranked, 2, "cheapest", len(tiny))
+    }
+    assert len(r.contenders) >= 2 and r.contenders[0].number == r.best.number
+    assert ranked[0].number in {t.number for t in r.contenders}
+    assert r.best.cost.instructions < ranked[0].cost.instructions
+    top = max(r.contenders, key=search_run._confirmed_rank)
+    near = [t for t in r.contenders if search_run.close(t, top)]
+    assert r.best.cost.instructions == min(t.cost.instructions for t in near)
+    again = {t.number: t.confirmed_hits for t in first.contenders}
+    assert all(t.confirmed_hits == again[t.number] for t in r.contenders if t.number in again)
+    text = (tmp_path / "b" / "search.md").read_text()
+    assert "(--select cheapest)" in text and "the cheapest within a standard error" in text
+    with pytest.raises(TinyBNNError, match="select must be one of defaults, cheapest"):
+        search(tiny, tmp_path / "c", Budget(flash=None), trials=1, select="best", **FAST)
+
+
 def test_an_interrupted_search_resumes_where_it_stopped(tiny, tmp_path, monkeypatch):
     budget = Budget("cortex-m4", flash=None)
     search(tiny, tmp_path / "fresh", budget, trials=3, **FAST)
@@ -297,6 +376,7 @@ def test_cli_search_reads_sizes_and_refuses_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "not a size" in err
     assert main([*args, "-o", str(tmp_path / "u"), "--clock", "64MHz"]) == 2
     assert main([*args, "-o", str(tmp_path / "u"), "--challengers", "-1"]) == 2
+    assert main([*args, "-o", str(tmp_path / "v"), "--select", "best"]) == 2
     assert main([*args, "-o", str(data)]) == 1
     assert "is a file" in capsys.readouterr().err
     assert main([*args, "-o", str(tmp_path / "v"), "--storage", "nodb://x"]) == 1

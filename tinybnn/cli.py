@@ -38,7 +38,7 @@ from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
 from .models import BIN_ACT, CODES_OUT, INT8_ACT
-from .search.run import CONFIRM, TRIAL_STEPS
+from .search.run import CONFIRM, SELECT, TRIAL_STEPS
 from .training import tsfile
 from .training.data import load_dataset
 from .training.evaluate import evaluate_file
@@ -560,8 +560,17 @@ def _time(ctx, param, text):
     type=click.IntRange(min=0),
     default=CONFIRM,
     show_default=True,
-    help="The best trials ranked above the defaults that are scored again against them, on "
-    "new folds at the defaults' schedule, before the best is chosen; 0: none.",
+    help="Trials scored again on new folds at the defaults' schedule before the model is "
+    "chosen (beside the defaults, or the best trial with --select cheapest); 0: none.",
+)
+@click.option(
+    "--select",
+    type=click.Choice(SELECT),
+    default="defaults",
+    show_default=True,
+    help="How the model is chosen on that second score: 'defaults' keeps the defaults unless "
+    "a challenger beats them by over a standard error; 'cheapest' takes the fewest "
+    "instructions within a standard error of the best.",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Trials at a time [default: 2 or the CPUs]."
@@ -595,6 +604,7 @@ def search_command(
     trial_steps,
     final_steps,
     challengers,
+    select,
     jobs,
     storage,
     ray,
@@ -634,6 +644,7 @@ def search_command(
         trial_steps=trial_steps,
         final_steps=final_steps,
         challengers=challengers,
+        select=select,
         jobs=jobs,
         storage=storage,
         ray=ray,

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .run import MARGIN_SE, SearchResult, Trial, beats, paired_difference, write_json
+from .run import (
+    MARGIN_SE,
+    SearchResult,
+    Trial,
+    _confirmed_rank,
+    beats,
+    close,
+    paired_difference,
+    write_json,
+)
 
 
 def _markdown(rows: list[tuple]) -> str:
@@ -27,22 +36,43 @@ def _second_scores(result: SearchResult) -> list[str]:
     """The contenders' trial and second scores, in the order they ranked."""
     if not result.contenders:
         return []
-    d = next((t for t in result.contenders if t.defaults), None)
+    cheapest = result.select == "cheapest"
+    if cheapest:
+        ref = max(result.contenders, key=_confirmed_rank)
+        name = f"against the best second score (trial {ref.number}), points"
+        rule = (
+            "the written model is the contender with the fewest instructions whose second "
+            f"score is not below the best by over {MARGIN_SE:g} standard error of the paired "
+            "difference (± that error)."
+        )
+    else:
+        ref = next((t for t in result.contenders if t.defaults), None)
+        name = "against the defaults, points"
+        rule = (
+            "a challenger goes before the defaults only if it has more of the same windows "
+            f"right by over {MARGIN_SE:g} standard error of the paired difference (± that "
+            "error)."
+        )
     rows = [
         (
             "trial",
             "trial held-out %",
             "second score %",
-            "against the defaults, points",
+            name,
             "second cross-entropy",
+            "instructions (estimate)",
             "candidate",
         )
     ]
     for t in result.contenders:
         against = "-"
-        if d is not None and t is not d:
-            diff, se = paired_difference(t.confirmed_hits, d.confirmed_hits)
-            against = f"{diff:+.1f} ± {se:.1f}{' (beats them)' if beats(t, d) else ''}"
+        if ref is not None and t is not ref:
+            diff, se = paired_difference(t.confirmed_hits, ref.confirmed_hits)
+            if cheapest:
+                note = "" if close(t, ref) else " (below)"
+            else:
+                note = " (beats them)" if beats(t, ref) else ""
+            against = f"{diff:+.1f} ± {se:.1f}{note}"
         rows.append(
             (
                 f"{t.number}{' (defaults)' if t.defaults else ''}",
@@ -50,6 +80,7 @@ def _second_scores(result: SearchResult) -> list[str]:
                 f"{t.confirmed_accuracy:.1f} ({', '.join(f'{a:.1f}' for a in t.confirmed)})",
                 against,
                 f"{t.confirmed_loss:.3f}",
+                f"{t.cost.instructions:,}",
                 t.candidate.describe(),
             )
         )
@@ -57,9 +88,8 @@ def _second_scores(result: SearchResult) -> list[str]:
         "",
         "## Scored again",
         "",
-        f"On new folds at {result.confirm_steps} optimizer steps, in the order they rank: a "
-        "challenger goes before the defaults only if it has more of the same windows right by "
-        f"over {MARGIN_SE:g} standard error of the paired difference (± that error).",
+        f"On new folds at {result.confirm_steps} optimizer steps, in the order they rank "
+        f"(--select {result.select}): {rule}",
         "",
         _markdown(rows),
         "",
@@ -89,9 +119,16 @@ def format_report(result: SearchResult) -> str:
         f"- **Score**: held-out accuracy by {how} of the training data, {s.trial_steps} "
         f"optimizer steps per fold; seed {s.seed}. Among equal accuracies the defaults (trial "
         "0) come first, then the lower mean held-out cross-entropy, then fewer instructions. "
-        "The best trials ranked above the defaults, and the defaults, are scored again on new "
-        f"folds (seed {s.seed + 1}) at {result.confirm_steps} steps, and rank on that second "
-        "score (the defaults first among equals). No test data is read.",
+        + (
+            "The best trial and the cheapest within a standard error of it are scored again "
+            f"on new folds (seed {s.seed + 1}) at {result.confirm_steps} steps; the written "
+            "model is the cheapest within a standard error of the best second score. "
+            if result.select == "cheapest"
+            else "The best trials ranked above the defaults, and the defaults, are scored "
+            f"again on new folds (seed {s.seed + 1}) at {result.confirm_steps} steps, and rank "
+            "on that second score (the defaults first among equals). "
+        )
+        + "No test data is read.",
         f"- **Trials**: {len(trained)} trained, {len(over)} candidates over budget (never "
         "trained).",
         "",

@@ -72,6 +72,10 @@ CONFIRM_STEPS = STEPS  # optimizer steps per fold of that second score: the defa
 # CONFIRM noisy scores exceeds its true value by about 0.85 of their standard error (the
 # expected maximum of 3 normal draws), and the defaults were chosen across a panel of sets.
 MARGIN_SE = 1.0
+# How the written model is chosen among the contenders (`confirm`): "defaults" keeps the
+# defaults unless a challenger beats them by over MARGIN_SE; "cheapest" takes the fewest
+# instructions within MARGIN_SE of the best second score (the one-standard-error rule).
+SELECT = ("defaults", "cheapest")
 FOLDS = 3
 FOLDS_BELOW = 1000  # windows: k-fold cross-validation below, one hold-out at or above
 HOLD_OUT = 0.2
@@ -407,14 +411,60 @@ def beats(challenger: Trial, defaults: Trial) -> bool:
     return diff > 0 and diff > MARGIN_SE * se
 
 
-def contenders(ranked: list[Trial], challengers: int) -> list[Trial]:
-    """The trials `confirm` scores again: up to `challengers` of the best ranked above the
-    defaults, and the defaults; none if the defaults rank first or nothing would be
-    compared (`ranked`: trained trials, best first)."""
+def contenders(
+    ranked: list[Trial], challengers: int, select: str = "defaults", windows: int = 0
+) -> list[Trial]:
+    """The trials `confirm` scores again (`ranked`: trained trials, best first); none if
+    nothing would be compared.
+
+    "defaults": up to `challengers` of the best ranked above the defaults, and the
+    defaults; none if the defaults rank first. "cheapest": the best trial and up to
+    `challengers` of the cheapest (fewest instructions) whose accuracy is within MARGIN_SE
+    standard errors of the best's, over the `windows` its score held out (Agresti and
+    Coull's: two right and two wrong added, so that 100 % of a few windows still has one)."""
+    if select == "cheapest":
+        if not ranked or challengers == 0:
+            return []
+        best = ranked[0]
+        p = (best.accuracy / 100 * windows + 2) / (windows + 4)
+        se = 100 * math.sqrt(p * (1 - p) / (windows + 4))
+        near = [t for t in ranked if t.accuracy >= best.accuracy - MARGIN_SE * se]
+        cheap = sorted(near, key=lambda t: (t.cost.instructions, t.cost.flash))[:challengers]
+        chosen = [best] + [t for t in cheap if t is not best]
+        return chosen if len(chosen) >= 2 else []
     at = next((i for i, t in enumerate(ranked) if t.defaults), None)
     above = ranked if at is None else ranked[:at]
     chosen = above[:challengers] + ([] if at is None else [ranked[at]])
     return chosen if len(chosen) >= 2 and above else []
+
+
+def choose(chosen: list[Trial], select: str = "defaults") -> list[Trial]:
+    """The contenders, scored again, in the order the written model is chosen from.
+
+    Both rules rank on the second score (`_confirmed_rank`). "defaults": a challenger goes
+    before the defaults only if it `beats` them. "cheapest": first the contender with the
+    fewest instructions (then the less flash) whose second score is not below the best one
+    by more than MARGIN_SE standard errors of the paired difference (`close`)."""
+    order = sorted(chosen, key=_confirmed_rank, reverse=True)
+    if select == "cheapest":
+        top = order[0]
+        near = [t for t in order if close(t, top)]
+        pick = min(near, key=lambda t: (t.cost.instructions, t.cost.flash))
+        return [pick] + [t for t in order if t is not pick]
+    d = next((t for t in chosen if t.defaults), None)
+    if d is None:
+        return order
+    better = [t for t in order if t is not d and beats(t, d)]
+    return better + [d] + [t for t in order if t is not d and t not in better]
+
+
+def close(t: Trial, top: Trial) -> bool:
+    """Whether `t`'s second score is within MARGIN_SE standard errors of the paired
+    difference below `top`'s."""
+    if t is top:
+        return True
+    diff, se = paired_difference(t.confirmed_hits, top.confirmed_hits)
+    return diff >= -MARGIN_SE * se
 
 
 def confirm(
@@ -425,20 +475,23 @@ def confirm(
     steps: int,
     jobs: int,
     progress: bool,
+    select: str = "defaults",
 ) -> tuple[list[Trial], list[Trial]]:
-    """Score the best trials again against the defaults, and rank them on that score.
+    """Score the best trials again, and choose among them on that score (`select`).
 
     The top of many trials' noisy scores overstates its candidate (the winner's curse), and
     short trials favour candidates that converge fast over those that need the whole
     schedule (the defaults). So the contenders (`contenders`) are trained again on new folds
     (the split and the training seeded from seed + 1) for `steps` optimizer steps each: a
-    score the selection did not see. They rank on it (`_confirmed_rank`), but a challenger
-    goes before the defaults only if it has more of the same windows right than they do by
-    over MARGIN_SE standard errors of the paired difference; the other trials follow in
-    their order. The scores are kept in the study, so a resumed search does not train them
-    again. Returns (the trained trials ranked, the contenders in their new order)."""
+    score the selection did not see. They are ordered on it by `choose`; the other trials
+    follow in their order. The scores are kept in the study, keyed by trial, so a resumed
+    search (under either rule) does not train them again. Returns (the trained trials
+    ranked, the contenders in their new order)."""
+    if select not in SELECT:
+        raise TinyBNNError(f"select must be one of {', '.join(SELECT)}, not {select!r}")
     ranked = sorted((t for t in trials_of(study) if t.folds), key=_rank, reverse=True)
-    chosen = contenders(ranked, challengers)
+    windows = settings.shape[0] if settings.folds >= 2 else round(HOLD_OUT * settings.shape[0])
+    chosen = contenders(ranked, challengers, select, windows)
     if not chosen:
         return ranked, []
     stored = dict(study.user_attrs.get("confirmed", {}))
@@ -462,11 +515,7 @@ def confirm(
         study.set_user_attr("confirmed", stored)
     for t in chosen:
         t.take_second(stored[str(t.number)])
-    order = sorted(chosen, key=_confirmed_rank, reverse=True)
-    d = next((t for t in chosen if t.defaults), None)
-    if d is not None:
-        better = [t for t in order if t is not d and beats(t, d)]
-        order = better + [d] + [t for t in order if t is not d and t not in better]
+    order = choose(chosen, select)
     if progress:
         print(
             "second scores: "
@@ -555,6 +604,7 @@ class SearchResult:
     unchecked: str  # why the best's instructions were not measured before training, or ''
     contenders: list[Trial] = field(default_factory=list)  # scored again (`confirm`), ranked
     confirm_steps: int = CONFIRM_STEPS
+    select: str = "defaults"  # the rule that chose among the contenders (SELECT)
 
 
 def pareto_front(trials: list[Trial]) -> list[Trial]:
@@ -597,6 +647,7 @@ def search(
     final_steps: int | None = None,
     challengers: int = CONFIRM,
     confirm_steps: int = CONFIRM_STEPS,
+    select: str = "defaults",
 ) -> SearchResult:
     """Search for the most accurate model of `data` that fits `budget` (see the module
     docstring); write the study, the best model, the report and the plot to `out_dir`.
@@ -608,9 +659,11 @@ def search(
     final_steps: optimizer steps of the best candidate's final training on all the data
         (default: the defaults' schedule for the data).
     finalists: Pareto-front models profiled under QEMU (the best one first).
-    challengers: the best trials ranked above the defaults that are scored again against
-        them, on new folds for `confirm_steps` optimizer steps (`confirm`); 0 takes the
-        trials' ranking as it is.
+    challengers: the trials scored again, on new folds for `confirm_steps` optimizer steps
+        (`confirm`), beside the defaults or the best; 0 takes the trials' ranking as it is.
+    select: how the written model is chosen on that second score (SELECT): "defaults"
+        keeps them unless a challenger beats them; "cheapest" takes the fewest instructions
+        within a standard error of the best.
     """
     from .report import write_report
 
@@ -623,6 +676,8 @@ def search(
         raise TinyBNNError(
             f"challengers must be >= 0 and confirm_steps >= 1, not {challengers}, {confirm_steps}"
         )
+    if select not in SELECT:
+        raise TinyBNNError(f"select must be one of {', '.join(SELECT)}, not {select!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TinyBNNError(f"{out}: is a file; give a directory for the search")
@@ -664,12 +719,12 @@ def search(
             else:
                 run_local(study, data, settings, trials, jobs, show)
             ranked, scored = confirm(
-                study, data, settings, challengers, confirm_steps, jobs, progress
+                study, data, settings, challengers, confirm_steps, jobs, progress, select
             )
             result = finish(
                 study, ranked, data, settings, out, progress, measure, finalists, final_steps
             )
-            result.contenders, result.confirm_steps = scored, confirm_steps
+            result.contenders, result.confirm_steps, result.select = scored, confirm_steps, select
             write_report(result, out)
     except TinyBNNError:
         if created and study is None:
