@@ -56,18 +56,7 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     train_path, test_path = panel.files(name)
     train = load_ts(train_path).data
     test = load_ts(test_path, like=train_path).data
-    defaults = tinybnn.train(train, seed=0, threads=1, progress=False)
-    # the defaults as they compile for the target within the flash budget (tables dropped
-    # where they do not fit), the build the measured figures below are of; where the
-    # target's layout of the default model is over the budget even without tables, its
-    # build without a budget
-    try:
-        compiled = codegen.build(lower(defaults.model), "model", {}, TARGET, "speed", FLASH)
-        default_budget = FLASH
-    except TinyBNNError:
-        compiled = codegen.build(lower(defaults.model), "model", {}, TARGET, "speed")
-        default_budget = None
-    p_base = profile(defaults.model, TARGET, flash_budget=default_budget)
+    defaults, compiled, default_budget, p_base = the_defaults(train)
     budget = Budget(TARGET, flash=FLASH, ram=RAM, instructions=p_base.instructions)
     resumed = (work / name / "study.journal").exists()
     if resumed and not same_budget(work / name, budget):  # the defaults measure otherwise now
@@ -121,6 +110,23 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
     if ray:
         row.update(run_ray(name, trials, work, budget))
     return row
+
+
+def the_defaults(train):
+    """`tinybnn.train(train, seed=0)`; its build for the target within the flash budget
+    (tables dropped where they do not fit), the build the measured figures are of, or where
+    the target's layout of the default model is over the budget even with the fewest
+    constants, its build without a budget; that budget (or None); and its QEMU profile.
+    The budget of a search against the defaults is that profile's instructions."""
+    defaults = tinybnn.train(train, seed=0, threads=1, progress=False)
+    try:
+        compiled = codegen.build(lower(defaults.model), "model", {}, TARGET, "speed", FLASH)
+        default_budget = FLASH
+    except TinyBNNError:
+        compiled = codegen.build(lower(defaults.model), "model", {}, TARGET, "speed")
+        default_budget = None
+    p_base = profile(defaults.model, TARGET, flash_budget=default_budget)
+    return defaults, compiled, default_budget, p_base
 
 
 def same_budget(out: Path, budget: Budget) -> bool:
