@@ -1,7 +1,8 @@
 """`tinybnn search` against the defaults on the development panel, under the earbud budget.
 
     .venv/bin/python benchmarks/search.py [--sets ECG5000 CBF ...] [--trials 40] [--seeds 3]
-                                          [--ray] [--runs search_runs.jsonl]
+                                          [--ray] [--select defaults|cheapest]
+                                          [--runs search_runs.jsonl]
                                           [--out benchmarks/results/search.md]
 
 Per set: `tinybnn.search(TRAIN, Budget("cortex-m4", flash=16 KiB, ram=4 KiB,
@@ -44,7 +45,7 @@ from tinybnn.compiler.lowering import lower
 from tinybnn.errors import TinyBNNError
 from tinybnn.firmware.profile import profile
 from tinybnn.search import Budget, search
-from tinybnn.search.run import evaluate
+from tinybnn.search.run import SELECT, evaluate
 from tinybnn.search.space import default_params, suggest
 from tinybnn.training.tsfile import load_ts
 
@@ -52,7 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FLASH, RAM, TARGET = 16 * 1024, 4 * 1024, "cortex-m4"
 
 
-def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
+def run_set(
+    name: str, trials: int, seeds: int, ray: bool, work: Path, select: str = "defaults"
+) -> dict:
     train_path, test_path = panel.files(name)
     train = load_ts(train_path).data
     test = load_ts(test_path, like=train_path).data
@@ -63,7 +66,7 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
         (work / name).rename(work / f"{name}-{time.strftime('%Y%m%d%H%M%S')}")
         resumed = False
     start = time.monotonic()
-    r = search(train, work / name, budget, trials=trials, seed=0, progress=True, measure=False)
+    r = search(train, work / name, budget, trials=trials, seed=0, measure=False, select=select)
     seconds = time.monotonic() - start
     first = next((t for t in r.trials if t.defaults and t.folds), None)
     # the search's own trial 0 where it was trained (the same options, folds and steps)
@@ -74,6 +77,7 @@ def run_set(name: str, trials: int, seeds: int, ray: bool, work: Path) -> dict:
         trials=trials,
         search_seconds=round(seconds),
         resumed=resumed,
+        select=select,
         contenders=[
             dict(trial=t.number, defaults=t.defaults, cv=t.accuracy, second=t.confirmed_accuracy)
             for t in r.contenders
@@ -178,6 +182,7 @@ def mean_sd(v: list[float]) -> str:
 
 
 def render(rows: list[dict]) -> str:
+    rules = sorted({r.get("select", "defaults") for r in rows})
     lines = [
         "# tinybnn search against the defaults",
         "",
@@ -195,7 +200,8 @@ def render(rows: list[dict]) -> str:
         "'scored again': the contenders' trial CV → their second score (new folds, the "
         "defaults' 2,000 steps), in the order they ranked on it, d = the defaults; 'resumed': "
         "the search's trials were run before (the time is the second scores' and the final "
-        "training's).",
+        f"training's). The written model was chosen by `--select {' / '.join(rules)}`"
+        + (" (per set, after its name)." if len(rules) > 1 else "."),
         "",
         "| set | windows | search s | CV % defaults / best | test % defaults | test % search | "
         "difference | instructions defaults / search | flash B | RAM B | best candidate | "
@@ -203,6 +209,7 @@ def render(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        rule = r.get("select", "defaults")
         diff = statistics.mean(r["found"]) - statistics.mean(r["defaults"])
         cv = r["defaults_cv"]
         again = ", ".join(
@@ -210,7 +217,8 @@ def render(rows: list[dict]) -> str:
             for c in r.get("contenders", [])
         )
         lines.append(
-            f"| {r['set']} | {r['windows']} | {r['search_seconds']}"
+            f"| {r['set']}{f' ({rule})' if len(rules) > 1 else ''} | {r['windows']} | "
+            f"{r['search_seconds']}"
             f"{' (resumed)' if r.get('resumed') else ''} | "
             f"{'-' if cv is None else f'{cv:.1f}'} / {r['best_cv']:.1f} | "
             f"{mean_sd(r['defaults'])} | {mean_sd(r['found'])} | {diff:+.1f} | "
@@ -248,6 +256,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--ray", action="store_true")
+    ap.add_argument("--select", choices=SELECT, default="defaults")
     ap.add_argument("--runs", type=Path, default=Path("search_runs.jsonl"))
     ap.add_argument("--work", type=Path, default=Path("search_work"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/search.md")
@@ -266,7 +275,7 @@ def main() -> None:
             budget = Budget(TARGET, flash=FLASH, ram=RAM, instructions=r["budget_instructions"])
             done[name] = {**r, **run_ray(name, r["trials"], a.work, budget)}
         else:
-            done[name] = run_set(name, a.trials, a.seeds, a.ray, a.work)
+            done[name] = run_set(name, a.trials, a.seeds, a.ray, a.work, a.select)
         a.runs.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
     a.out.write_text(render([done[n] for n in a.sets if n in done]))
     print(f"wrote {a.out}", file=sys.stderr)
