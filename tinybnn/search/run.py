@@ -16,7 +16,9 @@ and the defaults are scored again (`confirm`): on new folds, at the defaults' fu
 so that neither the winner's curse nor the trials' short schedule decides against the
 defaults; they rank on that second score, but a challenger goes before the defaults only if
 it beats them on the same windows by more than MARGIN_SE standard errors of the paired
-difference. Then the best candidate whose instructions,
+difference (`select="cheapest"` instead scores the best trial and the cheapest near it, and
+takes the fewest instructions within MARGIN_SE of the best second score: the
+one-standard-error rule). Then the best candidate whose instructions,
 measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
 trained on all the data with the full default schedule and written as a normal model file;
 the Pareto front (accuracy against instructions and flash) is profiled under QEMU where a
