@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import make_signals
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinybnn import firmware
 from tinybnn.cli import main
@@ -281,6 +283,32 @@ def test_the_paired_difference_and_its_standard_error():
     assert diff == 0.0 and se == pytest.approx(100 * math.sqrt(100 / 99) / 10)
     with pytest.raises(ValueError, match="paired scores of 3 and 4 windows"):
         search_run.paired_difference("101", "1010")
+
+
+def test_a_margin_of_exactly_one_standard_error_is_decided_exactly():
+    """One window apart of n is exactly one standard error of the paired difference (as are
+    3 windows more and 1 fewer of 4 that differ): neither beats nor falls below, whatever n,
+    and without rounding deciding it."""
+    for n in range(2, 400):
+        assert search_run.beyond_margin("1" * n, "1" * (n - 1) + "0") == 0
+        assert search_run.beyond_margin("1" * (n - 1) + "0", "1" * n) == 0
+        assert search_run.beyond_margin("1" * n, "1" * (n - 2) + "00") == 1
+    assert search_run.beyond_margin("1110" + "0" * 30, "0001" + "0" * 30) == 0
+    assert search_run.beyond_margin("1111" + "0" * 30, "0001" + "0" * 30) == 1
+    assert search_run.beyond_margin("0" * 12, "1" * 12) == -1  # no spread at all
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=2, max_size=60))
+def test_the_exact_margin_agrees_with_the_paired_difference(pairs):
+    hits = "".join("1" if a else "0" for a, _ in pairs)
+    against = "".join("1" if b else "0" for _, b in pairs)
+    diff, se = search_run.paired_difference(hits, against)
+    got = search_run.beyond_margin(hits, against)
+    if abs(abs(diff) - search_run.MARGIN_SE * se) > 1e-9:  # away from the boundary
+        assert got == (0 if abs(diff) < search_run.MARGIN_SE * se else (1 if diff > 0 else -1))
+    else:
+        assert got == 0
 
 
 def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path, monkeypatch):

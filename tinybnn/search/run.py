@@ -53,6 +53,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -406,11 +407,29 @@ def _confirmed_rank(t: Trial) -> tuple:
     return _rank(t, second=True)
 
 
+def beyond_margin(hits: str, against: str) -> int:
+    """+1 if `hits` has more of the same windows right than `against` by over MARGIN_SE
+    standard errors of the paired difference, -1 if fewer by over that, else 0. Decided
+    in exact arithmetic: with d the per-window differences, n windows and S their sum,
+    |S / n| > k * se exactly when S^2 (n - 1 + k^2) > k^2 n sum(d^2), and a margin of
+    exactly k errors (one window apart of n, when k = 1) is common, so rounding must not
+    decide it."""
+    a = np.frombuffer(hits.encode(), np.uint8).astype(np.int64)
+    b = np.frombuffer(against.encode(), np.uint8).astype(np.int64)
+    if a.size != b.size or a.size < 2:
+        raise ValueError(f"paired scores of {a.size} and {b.size} windows")
+    d = a - b
+    n, total, squares = d.size, int(d.sum()), int((d * d).sum())
+    k2 = Fraction(MARGIN_SE) ** 2
+    if total**2 * (n - 1 + k2) > k2 * n * squares:
+        return 1 if total > 0 else -1
+    return 0
+
+
 def beats(challenger: Trial, defaults: Trial) -> bool:
     """Whether `challenger`'s second score beats the defaults' by over MARGIN_SE standard
     errors of the paired difference."""
-    diff, se = paired_difference(challenger.confirmed_hits, defaults.confirmed_hits)
-    return diff > 0 and diff > MARGIN_SE * se
+    return beyond_margin(challenger.confirmed_hits, defaults.confirmed_hits) > 0
 
 
 def contenders(
@@ -463,10 +482,7 @@ def choose(chosen: list[Trial], select: str = "defaults") -> list[Trial]:
 def close(t: Trial, top: Trial) -> bool:
     """Whether `t`'s second score is within MARGIN_SE standard errors of the paired
     difference below `top`'s."""
-    if t is top:
-        return True
-    diff, se = paired_difference(t.confirmed_hits, top.confirmed_hits)
-    return diff >= -MARGIN_SE * se
+    return t is top or beyond_margin(t.confirmed_hits, top.confirmed_hits) >= 0
 
 
 def confirm(
