@@ -418,9 +418,14 @@ def beyond_margin(hits: str, against: str) -> int:
     b = np.frombuffer(against.encode(), np.uint8).astype(np.int64)
     if a.size != b.size or a.size < 2:
         raise ValueError(f"paired scores of {a.size} and {b.size} windows")
-    d = a - b
-    n, total, squares = d.size, int(d.sum()), int((d * d).sum())
-    k2 = Fraction(MARGIN_SE) ** 2
+    return margin_sign(a - b)
+
+
+def margin_sign(d: np.ndarray, k: float = MARGIN_SE) -> int:
+    """`beyond_margin` of integer paired differences `d` (any common scale), with a margin
+    of `k` standard errors."""
+    n, total, squares = d.size, int(d.sum()), int((d.astype(np.int64) ** 2).sum())
+    k2 = Fraction(k) ** 2
     if total**2 * (n - 1 + k2) > k2 * n * squares:
         return 1 if total > 0 else -1
     return 0
