@@ -250,6 +250,14 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_runs(path: Path) -> dict[str, dict]:
+    """Set name -> its finished row, from a runs file (one JSON line per set), or {}."""
+    if not path.exists():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {r["set"]: r for r in rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=list(panel.PANEL))
@@ -261,11 +269,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("search_work"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/search.md")
     a = ap.parse_args()
-    done = {}
-    if a.runs.exists():
-        done = {
-            json.loads(line)["set"]: json.loads(line) for line in a.runs.read_text().splitlines()
-        }
+    done = read_runs(a.runs)
     for name in a.sets:
         if name in done and (not a.ray or "ray_best_cv" in done[name]):
             continue

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import panel
 import torch
-from search import FLASH, RAM, TARGET, mean_sd, the_defaults
+from search import FLASH, RAM, TARGET, mean_sd, read_runs, the_defaults
 
 import tinybnn
 from tinybnn.firmware.profile import profile
@@ -233,11 +233,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("selection_work"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/selection.md")
     a = ap.parse_args()
-    done = {}
-    if a.runs.exists():
-        done = {
-            json.loads(line)["set"]: json.loads(line) for line in a.runs.read_text().splitlines()
-        }
+    done = read_runs(a.runs)
     for name in a.sets:
         if name in done:
             continue
