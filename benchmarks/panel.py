@@ -96,11 +96,16 @@ def files(name: str) -> tuple[Path, Path]:
 
 
 @torch.no_grad()
-def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
-    """Test accuracy in % of a BNN or a twin, in eval mode (argmax of scores or logits)."""
+def predictions(model, X: np.ndarray) -> np.ndarray:
+    """The classes a BNN or a twin gives `X`, in eval mode (argmax of scores or logits)."""
     model.eval()
-    pred = model(torch.tensor(X, dtype=torch.float32)).argmax(1).numpy()
-    return 100 * float((pred == y).mean())
+    with torch.no_grad():
+        return model(torch.tensor(X, dtype=torch.float32)).argmax(1).numpy()
+
+
+def accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
+    """Test accuracy in % of a BNN or a twin."""
+    return 100 * float((predictions(model, X) == y).mean())
 
 
 def done(runs: Path) -> list[dict]:

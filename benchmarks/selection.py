@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import panel
-import torch
 from search import FLASH, RAM, TARGET, mean_sd, read_runs, the_defaults
 
 import tinybnn
@@ -68,9 +67,7 @@ def check_hits(name: str, seed: int, options: dict) -> str:
     gets it right."""
     part, check = parts(name)
     model = tinybnn.train(part, seed=seed, threads=1, progress=False, **options).model
-    model.eval()
-    with torch.no_grad():
-        pred = model(torch.tensor(check.X, dtype=torch.float32)).argmax(1).numpy()
+    pred = panel.predictions(model, check.X)
     return "".join("1" if p == y else "0" for p, y in zip(pred, check.y, strict=True))
 
 

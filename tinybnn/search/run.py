@@ -196,14 +196,19 @@ def second_score(
     return accs, losses, hits, time.monotonic() - start
 
 
-def paired_difference(hits: str, against: str) -> tuple[float, float]:
-    """How many points more of the same windows `hits` has right than `against`, and the
-    standard error of that mean difference (both in %)."""
+def _paired(hits: str, against: str) -> np.ndarray:
+    """Per window, 1 where only `hits` is right, -1 where only `against` is, else 0."""
     a = np.frombuffer(hits.encode(), np.uint8).astype(np.int64)
     b = np.frombuffer(against.encode(), np.uint8).astype(np.int64)
     if a.size != b.size or a.size < 2:
         raise ValueError(f"paired scores of {a.size} and {b.size} windows")
-    d = a - b
+    return a - b
+
+
+def paired_difference(hits: str, against: str) -> tuple[float, float]:
+    """How many points more of the same windows `hits` has right than `against`, and the
+    standard error of that mean difference (both in %)."""
+    d = _paired(hits, against)
     return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / math.sqrt(d.size))
 
 
@@ -414,11 +419,7 @@ def beyond_margin(hits: str, against: str) -> int:
     |S / n| > k * se exactly when S^2 (n - 1 + k^2) > k^2 n sum(d^2), and a margin of
     exactly k errors (one window apart of n, when k = 1) is common, so rounding must not
     decide it."""
-    a = np.frombuffer(hits.encode(), np.uint8).astype(np.int64)
-    b = np.frombuffer(against.encode(), np.uint8).astype(np.int64)
-    if a.size != b.size or a.size < 2:
-        raise ValueError(f"paired scores of {a.size} and {b.size} windows")
-    return margin_sign(a - b)
+    return margin_sign(_paired(hits, against))
 
 
 def margin_sign(d: np.ndarray, k: float = MARGIN_SE) -> int:
@@ -435,6 +436,11 @@ def beats(challenger: Trial, defaults: Trial) -> bool:
     """Whether `challenger`'s second score beats the defaults' by over MARGIN_SE standard
     errors of the paired difference."""
     return beyond_margin(challenger.confirmed_hits, defaults.confirmed_hits) > 0
+
+
+def _cost(t: Trial) -> tuple[int, int]:
+    """What "cheapest" minimises: instructions (estimated), then flash."""
+    return t.cost.instructions, t.cost.flash
 
 
 def contenders(
@@ -455,7 +461,7 @@ def contenders(
         p = (best.accuracy / 100 * windows + 2) / (windows + 4)
         se = 100 * math.sqrt(p * (1 - p) / (windows + 4))
         near = [t for t in ranked if t.accuracy >= best.accuracy - MARGIN_SE * se]
-        cheap = sorted(near, key=lambda t: (t.cost.instructions, t.cost.flash))[:challengers]
+        cheap = sorted(near, key=_cost)[:challengers]
         chosen = [best] + [t for t in cheap if t is not best]
         return chosen if len(chosen) >= 2 else []
     at = next((i for i, t in enumerate(ranked) if t.defaults), None)
@@ -475,7 +481,7 @@ def choose(chosen: list[Trial], select: str = "defaults") -> list[Trial]:
     if select == "cheapest":
         top = order[0]
         near = [t for t in order if close(t, top)]
-        pick = min(near, key=lambda t: (t.cost.instructions, t.cost.flash))
+        pick = min(near, key=_cost)
         return [pick] + [t for t in order if t is not pick]
     d = next((t for t in chosen if t.defaults), None)
     if d is None:
@@ -510,10 +516,9 @@ def confirm(
     follow in their order. The scores are kept in the study, keyed by trial, so a resumed
     search (under either rule) does not train them again. Returns (the trained trials
     ranked, the contenders in their new order)."""
-    if select not in SELECT:
-        raise TinyBNNError(f"select must be one of {', '.join(SELECT)}, not {select!r}")
     ranked = sorted((t for t in trials_of(study) if t.folds), key=_rank, reverse=True)
-    windows = settings.shape[0] if settings.folds >= 2 else round(HOLD_OUT * settings.shape[0])
+    # the windows a trial's score held out: every one across k folds, else the hold-out's
+    windows = len(data) if settings.folds >= 2 else len(split(data, HOLD_OUT, settings.seed)[1])
     chosen = contenders(ranked, challengers, select, windows)
     if not chosen:
         return ranked, []
