@@ -446,12 +446,15 @@ def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path
         profile(build(t.candidate, r.settings.shape), "cortex-m0", flash_budget=6000).instructions
         for t in ranked
     ]
+    assert counts[0] > min(counts) * (1 + search_run.WEIGHTS_MOVE)  # the cases below differ
 
-    trained = []
+    trained, moved = [], {}
 
-    def train_on_all(t):  # stands in for the final training: the untrained model
-        trained.append(t.number)
-        return SimpleNamespace(model=build(t.candidate, r.settings.shape), files=[])
+    def train_on_all(t):  # stands in for the final training: the untrained model, or where
+        trained.append(t.number)  # the weights "move" its count, another candidate's
+        return SimpleNamespace(
+            model=build(moved.get(t.number, t).candidate, r.settings.shape), files=[]
+        )
 
     def pick(limit):
         trained.clear()
@@ -460,14 +463,23 @@ def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path
         best, final, over, why, report = search_run.fitting_when_measured(
             ranked, settings, train_on_all
         )
-        assert why == "" and trained == [best.number]  # only a fitting candidate is trained
-        assert report.instructions == counts[ranked.index(best)] <= limit
-        return best, over
+        assert why == "" and trained[-1] == best.number
+        assert report.instructions <= limit
+        return best, over, report.instructions
 
-    assert pick(counts[0]) == (ranked[0], {})
-    best, over = pick(counts[0] - 1)  # the best-ranked is one instruction over
-    assert over[ranked[0].number] == counts[0]
+    assert pick(counts[0]) == (ranked[0], {}, counts[0]) and trained == [ranked[0].number]
+    # one instruction over untrained: trained, and passed over on its trained count
+    best, over, n = pick(counts[0] - 1)
+    assert trained[0] == ranked[0].number and over[ranked[0].number] == counts[0]
     assert best is next(t for t, c in zip(ranked, counts, strict=True) if c < counts[0])
+    # over by more than the weights move the count: never trained
+    limit = math.ceil(counts[0] / (1 + search_run.WEIGHTS_MOVE)) - 1
+    assert counts[0] > limit * (1 + search_run.WEIGHTS_MOVE)
+    assert pick(limit)[0] is not ranked[0] and ranked[0].number not in trained
+    # within it, and trained to fewer instructions than its untrained build: written
+    moved[ranked[0].number] = ranked[counts.index(min(counts))]
+    assert pick(counts[0] - 1) == (ranked[0], {}, min(counts))
+    moved.clear()
     least = min(counts)
     with pytest.raises(TinyBNNError, match=rf"fits {least - 1:,} instructions .*take {least:,}\)"):
         pick(least - 1)
