@@ -1,7 +1,7 @@
 """`tinybnn search` against the defaults on the development panel, under the earbud budget.
 
     .venv/bin/python benchmarks/search.py [--sets ECG5000 CBF ...] [--trials 40] [--seeds 3]
-                                          [--ray] [--select defaults|cheapest]
+                                          [--ray] [--select cheapest|defaults]
                                           [--runs search_runs.jsonl]
                                           [--out benchmarks/results/search.md]
 
@@ -9,8 +9,8 @@ Per set: `tinybnn.search(TRAIN, Budget("cortex-m4", flash=16 KiB, ram=4 KiB,
 instructions=<the defaults' measured count>), trials, seed=0)` on the official TRAIN file
 only, so the search may not spend more instructions than the defaults (seed 0), built for
 the Cortex-M4 within 16 KiB, take under QEMU (the search prices candidates with the cost
-model, then measures the one it writes, and scores its best trials again against the
-defaults on new folds at the full schedule before it chooses); its wall time. The
+model, then measures the one it writes, and scores its best trials again on new folds at
+the full schedule before it chooses by `--select`); its wall time. The
 defaults' CV is the search's trial 0, or where the defaults were over budget before
 training, the defaults scored as a trial is (the same folds and steps). Then
 the best candidate and the defaults are each trained on the whole TRAIN file with seeds
@@ -45,7 +45,7 @@ from tinybnn.compiler.lowering import lower
 from tinybnn.errors import TinyBNNError
 from tinybnn.firmware.profile import profile
 from tinybnn.search import Budget, search
-from tinybnn.search.run import SELECT, evaluate
+from tinybnn.search.run import SELECT, SELECT_DEFAULT, evaluate
 from tinybnn.search.space import default_params, suggest
 from tinybnn.training.tsfile import load_ts
 
@@ -54,7 +54,7 @@ FLASH, RAM, TARGET = 16 * 1024, 4 * 1024, "cortex-m4"
 
 
 def run_set(
-    name: str, trials: int, seeds: int, ray: bool, work: Path, select: str = "defaults"
+    name: str, trials: int, seeds: int, ray: bool, work: Path, select: str = SELECT_DEFAULT
 ) -> dict:
     train_path, test_path = panel.files(name)
     train = load_ts(train_path).data
@@ -264,7 +264,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--ray", action="store_true")
-    ap.add_argument("--select", choices=SELECT, default="defaults")
+    ap.add_argument("--select", choices=SELECT, default=SELECT_DEFAULT)
     ap.add_argument("--runs", type=Path, default=Path("search_runs.jsonl"))
     ap.add_argument("--work", type=Path, default=Path("search_work"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/search.md")

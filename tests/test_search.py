@@ -312,10 +312,12 @@ def test_the_exact_margin_agrees_with_the_paired_difference(pairs):
 
 
 def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path, monkeypatch):
-    """Without the defaults (here: none for the data), the best trials are the contenders;
-    the written model is the one with the best second score, and the report says so."""
+    """Under --select defaults without the defaults (here: none for the data), the best
+    trials are the contenders; the written model is the one with the best second score, and
+    the report says so."""
     monkeypatch.setattr(search_run, "default_params", lambda shape, flash: None)
-    r = search(tiny, tmp_path / "a", Budget(flash=None), trials=3, challengers=2, **FAST)
+    kw = dict(trials=3, challengers=2, select="defaults", **FAST)
+    r = search(tiny, tmp_path / "a", Budget(flash=None), **kw)
     ranked = sorted((t for t in r.trials if t.folds), key=search_run._rank, reverse=True)
     assert {t.number for t in r.contenders} == {t.number for t in ranked[:2]}
     assert r.contenders == sorted(r.contenders, key=search_run._confirmed_rank, reverse=True)
@@ -325,23 +327,22 @@ def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path
     assert "## Scored again" in text and f"scored again: {r.best.confirmed_accuracy:.1f} %" in text
     rows = _rows(tmp_path / "a")
     assert sum(1 for row in rows if row["confirmed"]) == 2
-    search(tiny, tmp_path / "b", Budget(flash=None), trials=3, challengers=2, **FAST)
+    search(tiny, tmp_path / "b", Budget(flash=None), **kw)
     assert rows == _rows(tmp_path / "b")
 
 
 def test_a_study_chosen_from_again_under_the_cheapest_rule(tiny, tmp_path, monkeypatch):
-    """The same study resumed with --select cheapest trains no trial again and reuses the
-    second scores it has; it writes the cheapest contender within a standard error of the
-    best second score, and the report names the rule (here without the defaults, which
-    score 100 % alone on this data)."""
+    """A study run under --select defaults, resumed under the default rule (cheapest),
+    trains no trial again and reuses the second scores it has; it writes the cheapest
+    contender within a standard error of the best second score, and the report names the
+    rule (here without the defaults, which score 100 % alone on this data)."""
     import shutil
 
     monkeypatch.setattr(search_run, "default_params", lambda shape, flash: None)
-    first = search(tiny, tmp_path / "a", Budget(flash=None), trials=5, challengers=2, **FAST)
+    kw = dict(trials=5, challengers=2, **FAST)
+    first = search(tiny, tmp_path / "a", Budget(flash=None), select="defaults", **kw)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    r = search(
-        tiny, tmp_path / "b", Budget(flash=None), trials=5, challengers=2, select="cheapest", **FAST
-    )
+    r = search(tiny, tmp_path / "b", Budget(flash=None), **kw)
     assert [t.folds for t in r.trials] == [t.folds for t in first.trials]
     ranked = sorted((t for t in r.trials if t.folds), key=search_run._rank, reverse=True)
     assert {t.number for t in r.contenders} == {

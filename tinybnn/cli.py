@@ -38,7 +38,7 @@ from .interop import commands as interop_commands
 from .interop.commands import import_report
 from .modelfile import load
 from .models import BIN_ACT, CODES_OUT, INT8_ACT
-from .search.run import CONFIRM, SELECT, TRIAL_STEPS
+from .search.run import CONFIRM, SELECT, SELECT_DEFAULT, TRIAL_STEPS
 from .training import tsfile
 from .training.data import load_dataset
 from .training.evaluate import evaluate_file
@@ -561,16 +561,16 @@ def _time(ctx, param, text):
     default=CONFIRM,
     show_default=True,
     help="Trials scored again on new folds at the defaults' schedule before the model is "
-    "chosen (beside the defaults, or the best trial with --select cheapest); 0: none.",
+    "chosen (beside the best trial, or the defaults with --select defaults); 0: none.",
 )
 @click.option(
     "--select",
     type=click.Choice(SELECT),
-    default="defaults",
+    default=SELECT_DEFAULT,
     show_default=True,
-    help="How the model is chosen on that second score: 'defaults' keeps the defaults unless "
-    "a challenger beats them by over a standard error; 'cheapest' takes the fewest "
-    "instructions within a standard error of the best.",
+    help="How the model is chosen on that second score: 'cheapest' takes the fewest "
+    "instructions within a standard error of the best; 'defaults' keeps the defaults unless "
+    "a challenger beats them by over a standard error.",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Trials at a time [default: 2 or the CPUs]."
