@@ -79,7 +79,16 @@ FEATURES: dict[str, tuple[str, ...]] = {
     ),
     "tb_iconv1d_xm_s16": (*_CONV_OUT, "window_words", "window_blocks", "word_macs", "step_values"),
     "tb_iconv1d_xs_s16": (*_CONV_OUT, "window_words", "window_blocks", "pair_macs", "step_values"),
-    "tb_iconv1d_xq_s16": (*_CONV_OUT, "window_words", "window_blocks", "word_macs", "step_values"),
+    # per output step and word, blocks of four channels: per window the block's k * c_in
+    # words of four MACs, then each channel's sign
+    "tb_iconv1d_xq_s16": (
+        *_CONV_OUT,
+        "out_blocks",
+        "out_channels",
+        "window_blocks",
+        "word_macs",
+        "step_values",
+    ),
     "tb_iconv1d_s16": (*_CONV_OUT, "window_channels", "channel_macs", "edge_channel_taps"),
     # binary convolutions: subset tables (three input bits a lookup), bit-sliced, byte lanes
     "tb_bconv1d_vst_b32": (*_CONV_OUT, "window_words", "lookups", "sliced_sign", "edge_word_taps"),
