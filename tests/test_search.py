@@ -332,7 +332,7 @@ def test_a_search_writes_the_contender_with_the_best_second_score(tiny, tmp_path
 
 
 def test_a_study_chosen_from_again_under_the_cheapest_rule(tiny, tmp_path, monkeypatch):
-    """A study run under --select defaults, resumed under the default rule (cheapest),
+    """A study run under the default rule (defaults), resumed under --select cheapest,
     trains no trial again and reuses the second scores it has; it writes the cheapest
     contender within a standard error of the best second score, and the report names the
     rule (here without the defaults, which score 100 % alone on this data)."""
@@ -340,9 +340,9 @@ def test_a_study_chosen_from_again_under_the_cheapest_rule(tiny, tmp_path, monke
 
     monkeypatch.setattr(search_run, "default_params", lambda shape, flash: None)
     kw = dict(trials=5, challengers=2, **FAST)
-    first = search(tiny, tmp_path / "a", Budget(flash=None), select="defaults", **kw)
+    first = search(tiny, tmp_path / "a", Budget(flash=None), **kw)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    r = search(tiny, tmp_path / "b", Budget(flash=None), **kw)
+    r = search(tiny, tmp_path / "b", Budget(flash=None), select="cheapest", **kw)
     assert [t.folds for t in r.trials] == [t.folds for t in first.trials]
     ranked = sorted((t for t in r.trials if t.folds), key=search_run._rank, reverse=True)
     assert {t.number for t in r.contenders} == {

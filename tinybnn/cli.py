@@ -561,16 +561,16 @@ def _time(ctx, param, text):
     default=CONFIRM,
     show_default=True,
     help="Trials scored again on new folds at the defaults' schedule before the model is "
-    "chosen (beside the best trial, or the defaults with --select defaults); 0: none.",
+    "chosen (beside the defaults, or the best trial with --select cheapest); 0: none.",
 )
 @click.option(
     "--select",
     type=click.Choice(SELECT),
     default=SELECT_DEFAULT,
     show_default=True,
-    help="How the model is chosen on that second score: 'cheapest' takes the fewest "
-    "instructions within a standard error of the best; 'defaults' keeps the defaults unless "
-    "a challenger beats them by over a standard error.",
+    help="How the model is chosen on that second score: 'defaults' keeps the defaults unless "
+    "a challenger beats them by over a standard error; 'cheapest' takes the fewest "
+    "instructions within a standard error of the best (it may cost accuracy).",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Trials at a time [default: 2 or the CPUs]."
