@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 
 import tinybnn
 from tinybnn.compiler import codegen, costs
@@ -268,8 +269,6 @@ def _fit_rel(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     between loop counts that move together in the calibration models, which extrapolated
     badly (tb_iconv1d_xq_s16 on M4: -4,921 per call, -774 per output step; 45 % mean error
     on held-out stages)."""
-    from scipy.optimize import nnls
-
     a_rel = a / y[:, None]  # relative error: (a @ coef - y) / y
     scale = np.abs(a_rel).max(axis=0)
     scale[scale == 0] = 1

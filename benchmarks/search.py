@@ -1,7 +1,7 @@
 """`tinybnn search` against the defaults on the development panel, under the earbud budget.
 
     .venv/bin/python benchmarks/search.py [--sets ECG5000 CBF ...] [--trials 40] [--seeds 3]
-                                          [--ray] [--select cheapest|defaults]
+                                          [--ray] [--select defaults|cheapest]
                                           [--runs search_runs.jsonl]
                                           [--out benchmarks/results/search.md]
 

@@ -161,7 +161,7 @@ def test_the_contenders_are_the_best_above_the_defaults_and_the_defaults():
 
     def numbers(ts, k):
         ranked = sorted(ts, key=search_run._rank, reverse=True)
-        return [t.number for t in search_run.contenders(ranked, k)]
+        return [t.number for t in search_run.contenders(ranked, k, "defaults", len(ranked))]
 
     assert numbers(trials(90, 95, 99, 80, 97, 92), 3) == [2, 4, 1, 0]  # three above, then 0
     assert numbers(trials(90, 95, 80), 3) == [1, 0]  # one above

@@ -19,8 +19,8 @@ it beats them on the same windows by more than MARGIN_SE standard errors of the 
 difference (SELECT_DEFAULT). `select="cheapest"` instead scores the best trial and the
 cheapest near it, and takes the fewest instructions within MARGIN_SE of the best second
 score: the one-standard-error rule, which trades up to a standard error of accuracy for
-instructions (benchmarks/results/selection.md, search_cheapest.md). Then the best candidate whose instructions,
-measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
+instructions (benchmarks/results/selection.md, search_cheapest.md). Then the best
+candidate whose instructions, measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
 trained on all the data with the full default schedule and written as a normal model file;
 the Pareto front (accuracy against instructions and flash) is profiled under QEMU where a
 toolchain is present, and the report says which figures are measured and which estimated.
@@ -456,9 +456,7 @@ def _cost(t: Trial) -> tuple[int, int]:
     return t.cost.instructions, t.cost.flash
 
 
-def contenders(
-    ranked: list[Trial], challengers: int, select: str = "defaults", windows: int = 0
-) -> list[Trial]:
+def contenders(ranked: list[Trial], challengers: int, select: str, windows: int) -> list[Trial]:
     """The trials `confirm` scores again (`ranked`: trained trials, best first); none if
     nothing would be compared.
 
@@ -483,7 +481,7 @@ def contenders(
     return chosen if len(chosen) >= 2 and above else []
 
 
-def choose(chosen: list[Trial], select: str = "defaults") -> list[Trial]:
+def choose(chosen: list[Trial], select: str) -> list[Trial]:
     """The contenders, scored again, in the order the written model is chosen from.
 
     Both rules rank on the second score (`_confirmed_rank`). "defaults": a challenger goes
@@ -830,11 +828,10 @@ def fitting_when_measured(
     """Train the best-ranked trial on all the data (`train_on_all(trial)`, which returns
     `tinybnn.train`'s result) whose instructions per inference, measured under QEMU on the
     target, fit the instruction budget: the search priced them with the cost model, whose
-    estimate is off by a few per cent, and the count moves by up to about 1 % with the
-    weights. A candidate is measured untrained first (built as `budget.cost` prices it,
-    within the flash budget), and only one that fits, or is over by no more than the weights
-    can move the count (WEIGHTS_MOVE), is trained; the trained model is then measured, and
-    decides. Returns the trial, the training's result, the measured counts of the
+    estimate is off by a few per cent, and training moves the count a little. A candidate
+    is measured untrained first (built as `budget.cost` prices it, within the flash budget),
+    and only one that fits, or is over by no more than training can move the count
+    (WEIGHTS_MOVE), is trained; the trained model is then measured, and decides. Returns the trial, the training's result, the measured counts of the
     trials passed over, why nothing was measured when there is an instruction budget (no
     toolchain: the best-ranked trial, on the estimate), and the trained model's profile
     (None if it was not measured)."""
