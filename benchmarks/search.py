@@ -28,9 +28,11 @@ written from every line for the sets asked.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -76,6 +78,7 @@ def run_set(
     default_cv = first.accuracy if first is not None else defaults_cv(train, r.settings)
     row = dict(
         set=name,
+        code=code_version(),
         windows=len(train),
         trials=trials,
         search_seconds=round(seconds),
@@ -117,6 +120,20 @@ def run_set(
     if ray:
         row.update(run_ray(name, trials, work, budget))
     return row
+
+
+def code_version() -> str:
+    """The commit the benchmark runs (with "+changes" if `tinybnn/` differs from it) and the
+    cost model's file, whose estimates steer a search's trials: a row's search is that of
+    this code."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run([*git, "status", "--porcelain", "tinybnn"], capture_output=True)
+    costs = hashlib.sha256((ROOT / "tinybnn/compiler/costs.json").read_bytes()).hexdigest()
+    return (
+        f"{commit.stdout.strip() or 'unknown'}{'+changes' if changed.stdout.strip() else ''}"
+        f", costs.json {costs[:8]}"
+    )
 
 
 def the_defaults(train):
@@ -247,13 +264,16 @@ def render(rows: list[dict]) -> str:
         "'scored again': the contenders' trial CV → their second score (new folds, the "
         "defaults' 2,000 steps), in the order they ranked on it, d = the defaults; 'resumed': "
         "the search's trials were run before (the time is the second scores' and the final "
-        f"training's). The written model was chosen by `--select {' / '.join(rules)}`"
+        "training's); 'code': the commit and cost model the search ran (the cost model's "
+        "estimates decide which candidates are trained, so a new one leads a search "
+        "elsewhere; rows recorded before this was kept name the commit that recorded them). "
+        f"The written model was chosen by `--select {' / '.join(rules)}`"
         + (" (per set, after its name)." if len(rules) > 1 else "."),
         "",
         "| set | windows | search s | CV % defaults / best | test % defaults | test % search | "
         "difference | instructions defaults / search | flash B | RAM B | best candidate | "
-        "defaults as trial 0 | passed over | scored again |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "defaults as trial 0 | passed over | scored again | code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rule = r.get("select", "defaults")
@@ -276,7 +296,7 @@ def render(rows: list[dict]) -> str:
             f"{r['defaults_ram']:,} / {r['found_ram']:,} | {r['candidate']} | "
             f"{r.get('defaults_trial') or '-'} | "
             f"{', '.join(f'{n} ({i:,})' for n, i in r.get('passed_over', {}).items()) or '-'} | "
-            f"{again or '-'} |"
+            f"{again or '-'} | {r.get('code', '-')} |"
         )
     lines += goals(rows)
     ray = [r for r in rows if "ray_best_cv" in r]
