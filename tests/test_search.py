@@ -23,7 +23,7 @@ from tinybnn.firmware.profile import profile
 from tinybnn.modelfile import load
 from tinybnn.search import Budget, search
 from tinybnn.search import run as search_run
-from tinybnn.search.budget import build, cost
+from tinybnn.search.budget import WEIGHTS_MOVE, build, cost
 from tinybnn.search.space import Candidate, default_params
 from tinybnn.training.data import Dataset, save_dataset
 
@@ -447,7 +447,7 @@ def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path
         profile(build(t.candidate, r.settings.shape), "cortex-m0", flash_budget=6000).instructions
         for t in ranked
     ]
-    assert counts[0] > min(counts) * (1 + search_run.WEIGHTS_MOVE)  # the cases below differ
+    assert counts[0] > min(counts) * (1 + WEIGHTS_MOVE)  # the cases below differ
 
     trained, moved = [], {}
 
@@ -474,8 +474,8 @@ def test_the_best_trial_whose_measured_instructions_fit_is_chosen(tiny, tmp_path
     assert trained[0] == ranked[0].number and over[ranked[0].number] == counts[0]
     assert best is next(t for t, c in zip(ranked, counts, strict=True) if c < counts[0])
     # over by more than the weights move the count: never trained
-    limit = math.ceil(counts[0] / (1 + search_run.WEIGHTS_MOVE)) - 1
-    assert counts[0] > limit * (1 + search_run.WEIGHTS_MOVE)
+    limit = math.ceil(counts[0] / (1 + WEIGHTS_MOVE)) - 1
+    assert counts[0] > limit * (1 + WEIGHTS_MOVE)
     assert pick(limit)[0] is not ranked[0] and ranked[0].number not in trained
     # within it, and trained to fewer instructions than its untrained build: written
     moved[ranked[0].number] = ranked[counts.index(min(counts))]
@@ -511,3 +511,53 @@ def test_search_on_a_local_ray_instance(tiny, tmp_path):
     assert all(len(t.folds) == 2 for t in trained)
     assert r.model_path.exists() and np.isfinite(r.best.accuracy)
     assert (tmp_path / "search.md").exists()
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="no firmware toolchain")
+def test_the_defaults_are_measured_where_the_estimate_alone_is_over(tiny, tmp_path, monkeypatch):
+    from tinybnn.firmware import harness
+    from tinybnn.search import budget as pricing
+
+    real = pricing.estimate  # a cost model that puts every candidate at thrice its count
+    monkeypatch.setattr(
+        pricing, "estimate", lambda cm: SimpleNamespace(instructions=3 * real(cm).instructions)
+    )
+    probe = search(tiny, tmp_path / "probe", Budget("cortex-m0", flash=6000), trials=1, **FAST)
+    d, shape = probe.trials[0], probe.settings.shape
+    assert d.defaults and d.cost.measured is None  # no instruction budget: nothing measured
+    n = profile(build(d.candidate, shape), "cortex-m0", flash_budget=6000).instructions
+    assert d.cost.instructions > n
+
+    # a budget they fit measured (with room for training to move the count, which the final
+    # check measures): trained, though the estimate is thrice over it. (An untrained build's
+    # count moves a little with its random weights, so the search's own measurement is read.)
+    room = math.floor(n * (1 + WEIGHTS_MOVE))
+    r = search(
+        tiny, tmp_path / "at", Budget("cortex-m0", flash=6000, instructions=room), trials=1, **FAST
+    )
+    first = r.trials[0]
+    m = first.cost.measured
+    assert first.defaults and first.folds and m is not None
+    assert first.cost.instructions > room and r.best.number == 0
+    assert f"(measured untrained {m:,})" in (tmp_path / "at" / "search.md").read_text()
+    # the others are priced on the estimate alone
+    assert all(t.cost.measured is None for t in r.trials if not t.defaults)
+    assert search_run.priced(d.candidate, r.settings, defaults=False).measured is None
+
+    # within WEIGHTS_MOVE of the budget, exactly: the least budget they fit, and one below
+    least = math.ceil(m / (1 + WEIGHTS_MOVE))
+    for limit, fits in ((least, True), (least - 1, False)):
+        b = Budget("cortex-m0", flash=6000, instructions=limit)
+        assert (first.cost.over(b) == "") is fits
+        assert fits or first.cost.over(b) == (
+            f"{m:,} instructions measured untrained > {limit:,} by over 2%"
+        )
+
+    # no toolchain: the estimate decides
+    def missing():
+        raise harness.ToolchainMissing("none here")
+
+    monkeypatch.setattr(harness, "find_toolchain", missing)
+    b = Budget("cortex-m0", flash=6000, instructions=n)
+    c = pricing.measured(cost(d.candidate, shape, b), d.candidate, shape, b)
+    assert c.measured is None and c.over(b) == f"{c.instructions:,} instructions > {n:,}"

@@ -53,8 +53,15 @@ def run_ray(study, storage, data, settings, trials: int, address: str, progress,
     have been trained."""
     from optuna.trial import TrialState
 
-    from .budget import cost
-    from .run import MAX_OVER, Trial, _candidate_attrs, _requeue_interrupted, _trained, sampler
+    from .run import (
+        MAX_OVER,
+        Trial,
+        _candidate_attrs,
+        _requeue_interrupted,
+        _trained,
+        priced,
+        sampler,
+    )
     from .space import suggest
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no status tables on the console
@@ -82,7 +89,7 @@ def run_ray(study, storage, data, settings, trials: int, address: str, progress,
 
     def space(ot_trial):
         cand = suggest(ot_trial, settings.shape)
-        c = cost(cand, settings.shape, settings.budget)
+        c = priced(cand, settings, bool(getattr(ot_trial, "user_attrs", {}).get("defaults")))
         for k, v in _candidate_attrs(cand, c).items():
             ot_trial.set_user_attr(k, v)
         over = c.over(settings.budget)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .budget import WEIGHTS_MOVE
 from .run import (
     MARGIN_SE,
     SearchResult,
@@ -115,7 +116,9 @@ def format_report(result: SearchResult) -> str:
         f"- **Budget**: {b.describe()}. Flash is the model's constants (weights, tables, "
         "thresholds at their trained width) and arena its activation buffer, both from the "
         "compiler before training; instructions per inference are the cost model's estimate "
-        "(`tinybnn.compiler.costs`, calibrated against QEMU) until measured.",
+        "(`tinybnn.compiler.costs`, calibrated against QEMU) until measured; the defaults, "
+        "where the estimate alone puts them over, are measured untrained under QEMU and fit "
+        f"within {float(WEIGHTS_MOVE):.0%} of the budget (training moves the count).",
         f"- **Score**: held-out accuracy by {how} of the training data, {s.trial_steps} "
         f"optimizer steps per fold; seed {s.seed}. Among equal accuracies the defaults (trial "
         "0) come first, then the lower mean held-out cross-entropy, then fewer instructions. "
@@ -220,7 +223,10 @@ def format_report(result: SearchResult) -> str:
                 f"{t.number}{' (defaults)' if t.defaults else ''}",
                 f"{t.accuracy:.1f}" if t.folds else f"over budget: {t.over}",
                 f"{t.loss:.3f}" if t.losses else "",
-                f"{t.cost.instructions:,}" if not t.cost.refused else "-",
+                "-"
+                if t.cost.refused
+                else f"{t.cost.instructions:,}"
+                + ("" if t.cost.measured is None else f" (measured untrained {t.cost.measured:,})"),
                 f"{t.cost.flash:,}" if not t.cost.refused else "-",
                 f"{t.cost.arena:,}" if not t.cost.refused else "-",
                 f"{t.seconds:.0f}" if t.folds else "",

@@ -65,7 +65,7 @@ from ..errors import TinyBNNError
 from ..outputs import check_outputs
 from ..training.data import Dataset, folds, load_dataset, split
 from ..training.recipe import BATCH, STEPS
-from .budget import Budget, Cost, cost
+from .budget import WEIGHTS_MOVE, Budget, Cost, cost, measured
 from .space import Candidate, default_params, suggest
 
 TRIAL_STEPS = 1000  # optimizer steps per fold of a trial (the defaults train 2000)
@@ -86,12 +86,6 @@ SELECT = ("defaults", "cheapest")
 # "cheapest" the default; on the panel's TEST files it then lost up to 6.7 points where the
 # defaults were within a standard error: benchmarks/results/search_cheapest.md.)
 SELECT_DEFAULT = "defaults"
-# The fraction by which training may move a model's measured instructions per inference from
-# its untrained build's (the thresholds' widths, and with them the constants that fit the
-# flash budget): the panel's defaults measured 0.2 % (GunPoint) to 0.5 % (ElectricDevices)
-# more untrained than trained. A candidate measured over the budget untrained by no more than
-# this is trained, and decided on its trained count.
-WEIGHTS_MOVE = Fraction(2, 100)  # exact: the comparison is on integers
 FOLDS = 3
 FOLDS_BELOW = 1000  # windows: k-fold cross-validation below, one hold-out at or above
 HOLD_OUT = 0.2
@@ -375,12 +369,26 @@ def trials_of(study) -> list[Trial]:
     return out
 
 
+def priced(cand: Candidate, settings: Settings, defaults: bool) -> Cost:
+    """What `cand` costs on the budget: the compiler's bytes and the cost model's estimate,
+    and for the defaults, where the estimate alone is over, their measured count
+    (`budget.measured`)."""
+    c = cost(cand, settings.shape, settings.budget)
+    return measured(c, cand, settings.shape, settings.budget) if defaults else c
+
+
 def _candidate_attrs(cand: Candidate, c: Cost) -> dict:
     arch = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cand.architecture.items()}
     return dict(
         architecture=arch,
         recipe=cand.recipe,
-        cost=dict(flash=c.flash, arena=c.arena, instructions=c.instructions, refused=c.refused),
+        cost=dict(
+            flash=c.flash,
+            arena=c.arena,
+            instructions=c.instructions,
+            refused=c.refused,
+            measured=c.measured,
+        ),
     )
 
 
@@ -577,7 +585,7 @@ def ask_fitting(study, settings: Settings, seed: int):
         study.sampler = sampler(seed, len(live))
         trial = study.ask()
         cand = suggest(trial, settings.shape)
-        c = cost(cand, settings.shape, settings.budget)
+        c = priced(cand, settings, bool(trial.user_attrs.get("defaults")))
         for k, v in _candidate_attrs(cand, c).items():
             trial.set_user_attr(k, v)
         over = c.over(settings.budget)
