@@ -175,13 +175,15 @@ def run_ray(
 ) -> dict:
     """The same search on a local 2-CPU Ray instance; both searches' written models (trained
     on all of TRAIN, seed 0) scored on TEST. `local_seconds`: the in-process search's time
-    where it was just run (it is resumed here), else it is timed here."""
+    where it was just run (it is resumed here); else it is timed here if it starts afresh,
+    and not given (None) if it resumes a study run before."""
     train_path, test_path = panel.files(name)
     train = load_ts(train_path).data
     test = load_ts(test_path, like=train_path).data
+    resumed = (work / name / "study.journal").exists()
     start = time.monotonic()
-    local = search(train, work / name, budget, trials=trials, seed=0, measure=False)  # resumes
-    if local_seconds is None:
+    local = search(train, work / name, budget, trials=trials, seed=0, measure=False)
+    if local_seconds is None and not resumed:
         local_seconds = time.monotonic() - start
     start = time.monotonic()
     rr = search(
@@ -193,7 +195,7 @@ def run_ray(
         local_best_cv=local.best.accuracy,
         local_best_trial=local.best.number,
         local_candidate=local.best.candidate.describe(),
-        local_seconds=round(local_seconds),
+        local_seconds=None if local_seconds is None else round(local_seconds),
         ray_seconds=round(time.monotonic() - start),
         ray_best_cv=rr.best.accuracy,
         ray_best_trial=rr.best.number,
@@ -212,6 +214,10 @@ def defaults_cv(train, settings) -> float:
     return statistics.mean(accs)
 
 
+def seconds(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
 def mean_sd(v: list[float]) -> str:
     return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
@@ -222,27 +228,28 @@ def mean_sd(v: list[float]) -> str:
 GAIN, FEWER = 1.0, Fraction(7, 10)
 
 
+def difference(r: dict) -> float:
+    """The search's TEST % less the defaults', means over the seeds (of the same windows:
+    equal models score equal lists, so their difference is exactly 0)."""
+    return statistics.mean(r["found"]) - statistics.mean(r["defaults"])
+
+
 def goals(rows: list[dict]) -> list[str]:
     """The table's rows counted against the goals (the sets that meet each, named)."""
-    # the seeds' scores are of the same windows: equal means are equal models' (or ties)
-    diffs = {r["set"]: statistics.mean(r["found"]) - statistics.mean(r["defaults"]) for r in rows}
-    fits = {r["set"]: r["found_instructions"] <= r["budget_instructions"] for r in rows}
-    as_good = [n for n, d in diffs.items() if round(d, 9) >= 0 and fits[n]]
-    better = [
-        r["set"]
-        for r in rows
-        if r["set"] in as_good
-        and (
-            round(diffs[r["set"]], 9) >= GAIN
-            or r["found_instructions"] <= FEWER * r["defaults_instructions"]
-        )
-    ]
-    n = len(rows)
+    as_good, better = [], []
+    for r in rows:
+        d = round(difference(r), 9)  # k of n windows: no real difference is within 1e-9
+        if d < 0 or r["found_instructions"] > r["budget_instructions"]:
+            continue
+        as_good.append(r["set"])
+        if d >= GAIN or r["found_instructions"] <= FEWER * r["defaults_instructions"]:
+            better.append(r["set"])
+    n, misses = len(rows), [r["set"] for r in rows if r["set"] not in as_good]
     return [
         "",
         f"Against the goals, {n} sets: at least as accurate (test % difference ≥ 0) for at most "
         f"the defaults' instructions: {len(as_good)} of {n}"
-        + (f" (not: {', '.join(x for x in diffs if x not in as_good)})" if len(as_good) < n else "")
+        + (f" (not: {', '.join(misses)})" if misses else "")
         + f"; strictly better (≥ {GAIN:.0f} point, or ≤ {float(FEWER):.0%} of the "
         f"instructions at no loss): {len(better)} of {n}"
         + (f" ({', '.join(better)})" if better else "")
@@ -282,7 +289,7 @@ def render(rows: list[dict]) -> str:
     ]
     for r in rows:
         rule = r.get("select", "defaults")
-        diff = statistics.mean(r["found"]) - statistics.mean(r["defaults"])
+        diff = difference(r)
         cv = r["defaults_cv"]
         again = ", ".join(
             f"{'d' if c['defaults'] else c['trial']}: {c['cv']:.1f} → {c['second']:.1f}"
@@ -322,7 +329,7 @@ def render(rows: list[dict]) -> str:
             f"| {r['set']} | {r['local_best_trial']}: {r['local_best_cv']:.1f} | "
             f"{r['ray_best_trial']}: {r['ray_best_cv']:.1f} | "
             f"{r['local_model_test']:.1f} / {r['ray_model_test']:.1f} | "
-            f"{r['local_seconds']:,} / {r['ray_seconds']:,} | {r['local_candidate']} | "
+            f"{seconds(r['local_seconds'])} / {r['ray_seconds']:,} | {r['local_candidate']} | "
             f"{r['ray_candidate']} |"
             for r in ray
         ]

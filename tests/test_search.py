@@ -559,5 +559,5 @@ def test_the_defaults_are_measured_where_the_estimate_alone_is_over(tiny, tmp_pa
 
     monkeypatch.setattr(harness, "find_toolchain", missing)
     b = Budget("cortex-m0", flash=6000, instructions=n)
-    c = pricing.measured(cost(d.candidate, shape, b), d.candidate, shape, b)
+    c = pricing.measure_if_over(cost(d.candidate, shape, b), d.candidate, shape, b)
     assert c.measured is None and c.over(b) == f"{c.instructions:,} instructions > {n:,}"

@@ -51,6 +51,11 @@ class Budget:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise TinyBNNError(f"the {what} budget must be a positive integer, not {v!r}")
 
+    def allows(self, measured: int, slack: Fraction = Fraction(0)) -> bool:
+        """Whether `measured` instructions per inference are within the budget (and `slack`
+        of it: a fraction, compared exactly)."""
+        return self.instructions is None or measured <= self.instructions * (1 + slack)
+
     def describe(self) -> str:
         parts = [self.target]
         if self.flash:
@@ -86,7 +91,7 @@ class Cost:
         if budget.ram and self.arena > budget.ram:
             why.append(f"arena {self.arena:,} B > {budget.ram:,}")
         if budget.instructions and self.measured is not None:
-            if self.measured > budget.instructions * (1 + WEIGHTS_MOVE):
+            if not budget.allows(self.measured, WEIGHTS_MOVE):
                 why.append(
                     f"{self.measured:,} instructions measured untrained > {budget.instructions:,}"
                     f" by over {float(WEIGHTS_MOVE):.0%}"
@@ -117,7 +122,17 @@ def cost(candidate: Candidate, shape: tuple[int, int, int, int], budget: Budget)
     return Cost(cm.flash_bytes + headroom, cm.arena_bytes, instructions)
 
 
-def measured(c: Cost, candidate: Candidate, shape: tuple[int, int, int, int], budget: Budget):
+def measure(model, budget: Budget):
+    """`model`'s QEMU profile on the budget's target, built within its flash budget (as
+    `cost` prices it)."""
+    from ..firmware.profile import profile
+
+    return profile(model, budget.target, flash_budget=budget.flash)
+
+
+def measure_if_over(
+    c: Cost, candidate: Candidate, shape: tuple[int, int, int, int], budget: Budget
+) -> Cost:
     """`c` with the candidate's instructions measured untrained under QEMU, where only the
     estimate puts it over the instruction budget and a toolchain is present; else `c`.
 
@@ -126,15 +141,12 @@ def measured(c: Cost, candidate: Candidate, shape: tuple[int, int, int, int], bu
     on a held-out model: benchmarks/results/costs.md), which alone could keep them out of a
     budget set at their own measured count. Other candidates are priced on the estimate."""
     from ..firmware import harness
-    from ..firmware.profile import profile
 
     fits_otherwise = replace(c, instructions=0).over(budget) == ""
-    if not budget.instructions or c.instructions <= budget.instructions or not fits_otherwise:
+    if budget.allows(c.instructions) or not fits_otherwise:
         return c
     try:
         harness.find_toolchain()
     except harness.ToolchainMissing:
         return c
-    model = build(candidate, shape)
-    n = profile(model, budget.target, flash_budget=budget.flash).instructions
-    return replace(c, measured=n)
+    return replace(c, measured=measure(build(candidate, shape), budget).instructions)

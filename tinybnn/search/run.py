@@ -20,8 +20,9 @@ difference (SELECT_DEFAULT). `select="cheapest"` instead scores the best trial a
 cheapest near it, and takes the fewest instructions within MARGIN_SE of the best second
 score: the one-standard-error rule, which trades up to a standard error of accuracy for
 instructions (benchmarks/results/selection.md, search_cheapest.md). Then the best
-candidate whose instructions, measured under QEMU, fit the budget (the cost model's estimate is off by a few per cent) is
-trained on all the data with the full default schedule and written as a normal model file;
+candidate whose instructions, measured under QEMU, fit the budget (the cost model's
+estimate is off by a few per cent) is trained on all the data with the full default
+schedule and written as a normal model file;
 the Pareto front (accuracy against instructions and flash) is profiled under QEMU where a
 toolchain is present, and the report says which figures are measured and which estimated.
 
@@ -65,7 +66,7 @@ from ..errors import TinyBNNError
 from ..outputs import check_outputs
 from ..training.data import Dataset, folds, load_dataset, split
 from ..training.recipe import BATCH, STEPS
-from .budget import WEIGHTS_MOVE, Budget, Cost, cost, measured
+from .budget import WEIGHTS_MOVE, Budget, Cost, cost, measure_if_over
 from .space import Candidate, default_params, suggest
 
 TRIAL_STEPS = 1000  # optimizer steps per fold of a trial (the defaults train 2000)
@@ -372,9 +373,9 @@ def trials_of(study) -> list[Trial]:
 def priced(cand: Candidate, settings: Settings, defaults: bool) -> Cost:
     """What `cand` costs on the budget: the compiler's bytes and the cost model's estimate,
     and for the defaults, where the estimate alone is over, their measured count
-    (`budget.measured`)."""
+    (`budget.measure_if_over`)."""
     c = cost(cand, settings.shape, settings.budget)
-    return measured(c, cand, settings.shape, settings.budget) if defaults else c
+    return measure_if_over(c, cand, settings.shape, settings.budget) if defaults else c
 
 
 def _candidate_attrs(cand: Candidate, c: Cost) -> dict:
@@ -839,13 +840,13 @@ def fitting_when_measured(
     estimate is off by a few per cent, and training moves the count a little. A candidate
     is measured untrained first (built as `budget.cost` prices it, within the flash budget),
     and only one that fits, or is over by no more than training can move the count
-    (WEIGHTS_MOVE), is trained; the trained model is then measured, and decides. Returns the trial, the training's result, the measured counts of the
-    trials passed over, why nothing was measured when there is an instruction budget (no
-    toolchain: the best-ranked trial, on the estimate), and the trained model's profile
-    (None if it was not measured)."""
+    (WEIGHTS_MOVE), is trained; the trained model is then measured, and decides. Returns
+    the trial, the training's result, the measured counts of the trials passed over, why
+    nothing was measured when there is an instruction budget (no toolchain: the best-ranked
+    trial, on the estimate), and the trained model's profile (None if it was not
+    measured)."""
     from ..firmware import harness
-    from ..firmware.profile import profile
-    from .budget import build
+    from .budget import build, measure
 
     b = settings.budget
     if b.instructions is None:
@@ -855,13 +856,10 @@ def fitting_when_measured(
     except harness.ToolchainMissing as e:
         return ranked[0], train_on_all(ranked[0]), {}, f"no toolchain: {e}", None
 
-    def measured(model):
-        return profile(model, b.target, flash_budget=b.flash)
-
     def fits(t: Trial, report, what: str, slack: Fraction = Fraction(0)):
         """Whether `report`'s instructions are within the budget (and `slack` of it)."""
         n = report.instructions
-        if n <= b.instructions * (1 + slack):
+        if b.allows(n, slack):
             return True
         over[t.number] = n
         if progress:
@@ -876,7 +874,7 @@ def fitting_when_measured(
 
     over: dict[int, int] = {}
     for t in ranked:
-        untrained = measured(build(t.candidate, settings.shape))
+        untrained = measure(build(t.candidate, settings.shape), b)
         if not fits(t, untrained, "untrained", WEIGHTS_MOVE):
             continue
         if untrained.instructions > b.instructions and progress:
@@ -886,7 +884,7 @@ def fitting_when_measured(
                 file=sys.stderr,
             )
         final = train_on_all(t)
-        if fits(t, report := measured(final.model), "trained"):
+        if fits(t, report := measure(final.model, b), "trained"):
             return t, final, over, "", report
         for f in final.files:  # no model over the budget is left behind
             Path(f).unlink(missing_ok=True)
@@ -904,8 +902,7 @@ def measure_finalists(
     the weights beyond the thresholds' width, which the estimate already takes at its
     widest)."""
     from ..firmware import harness
-    from ..firmware.profile import profile
-    from .budget import build
+    from .budget import build, measure
 
     try:
         harness.find_toolchain()
@@ -917,7 +914,7 @@ def measure_finalists(
         if t.number in measured:
             continue
         m = model if t.number == best.number else build(t.candidate, settings.shape)
-        measured[t.number] = profile(m, settings.budget.target, flash_budget=settings.budget.flash)
+        measured[t.number] = measure(m, settings.budget)
     return measured, ""
 
 
